@@ -1,0 +1,45 @@
+# Quick start: `make demo` and `make test` work from a clean clone on Debian bookworm (as root).
+# Each target installs what is missing first; every install step is idempotent.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+APT_PACKAGES := packer openssh-server socat haproxy iperf3 hyperfine python3-winrm
+NODE_STAMP := node_modules/.package-lock.stamp
+
+.PHONY: help deps apt-deps node-deps build demo test lint typecheck bench clean
+
+help:
+	@echo "make demo   validate and render the example templates under images/"
+	@echo "make test   install what is missing, lint, type-check and run the whole test suite"
+	@echo "make bench  run the benchmarks under bench/"
+
+deps: apt-deps node-deps
+
+apt-deps:
+	@bash scripts/install-apt-deps.sh $(APT_PACKAGES)
+
+# npm ci only when package-lock.json changed since the last install.
+node-deps: $(NODE_STAMP)
+$(NODE_STAMP): package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: node-deps
+	npm run --silent build
+
+demo: deps build
+	@bash scripts/demo.sh
+
+lint: node-deps
+	npm run --silent lint
+
+typecheck: node-deps
+	npm run --silent typecheck
+
+test: deps build lint typecheck
+	npx vitest run
+
+bench: deps build
+	node bench/template-bench.mjs
+
+clean:
+	rm -rf dist .work coverage

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
+import { EXIT_CODES } from '../errors.js';
+import type { CommandIo } from './command.js';
+import { main } from './run-cli.js';
+
+const controller = new AbortController();
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    controller.abort(new Error(`received ${signal}`));
+  });
+}
+
+const io: CommandIo = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  signal: controller.signal,
+};
+
+process.exitCode = await main(process.argv.slice(2), io);
+if (interrupted && process.exitCode === 0) process.exitCode = EXIT_CODES.interrupted;

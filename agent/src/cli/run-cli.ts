@@ -1,0 +1,73 @@
+/**
+ * The isobuild command line: dispatches to a command, maps errors to documented exit codes
+ * (docs/exit-codes.md) and makes sure no stack trace ever reaches a user for bad input.
+ */
+import { EXIT_CODES, isIsobuildError } from '../errors.js';
+import type { CommandIo } from './command.js';
+import { RENDER_HELP, runRender } from './commands/render.js';
+import { VALIDATE_HELP, runValidate } from './commands/validate.js';
+import { formatProblems } from './output.js';
+import { VERSION } from '../version.js';
+
+const COMMANDS: Record<string, { summary: string; help: string; run: (argv: string[], io: CommandIo) => Promise<number> }> = {
+  validate: { summary: 'check an AIB image template and summarise what it would build', help: VALIDATE_HELP, run: runValidate },
+  render: { summary: 'download artifacts and write Packer HCL for a template', help: RENDER_HELP, run: runRender },
+};
+
+const USAGE = `isobuild ${VERSION}: builds VM images from Azure VM Image Builder templates with Packer.
+
+Usage: isobuild <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`)
+  .join('\n')}
+  version    print the version
+
+Run "isobuild <command> --help" for a command's options.
+Exit codes: 0 ok, 2 invalid template or arguments, 3 artifact download or checksum failure,
+4 missing or unsuitable tool (Packer), 70 internal error, 130 interrupted. See docs/exit-codes.md.`;
+
+export async function main(argv: string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    io.out(topic ? topic.help : USAGE);
+    return name === undefined ? EXIT_CODES.invalidInput : 0;
+  }
+  if (name === 'version' || name === '--version') {
+    io.out(VERSION);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`isobuild: unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, version. See isobuild --help.`);
+    return EXIT_CODES.invalidInput;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    return reportError(error, name, io);
+  }
+}
+
+function reportError(error: unknown, command: string, io: CommandIo): number {
+  if (isIsobuildError(error)) {
+    io.err(`isobuild ${command}: ${error.message}`);
+    if (error.problems.length > 0) io.err(formatProblems(error.problems));
+    return error.exitCode;
+  }
+  // parseArgs reports unknown or malformed options with these codes.
+  const code = (error as { code?: string }).code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    io.err(`isobuild ${command}: ${(error as Error).message}. See isobuild ${command} --help.`);
+    return EXIT_CODES.invalidInput;
+  }
+  io.err(
+    `isobuild ${command}: internal error: ${error instanceof Error ? error.message : String(error)}\n` +
+      'This is a bug in isobuild; please report it with the command you ran.',
+  );
+  if (process.env.ISOBUILD_DEBUG === '1' && error instanceof Error && error.stack) io.err(error.stack);
+  return EXIT_CODES.internal;
+}
+
