@@ -1,0 +1,197 @@
+/**
+ * Maps a normalised image template to the Packer HCL files AIB would run (aib-reference §2.2):
+ * a null builder with an SSH or WinRM communicator whose address and credentials are variables,
+ * one provisioner per customizer, and AIB's hidden deprovision step at the end.
+ */
+import type { ImageTemplate, Step } from '../template/model.js';
+import { expr, writeHcl, type HclBlock, type HclValue, type SecretReference } from './hcl.js';
+import { hclString } from './hcl.js';
+import { VERSION } from '../version.js';
+
+/** Variables every rendered file declares; `isobuild build` fills them through PKR_VAR_* environment variables. */
+export const PACKER_VARIABLES = {
+  host: 'build_host',
+  port: 'build_port',
+  username: 'build_username',
+  sshKeyFile: 'ssh_private_key_file',
+  sshPassword: 'ssh_password',
+  winrmPassword: 'winrm_password',
+  winrmInsecure: 'winrm_insecure',
+  connectTimeout: 'connect_timeout',
+} as const;
+
+/** AIB waits 20 minutes for SSH and 10 for WinRM (aib-reference §2.1). */
+export const DEFAULT_CONNECT_TIMEOUT = { linux: '20m', windows: '10m' } as const;
+
+/** The windows-update provisioner is a plugin; Packer loads plugins from `required_plugins` from 1.7 on. */
+export const WINDOWS_UPDATE_PLUGIN = { source: 'github.com/rgl/windows-update', version: '>= 0.14.0' } as const;
+
+export interface RenderedStep {
+  readonly step: Step;
+  /** Artifact file for scriptUri / sourceUri steps, relative to the output directory. */
+  readonly artifact?: string;
+}
+
+export interface PackerFileOptions {
+  readonly template: ImageTemplate;
+  readonly steps: readonly RenderedStep[];
+  readonly kind: 'customization' | 'validation';
+  /** Relative path of the deprovision script, or undefined to skip the step. */
+  readonly deprovisionScript?: string;
+  readonly supportsPlugins: boolean;
+  readonly secrets: readonly SecretReference[];
+  readonly sourceLabel: string;
+}
+
+export function renderPackerFile(options: PackerFileOptions): string {
+  const { template } = options;
+  const hasUpdates = options.steps.some((s) => s.step.type === 'WindowsUpdate');
+  const packerBlock: HclBlock = {
+    type: 'packer',
+    attributes: [['required_version', '>= 1.6.6']],
+    blocks: hasUpdates && options.supportsPlugins
+      ? [{
+          type: 'required_plugins',
+          attributes: [['windows-update', expr(`{\n    version = ${hclString(WINDOWS_UPDATE_PLUGIN.version)}\n    source  = ${hclString(WINDOWS_UPDATE_PLUGIN.source)}\n  }`)]],
+        }]
+      : [],
+  };
+  const header = [
+    `# Rendered by isobuild ${VERSION} from ${sanitizeComment(options.sourceLabel)} — do not edit; render again instead.`,
+    `# ${options.kind === 'customization' ? 'Customization' : 'In-VM validation'} of a ${template.os === 'linux' ? 'Linux' : 'Windows'} build VM (imageTemplates API ${template.apiVersion}).`,
+    '# Credentials are sensitive variables supplied as PKR_VAR_* environment variables; none is stored here.',
+    '',
+  ].join('\n');
+  const provisioners = options.steps.map((s) => provisionerFor(s, template, options.secrets));
+  if (options.deprovisionScript) provisioners.push(deprovisionProvisioner(template, options.deprovisionScript));
+  const blocks: HclBlock[] = [
+    packerBlock,
+    ...variableBlocks(template, options.secrets),
+    sourceBlock(template),
+    { type: 'build', attributes: [['sources', ['source.null.build_vm']]], blocks: provisioners },
+  ];
+  return `${header}\n${writeHcl(blocks)}`;
+}
+
+function variableBlocks(template: ImageTemplate, secrets: readonly SecretReference[]): HclBlock[] {
+  const v = PACKER_VARIABLES;
+  const variable = (name: string, type: 'string' | 'number' | 'bool', value: HclValue, description: string, sensitive = false): HclBlock => ({
+    type: 'variable',
+    labels: [name],
+    attributes: [['type', expr(type)], ['default', value], ['description', description], ...(sensitive ? [['sensitive', true] as const] : [])],
+  });
+  const common = [
+    variable(v.host, 'string', '127.0.0.1', 'Address Packer connects to: the build VM, or the isobuild relay in front of it.'),
+    variable(v.port, 'number', template.os === 'linux' ? 22 : 5986, template.os === 'linux' ? 'SSH port.' : 'WinRM HTTPS port.'),
+    variable(v.username, 'string', 'packer', 'Administrator account on the build VM.'),
+    variable(v.connectTimeout, 'string', DEFAULT_CONNECT_TIMEOUT[template.os], 'How long to wait for the communicator to connect.'),
+  ];
+  const auth =
+    template.os === 'linux'
+      ? [
+          variable(v.sshKeyFile, 'string', '', 'Path of the SSH private key (set this or ssh_password).'),
+          variable(v.sshPassword, 'string', '', 'SSH password (set this or ssh_private_key_file).', true),
+        ]
+      : [
+          variable(v.winrmPassword, 'string', '', 'WinRM password of the administrator account.', true),
+          variable(v.winrmInsecure, 'bool', true, 'Accept the build VM\'s self-signed WinRM certificate, as AIB does.'),
+        ];
+  const secretVariables = secrets.map((s) => variable(s.variable, 'string', '', 'A securestring template parameter.', true));
+  return [...common, ...auth, ...secretVariables];
+}
+
+function sourceBlock(template: ImageTemplate): HclBlock {
+  const v = PACKER_VARIABLES;
+  const attributes: [string, HclValue][] =
+    template.os === 'linux'
+      ? [
+          ['communicator', 'ssh'],
+          ['ssh_host', expr(`var.${v.host}`)],
+          ['ssh_port', expr(`var.${v.port}`)],
+          ['ssh_username', expr(`var.${v.username}`)],
+          ['ssh_private_key_file', expr(`var.${v.sshKeyFile}`)],
+          ['ssh_password', expr(`var.${v.sshPassword}`)],
+          ['ssh_timeout', expr(`var.${v.connectTimeout}`)],
+        ]
+      : [
+          ['communicator', 'winrm'],
+          ['winrm_host', expr(`var.${v.host}`)],
+          ['winrm_port', expr(`var.${v.port}`)],
+          ['winrm_username', expr(`var.${v.username}`)],
+          ['winrm_password', expr(`var.${v.winrmPassword}`)],
+          ['winrm_use_ssl', true],
+          ['winrm_insecure', expr(`var.${v.winrmInsecure}`)],
+          ['winrm_use_ntlm', true],
+          ['winrm_timeout', expr(`var.${v.connectTimeout}`)],
+        ];
+  return { type: 'source', labels: ['null', 'build_vm'], attributes };
+}
+
+function provisionerFor(rendered: RenderedStep, template: ImageTemplate, secrets: readonly SecretReference[]): HclBlock {
+  const { step, artifact } = rendered;
+  const comment = [`${step.path}: ${step.type} ${JSON.stringify(step.name)}`.replace(/[\r\n]/g, ' ')];
+  const text = (value: string): HclValue => expr(hclString(value, secrets));
+  const scriptOrInline = (s: { inline?: readonly string[] }): [string, HclValue] =>
+    artifact ? ['script', artifactPath(artifact)] : ['inline', (s.inline ?? []).map(text)];
+  switch (step.type) {
+    case 'Shell':
+      return { type: 'provisioner', labels: ['shell'], comment, attributes: [scriptOrInline(step)] };
+    case 'PowerShell': {
+      const attributes: [string, HclValue][] = [scriptOrInline(step), ['valid_exit_codes', [...step.validExitCodes]]];
+      if (step.runAsSystem) attributes.push(['elevated_user', 'SYSTEM'], ['elevated_password', '']);
+      else if (step.runElevated) {
+        attributes.push(['elevated_user', expr(`var.${PACKER_VARIABLES.username}`)], ['elevated_password', expr(`var.${PACKER_VARIABLES.winrmPassword}`)]);
+      }
+      return { type: 'provisioner', labels: ['powershell'], comment, attributes };
+    }
+    case 'File':
+      return {
+        type: 'provisioner',
+        labels: ['file'],
+        comment,
+        attributes: [['source', artifactPath(artifact ?? '')], ['destination', text(step.destination)]],
+      };
+    case 'WindowsRestart': {
+      const attributes: [string, HclValue][] = [['restart_command', text(step.restartCommand)], ['restart_timeout', step.restartTimeout]];
+      // AIB's default check command is empty, which leaves Packer's own default in place.
+      if (step.restartCheckCommand !== '') attributes.splice(1, 0, ['restart_check_command', text(step.restartCheckCommand)]);
+      return { type: 'provisioner', labels: ['windows-restart'], comment, attributes };
+    }
+    case 'WindowsUpdate':
+      return {
+        type: 'provisioner',
+        labels: ['windows-update'],
+        comment,
+        attributes: [['search_criteria', text(step.searchCriteria)], ['filters', step.filters.map(text)], ['update_limit', step.updateLimit]],
+      };
+  }
+  void template;
+}
+
+function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlock {
+  const comment = [
+    "AIB's hidden generalization step (aib-reference §2.3). A customizer can replace it by writing",
+    template.os === 'linux' ? '/tmp/DeprovisioningScript.sh.' : 'c:\\DeprovisioningScript.ps1.',
+  ];
+  if (template.os === 'linux') return { type: 'provisioner', labels: ['shell'], comment, attributes: [['script', artifactPath(script)]] };
+  return {
+    type: 'provisioner',
+    labels: ['powershell'],
+    comment,
+    attributes: [
+      ['script', artifactPath(script)],
+      ['elevated_user', expr(`var.${PACKER_VARIABLES.username}`)],
+      ['elevated_password', expr(`var.${PACKER_VARIABLES.winrmPassword}`)],
+    ],
+  };
+}
+
+/** Artifact names are generated by isobuild ([A-Za-z0-9._-] only), so the path.root interpolation is safe. */
+function artifactPath(relative: string): HclValue {
+  if (!/^[A-Za-z0-9._/-]+$/.test(relative)) throw new Error(`unsafe artifact path ${relative}`);
+  return expr(`"\${path.root}/${relative}"`);
+}
+
+function sanitizeComment(text: string): string {
+  return text.replace(/[\r\n]/g, ' ');
+}

@@ -1,0 +1,124 @@
+/**
+ * Renders everything Packer needs for one template into a directory: fetched artifacts, the deprovision
+ * script, customization.pkr.hcl and (when there are in-VM validators) validation.pkr.hcl. It works in a
+ * scratch directory and swaps it in only when complete, so a failure never leaves a half-written output
+ * and never destroys a previous one.
+ */
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fetchArtifacts, type ArtifactRecord, type FetchArtifactsOptions } from '../artifacts/fetch-artifacts.js';
+import { IsobuildError, type Problem } from '../errors.js';
+import type { PackerInfo } from '../packer/packer-version.js';
+import type { ImageTemplate, Step } from '../template/model.js';
+import { LINUX_DEPROVISION_SCRIPT, WINDOWS_DEPROVISION_SCRIPT } from './deprovision.js';
+import type { SecretReference } from './hcl.js';
+import { WINDOWS_UPDATE_PLUGIN, renderPackerFile, type RenderedStep } from './packer-template.js';
+
+export const CUSTOMIZATION_FILE = 'customization.pkr.hcl';
+export const VALIDATION_FILE = 'validation.pkr.hcl';
+export const ARTIFACTS_DIR = 'artifacts';
+export const MANIFEST_FILE = 'isobuild-render.json';
+
+export interface RenderOptions {
+  readonly outDir: string;
+  readonly sourceLabel: string;
+  readonly packer: PackerInfo;
+  readonly skipDeprovision?: boolean;
+  readonly fetch?: Omit<FetchArtifactsOptions, 'directory' | 'signal'>;
+  readonly signal?: AbortSignal;
+}
+
+export interface RenderResult {
+  readonly outDir: string;
+  readonly files: readonly string[];
+  readonly artifacts: readonly ArtifactRecord[];
+  readonly warnings: readonly Problem[];
+}
+
+export async function renderBuild(template: ImageTemplate, options: RenderOptions): Promise<RenderResult> {
+  checkPackerCanRun(template, options.packer);
+  const outDir = resolve(options.outDir);
+  await assertReplaceable(outDir);
+  const scratch = join(dirname(outDir), `.${basename(outDir)}.rendering-${process.pid}`);
+  await rm(scratch, { recursive: true, force: true });
+  await mkdir(join(scratch, ARTIFACTS_DIR), { recursive: true });
+  try {
+    const fetched = await fetchArtifacts(template, { ...options.fetch, directory: join(scratch, ARTIFACTS_DIR), signal: options.signal });
+    const secrets: SecretReference[] = template.secureValues.map((value, i) => ({ value, variable: `secure_parameter_${i}` }));
+    const stepsOf = (steps: readonly Step[]): RenderedStep[] =>
+      steps.map((step) => {
+        const record = fetched.byStep.get(step.path);
+        return record ? { step, artifact: `${ARTIFACTS_DIR}/${record.file}` } : { step };
+      });
+
+    const files: string[] = [];
+    let deprovisionScript: string | undefined;
+    if (!options.skipDeprovision) {
+      const name = template.os === 'linux' ? 'isobuild-deprovision.sh' : 'isobuild-deprovision.ps1';
+      await writeFile(join(scratch, ARTIFACTS_DIR, name), template.os === 'linux' ? LINUX_DEPROVISION_SCRIPT : WINDOWS_DEPROVISION_SCRIPT);
+      deprovisionScript = `${ARTIFACTS_DIR}/${name}`;
+    }
+    const common = { template, supportsPlugins: options.packer.supportsPlugins, secrets, sourceLabel: options.sourceLabel };
+    await writeFile(join(scratch, CUSTOMIZATION_FILE), renderPackerFile({ ...common, kind: 'customization', steps: stepsOf(template.customize), deprovisionScript }));
+    files.push(CUSTOMIZATION_FILE);
+    if (template.validate.inVMValidations.length > 0) {
+      await writeFile(join(scratch, VALIDATION_FILE), renderPackerFile({ ...common, kind: 'validation', steps: stepsOf(template.validate.inVMValidations) }));
+      files.push(VALIDATION_FILE);
+    }
+    const artifacts = [...fetched.byStep.values()].sort((a, b) => a.file.localeCompare(b.file));
+    const manifest = {
+      renderedBy: 'isobuild',
+      source: options.sourceLabel,
+      os: template.os,
+      apiVersion: template.apiVersion,
+      packerVersion: options.packer.version,
+      files,
+      deprovision: deprovisionScript ?? null,
+      artifacts,
+    };
+    await writeFile(join(scratch, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    options.signal?.throwIfAborted();
+    await rm(outDir, { recursive: true, force: true });
+    await rename(scratch, outDir);
+    return { outDir, files, artifacts, warnings: fetched.warnings };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Refuses constructs the installed Packer cannot run, naming the step and what to do. */
+function checkPackerCanRun(template: ImageTemplate, packer: PackerInfo): void {
+  if (packer.supportsPlugins) return;
+  const steps = [...template.customize, ...template.validate.inVMValidations].filter((s) => s.type === 'WindowsUpdate');
+  if (steps.length === 0) return;
+  throw new IsobuildError(
+    'packerUnsupported',
+    `this template needs the Packer plugin ${WINDOWS_UPDATE_PLUGIN.source}, which Packer ${packer.version} (${packer.path}) cannot load: external plugins need Packer 1.7 or newer.`,
+    {
+      problems: steps.map((step) => ({
+        severity: 'error' as const,
+        path: step.path,
+        message: `the WindowsUpdate step ${JSON.stringify(step.name)} runs through the ${WINDOWS_UPDATE_PLUGIN.source} plugin. Install Packer 1.7+ and point --packer at it, or replace the step with a PowerShell step that installs updates.`,
+      })),
+    },
+  );
+}
+
+/** The output directory may be replaced only if it is empty, missing, or an earlier isobuild render. */
+async function assertReplaceable(outDir: string): Promise<void> {
+  let entries: string[];
+  try {
+    const info = await stat(outDir);
+    if (!info.isDirectory()) throw new IsobuildError('outputUnwritable', `${outDir} exists and is not a directory; choose another --out.`);
+    entries = await readdir(outDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (entries.length > 0 && !entries.includes(MANIFEST_FILE)) {
+    throw new IsobuildError(
+      'outputUnwritable',
+      `${outDir} is not empty and was not written by isobuild render; refusing to replace it. Choose an empty or new directory for --out.`,
+    );
+  }
+}
