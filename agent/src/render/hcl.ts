@@ -1,8 +1,8 @@
 /**
  * A small HCL writer for the Packer files isobuild renders. Every user-supplied string goes through
- * `hclString`, the one escaping function: it protects the text from Packer's Go-template pass
- * (`{{ }}`) and from HCL's own template syntax (`${`, `%{`, quotes, backslashes, control characters),
- * so what the template said is exactly what reaches the build VM.
+ * `hclString`, the one escaping function: it protects the text from HCL's template syntax (`${`, `%{`),
+ * quotes, backslashes and control characters. Packer also changes some text whatever the escaping
+ * (NFC normalisation, repeated Go templating of `{{`); exact-text-guard.ts keeps such text out of HCL.
  */
 
 /** A raw HCL expression written as-is (e.g. `var.build_host`). Never built from user input. */
@@ -30,20 +30,15 @@ export interface SecretReference {
 export const expr = (text: string): HclExpression => new HclExpression(text);
 
 /**
- * Quotes `value` as an HCL string literal whose evaluated, Go-template-rendered result is exactly `value`.
- * Occurrences of a secret are replaced by a `${var.<name>}` reference, so the secret never lands in a file.
+ * Quotes `value` as an HCL string literal that evaluates to exactly `value`. Occurrences of a secret are
+ * replaced by a `${var.<name>}` reference, so the secret never lands in a file.
  */
 export function hclString(value: string, secrets: readonly SecretReference[] = []): string {
   let out = '"';
   for (const [index, part] of splitOnSecrets(value, secrets).entries()) {
-    out += index % 2 === 1 ? `\${var.${part}}` : escapeTemplateText(escapeGoTemplate(part));
+    out += index % 2 === 1 ? `\${var.${part}}` : escapeTemplateText(part);
   }
   return `${out}"`;
-}
-
-/** Packer renders most provisioner fields as Go templates; `{{"{{"}}` is Go's way to write a literal `{{`. */
-function escapeGoTemplate(text: string): string {
-  return text.replaceAll('{{', '{{"{{"}}');
 }
 
 function escapeTemplateText(text: string): string {

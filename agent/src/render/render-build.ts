@@ -11,6 +11,7 @@ import { IsobuildError, type Problem } from '../errors.js';
 import type { PackerInfo } from '../packer/packer-version.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { LINUX_DEPROVISION_SCRIPT, WINDOWS_DEPROVISION_SCRIPT } from './deprovision.js';
+import { exactTextProblems, inlineScriptText, needsInlineScriptFile } from './exact-text-guard.js';
 import type { SecretReference } from './hcl.js';
 import { WINDOWS_UPDATE_PLUGIN, renderPackerFile, type RenderedStep } from './packer-template.js';
 
@@ -37,6 +38,11 @@ export interface RenderResult {
 
 export async function renderBuild(template: ImageTemplate, options: RenderOptions): Promise<RenderResult> {
   checkPackerCanRun(template, options.packer);
+  const allSteps = [...template.customize, ...template.validate.inVMValidations];
+  const conflicts = exactTextProblems(allSteps, template.secureValues);
+  if (conflicts.length > 0) {
+    throw new IsobuildError('templateInvalid', `${conflicts.length} value(s) cannot be rendered for Packer exactly; nothing was written.`, { problems: conflicts });
+  }
   const outDir = resolve(options.outDir);
   await assertReplaceable(outDir);
   const scratch = join(dirname(outDir), `.${basename(outDir)}.rendering-${process.pid}`);
@@ -45,10 +51,16 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
   try {
     const fetched = await fetchArtifacts(template, { ...options.fetch, directory: join(scratch, ARTIFACTS_DIR), signal: options.signal });
     const secrets: SecretReference[] = template.secureValues.map((value, i) => ({ value, variable: `secure_parameter_${i}` }));
+    const inlineScripts = new Map<string, string>();
+    for (const step of allSteps.filter(needsInlineScriptFile)) {
+      const name = `${step.path.includes('inVMValidations') ? 'validate' : 'customize'}-${String(step.index).padStart(2, '0')}-inline.${step.type === 'PowerShell' ? 'ps1' : 'sh'}`;
+      await writeFile(join(scratch, ARTIFACTS_DIR, name), inlineScriptText(step), { mode: 0o644 });
+      inlineScripts.set(step.path, name);
+    }
     const stepsOf = (steps: readonly Step[]): RenderedStep[] =>
       steps.map((step) => {
-        const record = fetched.byStep.get(step.path);
-        return record ? { step, artifact: `${ARTIFACTS_DIR}/${record.file}` } : { step };
+        const file = fetched.byStep.get(step.path)?.file ?? inlineScripts.get(step.path);
+        return file ? { step, artifact: `${ARTIFACTS_DIR}/${file}` } : { step };
       });
 
     const files: string[] = [];

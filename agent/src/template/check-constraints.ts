@@ -19,18 +19,25 @@ export function checkConstraints(properties: JsonObject, base: Path, ctx: Constr
   const report = (severity: Problem['severity'], path: Path, message: string): void => {
     ctx.problems.push({ severity, path: formatPath([...base, ...path]), message });
   };
+  // A field whose value failed schema checks is absent from `properties`, and an unresolved one (failed
+  // expression, placeholder) is still its raw text: both already have an error, so rules skip them
+  // rather than report the field as missing or its text as malformed.
+  const unusable: Unusable = (path) => {
+    const where = formatPath([...base, ...path]);
+    return ctx.unresolved.has(where) || ctx.problems.some((p) => p.severity === 'error' && p.path === where);
+  };
 
   const customize = arrayOf(properties.customize);
-  customize.forEach((step, i) => checkStep(step, ['customize', i], report));
+  customize.forEach((step, i) => checkStep(step, ['customize', i], report, unusable));
   const validate = objectOf(properties.validate);
   const validators = arrayOf(validate?.inVMValidations);
-  validators.forEach((step, i) => checkStep(step, ['validate', 'inVMValidations', i], report));
+  validators.forEach((step, i) => checkStep(step, ['validate', 'inVMValidations', i], report, unusable));
 
   if (validate?.sourceValidationOnly === true) {
     if (customize.length > 0) {
       report('error', ['validate', 'sourceValidationOnly'], 'sourceValidationOnly validates the source image as it is, so "customize" must be empty; remove the customizers or set it to false.');
     }
-    if (validators.length === 0) {
+    if (validators.length === 0 && !unusable(['validate', 'inVMValidations'])) {
       report('error', ['validate', 'sourceValidationOnly'], 'sourceValidationOnly is true but validate.inVMValidations is empty, so there is nothing to run; add validators.');
     }
   }
@@ -45,13 +52,14 @@ export function checkConstraints(properties: JsonObject, base: Path, ctx: Constr
     report('error', ['source', 'imageVersionId'], `a source version of "latest" was introduced in API version 2022-07-01, but the template declares ${ctx.version}; pin a version such as 1.0.0 or raise apiVersion.`);
   }
 
-  checkDistribute(arrayOf(properties.distribute), ctx.version, report);
-  checkVnet(objectOf(objectOf(properties.vmProfile)?.vnetConfig), report);
+  checkDistribute(arrayOf(properties.distribute), ctx.version, report, unusable);
+  checkVnet(objectOf(objectOf(properties.vmProfile)?.vnetConfig), report, unusable);
 }
 
 type Report = (severity: Problem['severity'], path: Path, message: string) => void;
+type Unusable = (path: Path) => boolean;
 
-function checkStep(step: JsonValue, path: Path, report: Report): void {
+function checkStep(step: JsonValue, path: Path, report: Report, unusable: Unusable): void {
   const s = objectOf(step);
   if (!s) return;
   const type = s.type;
@@ -60,26 +68,26 @@ function checkStep(step: JsonValue, path: Path, report: Report): void {
     const hasInline = Array.isArray(s.inline);
     if (hasUri && hasInline) {
       report('error', path, `a ${type} step takes either "scriptUri" or "inline", not both; split it into two steps.`);
-    } else if (!hasUri && !hasInline) {
+    } else if (!hasUri && !hasInline && !unusable([...path, 'scriptUri']) && !unusable([...path, 'inline'])) {
       report('error', path, `a ${type} step needs "scriptUri" (a script to download) or "inline" (commands to run).`);
     }
     if (hasInline && (s.inline as JsonValue[]).length === 0) report('error', [...path, 'inline'], 'lists no commands; add at least one or remove the step.');
     if (hasInline && typeof s.sha256Checksum === 'string' && s.sha256Checksum !== '') {
       report('warning', [...path, 'sha256Checksum'], 'is ignored for inline commands (there is nothing to download).');
     }
-    if (hasUri) checkUri(s.scriptUri as string, [...path, 'scriptUri'], report);
+    if (hasUri && !unusable([...path, 'scriptUri'])) checkUri(s.scriptUri as string, [...path, 'scriptUri'], report);
   }
-  if (type === 'PowerShell' && s.runAsSystem === true && s.runElevated !== true) {
+  if (type === 'PowerShell' && s.runAsSystem === true && s.runElevated !== true && !unusable([...path, 'runElevated'])) {
     report('error', [...path, 'runAsSystem'], 'runAsSystem requires "runElevated": true; set both.');
   }
   if (type === 'File') {
-    if (typeof s.sourceUri === 'string') {
+    if (typeof s.sourceUri === 'string' && !unusable([...path, 'sourceUri'])) {
       checkUri(s.sourceUri, [...path, 'sourceUri'], report);
       if (/\/$/.test(s.sourceUri.split('?')[0] ?? '')) {
         report('error', [...path, 'sourceUri'], 'points at a directory; a File step copies exactly one file. Zip the directory and expand it with a Shell or PowerShell step.');
       }
     }
-    if (typeof s.destination === 'string' && !/^(\/|[A-Za-z]:[\\/])/.test(s.destination)) {
+    if (typeof s.destination === 'string' && !unusable([...path, 'destination']) && !/^(\/|[A-Za-z]:[\\/])/.test(s.destination)) {
       report('error', [...path, 'destination'], `${JSON.stringify(s.destination)} must be an absolute path, such as /tmp/file or c:\\buildArtifacts\\file.`);
     }
   }
@@ -109,7 +117,7 @@ function checkText(value: JsonValue, path: Path, report: Report): void {
   if (!value.isWellFormed()) report('error', path, 'contains invalid Unicode (an unpaired surrogate); fix the \\u escapes.');
 }
 
-function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: Report): void {
+function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: Report, unusable: Unusable): void {
   const seen = new Map<string, number>();
   distribute.forEach((entry, i) => {
     const d = objectOf(entry);
@@ -127,14 +135,14 @@ function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: R
     const hasReplication = Array.isArray(d.replicationRegions);
     if (hasTargets && hasReplication) {
       report('error', path, 'use either "targetRegions" or the deprecated "replicationRegions", not both.');
-    } else if (!hasTargets && !hasReplication) {
+    } else if (!hasTargets && !hasReplication && !unusable([...path, 'targetRegions']) && !unusable([...path, 'replicationRegions'])) {
       const wanted = atLeast(version, '2022-07-01') ? '"targetRegions"' : '"replicationRegions"';
       report('error', path, `a SharedImage distributor needs ${wanted}: the regions to replicate the image version to.`);
     }
     if (hasReplication && (d.replicationRegions as JsonValue[]).length === 0) {
       report('error', [...path, 'replicationRegions'], 'lists no regions; name at least one.');
     }
-    if (d.storageAccountType !== undefined && !hasReplication) {
+    if (d.storageAccountType !== undefined && !hasReplication && !unusable([...path, 'replicationRegions'])) {
       report('error', [...path, 'storageAccountType'], 'only applies together with "replicationRegions"; with targetRegions set storageAccountType on each region.');
     }
     const names = new Set<string>();
@@ -149,14 +157,14 @@ function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: R
   });
 }
 
-function checkVnet(vnet: JsonObject | undefined, report: Report): void {
+function checkVnet(vnet: JsonObject | undefined, report: Report, unusable: Unusable): void {
   if (!vnet) return;
   const path: Path = ['vmProfile', 'vnetConfig'];
   const subnetId = typeof vnet.subnetId === 'string' ? vnet.subnetId : undefined;
   const aciSubnetId = typeof vnet.containerInstanceSubnetId === 'string' ? vnet.containerInstanceSubnetId : undefined;
   if (aciSubnetId !== undefined) {
     if (subnetId === undefined) {
-      report('error', [...path, 'containerInstanceSubnetId'], 'requires "subnetId" as well: AIB does not support an ACI subnet on its own. Add the build VM subnet (same virtual network).');
+      if (!unusable([...path, 'subnetId'])) report('error', [...path, 'containerInstanceSubnetId'], 'requires "subnetId" as well: AIB does not support an ACI subnet on its own. Add the build VM subnet (same virtual network).');
     } else {
       const build = splitSubnetId(subnetId);
       const aci = splitSubnetId(aciSubnetId);
@@ -169,7 +177,7 @@ function checkVnet(vnet: JsonObject | undefined, report: Report): void {
     if (typeof vnet.proxyVmSize === 'string' && vnet.proxyVmSize !== '') {
       report('error', [...path, 'proxyVmSize'], 'cannot be combined with containerInstanceSubnetId: that topology has no proxy VM. Remove proxyVmSize.');
     }
-  } else if (typeof vnet.proxyVmSize === 'string' && vnet.proxyVmSize !== '' && subnetId === undefined) {
+  } else if (typeof vnet.proxyVmSize === 'string' && vnet.proxyVmSize !== '' && subnetId === undefined && !unusable([...path, 'subnetId'])) {
     report('error', [...path, 'proxyVmSize'], 'only applies with "subnetId" (the proxy VM sits in that subnet); add subnetId or remove proxyVmSize.');
   }
 }

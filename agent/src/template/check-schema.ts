@@ -26,12 +26,13 @@ export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx
     ctx.problems.push({ severity: 'error', path: here, message });
     return undefined;
   };
+  // A failed expression or a placeholder is still its raw string; its own error is already reported.
+  if (ctx.unresolved.has(here) && typeof value === 'string') return value;
   switch (spec.kind) {
     case 'any':
       return value;
     case 'string': {
       if (typeof value !== 'string') return error(`must be a string, not ${describe(value)}.`);
-      if (ctx.unresolved.has(here)) return value;
       if (spec.enum) return checkEnum(value, spec.enum, here, ctx);
       if (spec.pattern && !spec.pattern.test(value)) {
         return error(`${JSON.stringify(value)} is not valid: expected ${spec.patternHint ?? spec.pattern.source}.`);

@@ -101,7 +101,7 @@ export function loadTemplateText(
 
   const picked = pickShape(root, label, options, parameterFile, problems);
   const { envelope, properties, base, unresolved, secureValues } = picked;
-  const apiVersion = resolveApiVersion(envelope, base, options, problems);
+  const apiVersion = resolveApiVersion(envelope, base, options, problems, unresolved);
   const strict = isStrict(apiVersion);
 
   const placeholderPaths = findPlaceholders(envelope ?? properties ?? {}, envelope ? base.slice(0, -1) : base, problems);
@@ -233,7 +233,13 @@ function pickFromDeployment(
   };
 }
 
-function resolveApiVersion(envelope: JsonObject | undefined, base: (string | number)[], options: LoadOptions, problems: Problem[]): ApiVersion {
+function resolveApiVersion(
+  envelope: JsonObject | undefined,
+  base: (string | number)[],
+  options: LoadOptions,
+  problems: Problem[],
+  unresolved: ReadonlySet<string>,
+): ApiVersion {
   const declared = typeof envelope?.apiVersion === 'string' ? envelope.apiVersion : undefined;
   const path = formatPath([...base.slice(0, -1), 'apiVersion']);
   const known = API_VERSIONS.filter((v) => !isPreview(v)).join(', ');
@@ -253,6 +259,8 @@ function resolveApiVersion(envelope: JsonObject | undefined, base: (string | num
     return LATEST_API_VERSION;
   }
   if (!isApiVersion(declared)) {
+    // An expression that failed (e.g. a parameter without a value) already has its own error.
+    if (unresolved.has(path)) return LATEST_API_VERSION;
     problems.push({ severity: 'error', path, message: `"${declared}" is not an imageTemplates API version; use one of ${known}.` });
     return LATEST_API_VERSION;
   }
