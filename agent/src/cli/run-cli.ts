@@ -6,7 +6,7 @@ import { EXIT_CODES, isIsobuildError } from '../errors.js';
 import type { CommandIo } from './command.js';
 import { RENDER_HELP, runRender } from './commands/render.js';
 import { VALIDATE_HELP, runValidate } from './commands/validate.js';
-import { formatProblems } from './output.js';
+import { formatProblems, problemsToJson } from './output.js';
 import { VERSION } from '../version.js';
 
 const COMMANDS: Record<string, { summary: string; help: string; run: (argv: string[], io: CommandIo) => Promise<number> }> = {
@@ -47,12 +47,16 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   try {
     return await command.run(rest, io);
   } catch (error) {
-    return reportError(error, name, io);
+    return reportError(error, name, io, rest.includes('--json'));
   }
 }
 
-function reportError(error: unknown, command: string, io: CommandIo): number {
+function reportError(error: unknown, command: string, io: CommandIo, json: boolean): number {
   if (isIsobuildError(error)) {
+    if (json) {
+      const body = { ok: false, error: { code: error.code, message: error.message }, problems: problemsToJson(error.problems) };
+      io.out(JSON.stringify(body, null, 2));
+    }
     io.err(`isobuild ${command}: ${error.message}`);
     if (error.problems.length > 0) io.err(formatProblems(error.problems));
     return error.exitCode;

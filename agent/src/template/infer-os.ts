@@ -87,14 +87,15 @@ function stepOs(step: JsonObject): OsType | undefined {
 
 function describeStep(step: JsonObject): string {
   const name = typeof step.name === 'string' ? ` "${step.name}"` : '';
-  return `a ${String(step.type)} step${name}`;
+  return `a ${typeof step.type === 'string' ? step.type : '?'} step${name}`;
 }
 
 function imageOs(source: JsonObject | undefined): OsDecision | undefined {
   if (!source || source.type !== 'PlatformImage') return undefined;
   const text = ['publisher', 'offer', 'sku'].map((k) => (typeof source[k] === 'string' ? source[k] : '')).join(' ');
-  if (WINDOWS_IMAGE.test(text)) return { os: 'windows', reason: `marketplace image ${String(source.publisher)}/${String(source.offer)}` };
-  if (LINUX_IMAGE.test(text)) return { os: 'linux', reason: `marketplace image ${String(source.publisher)}/${String(source.offer)}` };
+  const image = `marketplace image ${JSON.stringify(source.publisher)}/${JSON.stringify(source.offer)}`;
+  if (WINDOWS_IMAGE.test(text)) return { os: 'windows', reason: image };
+  if (LINUX_IMAGE.test(text)) return { os: 'linux', reason: image };
   return undefined;
 }
 

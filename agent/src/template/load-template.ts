@@ -205,11 +205,12 @@ function pickFromDeployment(
 
   let chosen = evaluated[0]!;
   if (evaluated.length > 1 || options.name) {
-    const names = evaluated.map((e) => String(e.result.value.name ?? `(resources[${e.index}] has no name)`));
+    const names = evaluated.map((e) => (typeof e.result.value.name === 'string' ? e.result.value.name : `(resources[${e.index}] has no name)`));
     if (!options.name) {
       throw invalid(label, [...problems, { severity: 'error', path: 'resources', message: `this deployment defines ${evaluated.length} image templates (${names.join(', ')}); pick one with --name.` }]);
     }
-    const match = evaluated.find((e) => String(e.result.value.name ?? '').toLowerCase() === options.name!.toLowerCase());
+    const wanted = options.name.toLowerCase();
+    const match = evaluated.find((e) => typeof e.result.value.name === 'string' && e.result.value.name.toLowerCase() === wanted);
     if (!match) {
       throw invalid(label, [...problems, { severity: 'error', path: 'resources', message: `--name ${options.name} matches no image template here (names: ${names.join(', ')}).` }]);
     }

@@ -164,7 +164,7 @@ function toDistributor(value: JsonValue): Distributor {
               storageAccountType: str(region.storageAccountType) || 'Standard_LRS',
             };
           })
-        : list(d.replicationRegions).map((name) => ({ name: String(name), replicaCount: 1, storageAccountType: storage }));
+        : list(d.replicationRegions).map((name) => ({ name: str(name), replicaCount: 1, storageAccountType: storage }));
       return { type: 'SharedImage', runOutputName, galleryImageId: str(d.galleryImageId), targetRegions, excludeFromLatest: d.excludeFromLatest === true };
     }
     default:
