@@ -4,14 +4,30 @@
  */
 import { EXIT_CODES, isIsobuildError } from '../errors.js';
 import type { CommandIo } from './command.js';
-import { RENDER_HELP, runRender } from './commands/render.js';
-import { VALIDATE_HELP, runValidate } from './commands/validate.js';
 import { formatProblems, problemsToJson } from './output.js';
 import { VERSION } from '../version.js';
 
-const COMMANDS: Record<string, { summary: string; help: string; run: (argv: string[], io: CommandIo) => Promise<number> }> = {
-  validate: { summary: 'check an AIB image template and summarise what it would build', help: VALIDATE_HELP, run: runValidate },
-  render: { summary: 'download artifacts and write Packer HCL for a template', help: RENDER_HELP, run: runRender },
+interface CommandModule {
+  readonly help: string;
+  readonly run: (argv: string[], io: CommandIo) => Promise<number>;
+}
+
+// Commands load on demand: `validate` must not pay for what `render` imports (cold start is benchmarked).
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  validate: {
+    summary: 'check an AIB image template and summarise what it would build',
+    load: async () => {
+      const m = await import('./commands/validate.js');
+      return { help: m.VALIDATE_HELP, run: m.runValidate };
+    },
+  },
+  render: {
+    summary: 'download artifacts and write Packer HCL for a template',
+    load: async () => {
+      const m = await import('./commands/render.js');
+      return { help: m.RENDER_HELP, run: m.runRender };
+    },
+  },
 };
 
 const USAGE = `isobuild ${VERSION}: builds VM images from Azure VM Image Builder templates with Packer.
@@ -32,7 +48,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
-    io.out(topic ? topic.help : USAGE);
+    io.out(topic ? (await topic.load()).help : USAGE);
     return name === undefined ? EXIT_CODES.invalidInput : 0;
   }
   if (name === 'version' || name === '--version') {
@@ -45,7 +61,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     return EXIT_CODES.invalidInput;
   }
   try {
-    return await command.run(rest, io);
+    return await (await command.load()).run(rest, io);
   } catch (error) {
     return reportError(error, name, io, rest.includes('--json'));
   }
