@@ -8,6 +8,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -74,7 +75,12 @@ export async function downloadArtifact(url: string, destination: string, options
       }
       const delay = Math.min(limits.backoffMs * 2 ** (attempt - 1), 8000);
       options.onRetry?.(attempt, failure, delay);
-      await sleep(delay, undefined, { signal });
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        // timers/promises rejects with a generic AbortError; callers get the reason they aborted with.
+        throw signal.reason;
+      }
     }
   }
 }
@@ -106,7 +112,7 @@ async function downloadOnce(
     throw new DownloadError(describeNetworkError(error), true);
   }
   if (!response.ok) {
-    const detail = await storageErrorDetail(response);
+    const detail = await storageErrorDetail(response, limits.stallTimeoutMs);
     const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
     throw new DownloadError(`the server answered HTTP ${response.status} ${response.statusText}${detail}`, retryable);
   }
@@ -116,7 +122,7 @@ async function downloadOnce(
     throw new DownloadError(tooLarge(limits.maxBytes, declared), false);
   }
   if (!response.body) throw new DownloadError('the server sent no body', true);
-  const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
   return writeHashed(body, destination, limits, attemptSignal, signal);
 }
 
@@ -182,14 +188,9 @@ export function isAzureBlobUrl(url: URL): boolean {
 }
 
 /** Azure Storage explains failures in an XML body (<Code>, <Message>); show the code, never the whole body. */
-async function storageErrorDetail(response: Response): Promise<string> {
+async function storageErrorDetail(response: Response, waitMs: number): Promise<string> {
   const code = response.headers.get('x-ms-error-code');
-  let text = '';
-  try {
-    text = (await response.text()).slice(0, 4096);
-  } catch {
-    // The body is only a hint; a failure to read it changes nothing.
-  }
+  const text = await readErrorBody(response, waitMs);
   const xmlCode = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1];
   const found = code ?? xmlCode;
   const hints: Record<string, string> = {
@@ -202,6 +203,36 @@ async function storageErrorDetail(response: Response): Promise<string> {
   };
   if (!found) return '';
   return ` (${found}${hints[found] ? `: ${hints[found]}` : ''})`;
+}
+
+const ERROR_BODY_BYTES = 4096;
+
+/**
+ * The start of an error body, read within `waitMs`: the body is only a hint, so a huge or stalled one must
+ * neither fill memory nor hang the attempt. Failures to read it change nothing.
+ */
+async function readErrorBody(response: Response, waitMs: number): Promise<string> {
+  const reader = response.body?.getReader();
+  if (!reader) return '';
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, waitMs)));
+  try {
+    while (size < ERROR_BODY_BYTES) {
+      const next = await Promise.race([reader.read(), deadline]);
+      if (!next || next.done) break;
+      const chunk = Buffer.from(next.value);
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+  } catch {
+    // Keep whatever arrived.
+  } finally {
+    clearTimeout(timer);
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
 }
 
 function describeNetworkError(error: unknown): string {

@@ -3,7 +3,7 @@
  * each sha256Checksum before anything else happens. All failures are reported together, each naming
  * its customizer, so one run tells the user everything that is wrong.
  */
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError, type Problem } from '../errors.js';
 import type { ImageTemplate, Step } from '../template/model.js';
@@ -125,6 +125,7 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
   });
   const expected = job.expected.toLowerCase();
   if (expected !== '' && expected !== result.sha256) {
+    await rm(partial, { force: true });
     throw new IsobuildError('artifactFailed', 'checksum mismatch', {
       problems: [{
         severity: 'error',

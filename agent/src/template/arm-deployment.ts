@@ -4,7 +4,7 @@
  * each failure with its JSON path instead of stopping at the first.
  */
 import { formatPath, type Problem } from '../errors.js';
-import { ExpressionError, evaluateString, type ArmValue, type ExpressionScope } from './arm-expressions.js';
+import { ExpressionError, evaluateString, isExpression, type ArmValue, type ExpressionScope } from './arm-expressions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
 
 export interface DeploymentContext {
@@ -247,7 +247,9 @@ function evaluateTree(
   if (Array.isArray(node)) return node.map((item, i) => evaluateTree(item, scope, [...path, i], onFailure));
   if (isObject(node)) {
     const out: { [key: string]: ArmValue } = {};
-    for (const [key, child] of Object.entries(node)) {
+    for (const [rawKey, child] of Object.entries(node)) {
+      // ARM evaluates property names too, e.g. { "[parameters('identityId')]": {} } in userAssignedIdentities.
+      const key = evaluateKey(rawKey, scope, [...path, rawKey], onFailure);
       Object.defineProperty(out, key, {
         value: evaluateTree(child, scope, [...path, key], onFailure),
         enumerable: true,
@@ -258,6 +260,16 @@ function evaluateTree(
     return out;
   }
   return node;
+}
+
+function evaluateKey(key: string, scope: ExpressionScope, path: (string | number)[], onFailure?: FailureSink): string {
+  if (!isExpression(key) && !key.startsWith('[[')) return key;
+  const value = onFailure ? evaluateTree(key, scope, path, onFailure) : evaluateString(key, scope);
+  if (typeof value === 'string') return value;
+  const error = new ExpressionError(`a property name must evaluate to a string, not ${value === null ? 'null' : typeof value}`);
+  if (!onFailure) throw error;
+  onFailure(path, error);
+  return key;
 }
 
 function collectStrings(value: ArmValue, into: string[]): void {

@@ -16,6 +16,8 @@ export interface SchemaContext {
   readonly problems: Problem[];
   /** Paths whose value is not a real value yet (failed expression, placeholder): skip content checks. */
   readonly unresolved: ReadonlySet<string>;
+  /** Whether `version` came from the template's apiVersion or from --api-version (for messages). */
+  readonly versionFromFlag?: boolean;
 }
 
 type Path = (string | number)[];
@@ -116,7 +118,7 @@ function checkUnion(value: JsonValue, spec: Extract<Spec, { kind: 'union' }>, pa
     return undefined;
   }
   if (variant.since && !atLeast(ctx.version, variant.since)) {
-    ctx.problems.push({ severity: 'error', path: discriminatorPath, message: tooNew(`the ${spec.what} type ${variantName}`, variant.since, ctx.version) });
+    ctx.problems.push({ severity: 'error', path: discriminatorPath, message: tooNew(`the ${spec.what} type ${variantName}`, variant.since, ctx) });
     return undefined;
   }
   const consumed = new Set([key as string]);
@@ -164,7 +166,7 @@ function checkFields(
     const field = fields[canonical]!;
     if (child === null) continue; // null means "not set", as Go's JSON decoder treats it
     if (field.since && !atLeast(ctx.version, field.since)) {
-      ctx.problems.push({ severity: 'error', path: here, message: tooNew(`"${canonical}"`, field.since, ctx.version) });
+      ctx.problems.push({ severity: 'error', path: here, message: tooNew(`"${canonical}"`, field.since, ctx) });
       continue;
     }
     if (field.readOnly) {
@@ -213,7 +215,7 @@ function checkEnum(value: string, values: readonly { value: string; since?: ApiV
     return undefined;
   }
   if (loose.since && !atLeast(ctx.version, loose.since)) {
-    ctx.problems.push({ severity: 'error', path: here, message: tooNew(`the value "${loose.value}"`, loose.since, ctx.version) });
+    ctx.problems.push({ severity: 'error', path: here, message: tooNew(`the value "${loose.value}"`, loose.since, ctx) });
     return undefined;
   }
   return loose.value;
@@ -237,8 +239,10 @@ function reportUnknown(key: string, known: string[], here: string, ctx: SchemaCo
   }
 }
 
-export function tooNew(what: string, since: ApiVersion, declared: ApiVersion): string {
-  return `${what} was introduced in API version ${since}, but the template declares ${declared}. Set apiVersion to ${since} or later, or remove it.`;
+export function tooNew(what: string, since: ApiVersion, ctx: Pick<SchemaContext, 'version' | 'versionFromFlag'>): string {
+  const declared = ctx.versionFromFlag ? `--api-version selects ${ctx.version}` : `the template declares ${ctx.version}`;
+  const fix = ctx.versionFromFlag ? '--api-version' : 'apiVersion';
+  return `${what} was introduced in API version ${since}, but ${declared}. Set ${fix} to ${since} or later, or remove it.`;
 }
 
 function findKey(value: JsonObject, name: string, strict: boolean): string | undefined {

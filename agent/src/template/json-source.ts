@@ -32,10 +32,10 @@ export function decodeTemplateBytes(bytes: Uint8Array, fileLabel: string): strin
     return new TextDecoder('utf-8', { fatal: true }).decode(body);
   } catch {
     const offset = firstInvalidUtf8Offset(body);
-    const line = countLines(body, offset);
+    const { line, column } = lineAndColumn(body, offset);
     throw unreadable(
-      `${fileLabel} is not valid UTF-8 (invalid byte 0x${(body[offset] ?? 0).toString(16).padStart(2, '0')} ` +
-        `at byte ${offset}, line ${line}). Save the file as UTF-8.`,
+      `${fileLabel}:${line}:${column}: not valid UTF-8 (byte 0x${(body[offset] ?? 0).toString(16).padStart(2, '0')} ` +
+        `at offset ${offset}). Save the file as UTF-8.`,
     );
   }
 }
@@ -48,30 +48,37 @@ function unreadable(message: string): IsobuildError {
   return new IsobuildError('templateUnreadable', message);
 }
 
+/** Byte offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629). */
 function firstInvalidUtf8Offset(bytes: Uint8Array): number {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  let low = 0;
-  let high = bytes.length;
-  // Binary search for the shortest prefix that fails to decode (stream: true tolerates a cut sequence).
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    try {
-      decoder.decode(bytes.subarray(0, mid + 1), { stream: true });
-      low = mid + 1;
-    } catch {
-      high = mid;
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i]!;
+    if (lead < 0x80) {
+      i++;
+      continue;
     }
+    const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length === 0 || i + length > bytes.length) return i;
+    for (let k = 1; k < length; k++) if (((bytes[i + k] ?? 0) & 0xc0) !== 0x80) return i;
+    const second = bytes[i + 1]!;
+    // Overlong forms, UTF-16 surrogates and code points above U+10FFFF.
+    if ((lead === 0xe0 && second < 0xa0) || (lead === 0xed && second > 0x9f)) return i;
+    if ((lead === 0xf0 && second < 0x90) || (lead === 0xf4 && second > 0x8f)) return i;
+    i += length;
   }
-  // Step back to the start of the offending sequence.
-  let start = low;
-  while (start > 0 && start > low - 3 && ((bytes[start] ?? 0) & 0xc0) === 0x80) start--;
-  return start;
+  return bytes.length;
 }
 
-function countLines(bytes: Uint8Array, end: number): number {
+function lineAndColumn(bytes: Uint8Array, end: number): { line: number; column: number } {
   let line = 1;
-  for (let i = 0; i < end; i++) if (bytes[i] === 0x0a) line++;
-  return line;
+  let lineStart = 0;
+  for (let i = 0; i < end; i++) {
+    if (bytes[i] === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: end - lineStart + 1 };
 }
 
 class Parser {

@@ -106,7 +106,7 @@ export function loadTemplateText(
 
   const placeholderPaths = findPlaceholders(envelope ?? properties ?? {}, envelope ? base.slice(0, -1) : base, problems);
   const skip = new Set([...unresolved, ...placeholderPaths]);
-  const ctx = { version: apiVersion, strict, problems, unresolved: skip };
+  const ctx = { version: apiVersion, strict, problems, unresolved: skip, versionFromFlag: options.apiVersion !== undefined };
 
   let identity: string | undefined;
   if (envelope) identity = checkEnvelope(envelope, base.slice(0, -1), apiVersion, problems, ctx);
