@@ -1,7 +1,11 @@
 // Helpers for tests that run the real Packer binary (Debian's packer package).
 import { execa } from 'execa';
 
-export async function packerBuild(dir: string, file: string, env: Record<string, string> = {}): Promise<{ exitCode: number; output: string }> {
+export async function packerBuild(
+  dir: string,
+  file: string,
+  env: Record<string, string> = {},
+): Promise<{ exitCode: number; output: string }> {
   const result = await execa('packer', ['build', '-color=false', file], {
     cwd: dir,
     reject: false,

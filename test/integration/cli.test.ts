@@ -47,7 +47,10 @@ describe('isobuild CLI', () => {
     [['validate', 'no-such-file.json'], 'no such file'],
     [['render', 'images/linux-baseline/template.json'], 'render needs --out DIR'],
     [['validate', 'images/linux-baseline/template.json', '--os', 'beos'], 'expected linux or windows'],
-    [['validate', 'images/linux-baseline/template.json', '--api-version', '2099-01-01'], 'is not an imageTemplates API version'],
+    [
+      ['validate', 'images/linux-baseline/template.json', '--api-version', '2099-01-01'],
+      'is not an imageTemplates API version',
+    ],
     [['validate', 'images/linux-baseline/template.json', '--param', 'novalue'], 'expected NAME=VALUE'],
   ])('exits 2 with a clear message for %j', async (args, message) => {
     const { code, stdout, stderr } = await run(...args);
@@ -68,12 +71,20 @@ describe('isobuild CLI', () => {
 
   it('prints machine-readable results with --json, for success and failure', async () => {
     const ok = await run('validate', 'images/windows-baseline/template.json', '--json');
-    const bad = await run('validate', 'test/fixtures/aib-corpus/4_Creating_a_Custom_Linux_Image_to_VHD__helloImageTemplateVHD.json', '--json');
+    const bad = await run(
+      'validate',
+      'test/fixtures/aib-corpus/4_Creating_a_Custom_Linux_Image_to_VHD__helloImageTemplateVHD.json',
+      '--json',
+    );
 
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, summary: { os: 'windows', topology: 'direct' } });
     expect(bad.code).toBe(2);
-    const body = JSON.parse(bad.stdout) as { ok: boolean; error: { code: string }; problems: { path: string; line: number }[] };
+    const body = JSON.parse(bad.stdout) as {
+      ok: boolean;
+      error: { code: string };
+      problems: { path: string; line: number }[];
+    };
     expect(body).toMatchObject({ ok: false, error: { code: 'templateInvalid' } });
     expect(body.problems.find((p) => p.path === 'location')?.line).toBe(4);
   });

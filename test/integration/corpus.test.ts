@@ -59,7 +59,8 @@ const PARAMETERS: Record<string, Record<string, string>> = {
 const PINNED: Record<string, string> = {
   ade4c5214c3c675e92c66e2d067a870c5b81b9844b3de3cc72c49ff36425fc93: 'quickquickstarts/customizeScript2.sh',
   '2c6ff6902a4a52deee69e8db26d0036a53388651008aaf31795bb20dabd21fd8': 'quickquickstarts/customizeScript.sh',
-  d9715d72889fb1a0463d06ce9e89d1d2bd33b2c5e5362a736db6f5a25e601a58: 'quickquickstarts/exampleArtifacts/buildArtifacts/index.html',
+  d9715d72889fb1a0463d06ce9e89d1d2bd33b2c5e5362a736db6f5a25e601a58:
+    'quickquickstarts/exampleArtifacts/buildArtifacts/index.html',
 };
 
 let work: string;
@@ -78,7 +79,9 @@ async function fillTemplate(file: string): Promise<string> {
   let text = await readFile(join(CORPUS, file), 'utf8');
   for (const [placeholder, value] of Object.entries(PLACEHOLDERS)) text = text.replaceAll(placeholder, value);
   for (const [upstream, path] of Object.entries(PINNED)) {
-    const standIn = createHash('sha256').update(await readFile(join(MIRROR, path))).digest('hex');
+    const standIn = createHash('sha256')
+      .update(await readFile(join(MIRROR, path)))
+      .digest('hex');
     text = text.replaceAll(upstream, standIn);
   }
   return text;
@@ -111,8 +114,16 @@ describe('the public AIB template corpus', () => {
       expect(isIsobuildError(error) && error.problems.map((p) => p.path).join()).toMatch(/customize\[\d+\]/);
 
       // The workaround the error suggests (drop or replace the step) must then render and validate.
-      const withoutUpdates = { ...loaded.template, customize: loaded.template.customize.filter((s) => s.type !== 'WindowsUpdate') };
-      const rendered = await renderBuild(withoutUpdates, { outDir, sourceLabel: file, packer, fetch: { rewrites: [parseRewrite(`${UPSTREAM}=${MIRROR}/`)] } });
+      const withoutUpdates = {
+        ...loaded.template,
+        customize: loaded.template.customize.filter((s) => s.type !== 'WindowsUpdate'),
+      };
+      const rendered = await renderBuild(withoutUpdates, {
+        outDir,
+        sourceLabel: file,
+        packer,
+        fetch: { rewrites: [parseRewrite(`${UPSTREAM}=${MIRROR}/`)] },
+      });
       for (const name of rendered.files) await packerValidate(packer.path, join(rendered.outDir, name));
       return;
     }

@@ -17,13 +17,64 @@ import { expr, hclString, writeHcl } from '../../agent/src/render/hcl.js';
 import { packerBuild } from '../helpers/packer.js';
 
 const TRICKY = [
-  '${', '$${', '$$${', '%{', '%%{', '{{', '}}', '{{ .Path }}', '\\', '\\\\', '"', "'", '`', '\n', '\r\n', '\t', '<<EOF', 'EOF',
-  '<<-EOT', '$', '%', '#', '//', '/*', '*/', 'é', '中文', '🎉', '\u00a0', '\u200b', '\u0001', '\u001b[31m', '\u007f', '\u0085',
-  '\u2028', '$(whoami)', ';', '&&', '~', '!', '[[', ']]', 'var.x', 'path.root', '{', '}', '{}',
+  '${',
+  '$${',
+  '$$${',
+  '%{',
+  '%%{',
+  '{{',
+  '}}',
+  '{{ .Path }}',
+  '\\',
+  '\\\\',
+  '"',
+  "'",
+  '`',
+  '\n',
+  '\r\n',
+  '\t',
+  '<<EOF',
+  'EOF',
+  '<<-EOT',
+  '$',
+  '%',
+  '#',
+  '//',
+  '/*',
+  '*/',
+  'é',
+  '中文',
+  '🎉',
+  '\u00a0',
+  '\u200b',
+  '\u0001',
+  '\u001b[31m',
+  '\u007f',
+  '\u0085',
+  '\u2028',
+  '$(whoami)',
+  ';',
+  '&&',
+  '~',
+  '!',
+  '[[',
+  ']]',
+  'var.x',
+  'path.root',
+  '{',
+  '}',
+  '{}',
 ];
 
 const trickyString = fc
-  .array(fc.oneof(fc.constantFrom(...TRICKY), fc.string({ unit: 'grapheme', maxLength: 8 }), fc.string({ maxLength: 8 })), { maxLength: 12 })
+  .array(
+    fc.oneof(
+      fc.constantFrom(...TRICKY),
+      fc.string({ unit: 'grapheme', maxLength: 8 }),
+      fc.string({ maxLength: 8 }),
+    ),
+    { maxLength: 12 },
+  )
   .map((parts) => parts.join(''))
   // NUL and unpaired surrogates are rejected by template validation, so they never reach rendering.
   .filter((s) => !s.includes('\u0000') && s.isWellFormed() && packerWouldAlter(s) === undefined);
@@ -38,7 +89,10 @@ afterAll(async () => {
 
 describe('hclString through real Packer', () => {
   it('evaluates to the original string in HCL (packer console)', async () => {
-    const samples = [...TRICKY.filter((s) => packerWouldAlter(s) === undefined), ...fc.sample(trickyString, { numRuns: 400, seed: 1124 })];
+    const samples = [
+      ...TRICKY.filter((s) => packerWouldAlter(s) === undefined),
+      ...fc.sample(trickyString, { numRuns: 400, seed: 1124 }),
+    ];
     const hcl = writeHcl([
       { type: 'locals', attributes: [['samples', samples]] },
       { type: 'source', labels: ['null', 'vm'], attributes: [['communicator', 'none']] },
@@ -63,10 +117,18 @@ describe('hclString through real Packer', () => {
       (s) => packerWouldAlter(s) === undefined && !/(^|\n)ISOBUILD_END_\d+(\r?\n|$)/.test(s),
     );
     const outDir = join(dir, 'out');
-    const inline = samples.map((s, i) => expr(hclString(`mkdir -p ${outDir}; cat > ${outDir}/${i} <<'ISOBUILD_END_${i}'\n${s}\nISOBUILD_END_${i}`)));
+    const inline = samples.map((s, i) =>
+      expr(
+        hclString(`mkdir -p ${outDir}; cat > ${outDir}/${i} <<'ISOBUILD_END_${i}'\n${s}\nISOBUILD_END_${i}`),
+      ),
+    );
     const hcl = writeHcl([
       { type: 'source', labels: ['null', 'vm'], attributes: [['communicator', 'none']] },
-      { type: 'build', attributes: [['sources', ['source.null.vm']]], blocks: [{ type: 'provisioner', labels: ['shell-local'], attributes: [['inline', inline]] }] },
+      {
+        type: 'build',
+        attributes: [['sources', ['source.null.vm']]],
+        blocks: [{ type: 'provisioner', labels: ['shell-local'], attributes: [['inline', inline]] }],
+      },
     ]);
     await writeFile(join(dir, 'roundtrip.pkr.hcl'), hcl);
 
@@ -76,7 +138,8 @@ describe('hclString through real Packer', () => {
     const mismatches: string[] = [];
     for (const [i, s] of samples.entries()) {
       const back = await readFile(join(outDir, String(i)));
-      if (!back.equals(Buffer.from(`${s}\n`, 'utf8'))) mismatches.push(`${JSON.stringify(s)} came back as ${JSON.stringify(back.toString('utf8'))}`);
+      if (!back.equals(Buffer.from(`${s}\n`, 'utf8')))
+        mismatches.push(`${JSON.stringify(s)} came back as ${JSON.stringify(back.toString('utf8'))}`);
     }
     expect(mismatches).toEqual([]);
   });

@@ -38,7 +38,13 @@ function resource(properties: Record<string, unknown>, apiVersion = '2024-02-01'
     location: 'westus2',
     identity: { type: 'UserAssigned', userAssignedIdentities: { [IDENTITY]: {} } },
     properties: {
-      source: { type: 'PlatformImage', publisher: 'Canonical', offer: 'ubuntu-24_04-lts', sku: 'server', version: 'latest' },
+      source: {
+        type: 'PlatformImage',
+        publisher: 'Canonical',
+        offer: 'ubuntu-24_04-lts',
+        sku: 'server',
+        version: 'latest',
+      },
       distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
       ...properties,
     },
@@ -46,7 +52,10 @@ function resource(properties: Record<string, unknown>, apiVersion = '2024-02-01'
 }
 
 let counter = 0;
-async function render(text: string, options: Partial<RenderOptions> & { parameters?: Map<string, string> } = {}) {
+async function render(
+  text: string,
+  options: Partial<RenderOptions> & { parameters?: Map<string, string> } = {},
+) {
   const { template } = loadTemplateText(text, 'test.json', { parameters: options.parameters });
   const outDir = options.outDir ?? join(work, `out-${counter++}`);
   const result = await renderBuild(template, { outDir, sourceLabel: 'test.json', packer, ...options });
@@ -56,24 +65,38 @@ async function render(text: string, options: Partial<RenderOptions> & { paramete
 
 describe('renderBuild', () => {
   it('writes inline commands Packer would alter to a script file, byte for byte', async () => {
-    const commands = ['docker inspect --format "{{.State.Status}}" web', 'echo cafe\u0301 # not NFC', 'echo ${HOME} %{x}'];
+    const commands = [
+      'docker inspect --format "{{.State.Status}}" web',
+      'echo cafe\u0301 # not NFC',
+      'echo ${HOME} %{x}',
+    ];
 
-    const { result, hcl, outDir } = await render(resource({ customize: [{ type: 'Shell', name: 'templ', inline: commands }] }));
+    const { result, hcl, outDir } = await render(
+      resource({ customize: [{ type: 'Shell', name: 'templ', inline: commands }] }),
+    );
 
     expect(hcl).toContain('script = "${path.root}/artifacts/customize-00-inline.sh"');
     expect(hcl).not.toContain('State.Status');
-    expect(await readFile(join(outDir, 'artifacts', 'customize-00-inline.sh'), 'utf8')).toBe(`#!/bin/sh -e\n${commands.join('\n')}\n`);
+    expect(await readFile(join(outDir, 'artifacts', 'customize-00-inline.sh'), 'utf8')).toBe(
+      `#!/bin/sh -e\n${commands.join('\n')}\n`,
+    );
     for (const name of result.files) await packerValidate(packer.path, join(outDir, name));
   });
 
   it('keeps ordinary inline commands inline, escaped for HCL', async () => {
-    const { hcl } = await render(resource({ customize: [{ type: 'Shell', inline: ['echo "${HOME}" \\ %{x}'] }] }));
+    const { hcl } = await render(
+      resource({ customize: [{ type: 'Shell', inline: ['echo "${HOME}" \\ %{x}'] }] }),
+    );
 
     expect(hcl).toContain('"echo \\"$${HOME}\\" \\\\ %%{x}"');
   });
 
   it('refuses other fields that Packer would alter, naming the path', async () => {
-    const text = resource({ customize: [{ type: 'File', sourceUri: scriptUrl, sha256Checksum: scriptSha, destination: '/tmp/{{x}}' }] });
+    const text = resource({
+      customize: [
+        { type: 'File', sourceUri: scriptUrl, sha256Checksum: scriptSha, destination: '/tmp/{{x}}' },
+      ],
+    });
 
     const error: unknown = await render(text).catch((e: unknown) => e);
 
@@ -87,7 +110,13 @@ describe('renderBuild', () => {
       $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
       contentVersion: '1.0.0.0',
       parameters: { token: { type: 'securestring' } },
-      resources: [JSON.parse(resource({ customize: [{ type: 'Shell', inline: ["[concat('login --token ', parameters('token'))]"] }] })) as object],
+      resources: [
+        JSON.parse(
+          resource({
+            customize: [{ type: 'Shell', inline: ["[concat('login --token ', parameters('token'))]"] }],
+          }),
+        ) as object,
+      ],
     });
 
     const { hcl, outDir, result } = await render(deployment, { parameters: new Map([['token', secret]]) });
@@ -105,7 +134,13 @@ describe('renderBuild', () => {
   it('maps Windows steps to the provisioners and elevation AIB uses', async () => {
     const text = resource({
       customize: [
-        { type: 'PowerShell', name: 'elevated', inline: ['Write-Host hi'], runElevated: true, validExitCodes: [0, 3010] },
+        {
+          type: 'PowerShell',
+          name: 'elevated',
+          inline: ['Write-Host hi'],
+          runElevated: true,
+          validExitCodes: [0, 3010],
+        },
         { type: 'PowerShell', name: 'system', inline: ['whoami'], runElevated: true, runAsSystem: true },
         { type: 'WindowsRestart', restartCheckCommand: 'echo restarted', restartTimeout: '10m' },
       ],
@@ -124,24 +159,43 @@ describe('renderBuild', () => {
   });
 
   it('emits required_plugins for WindowsUpdate when Packer can load plugins', async () => {
-    const text = resource({ customize: [{ type: 'WindowsUpdate', searchCriteria: 'IsInstalled=0', filters: ['include:$true'], updateLimit: 20 }] });
+    const text = resource({
+      customize: [
+        {
+          type: 'WindowsUpdate',
+          searchCriteria: 'IsInstalled=0',
+          filters: ['include:$true'],
+          updateLimit: 20,
+        },
+      ],
+    });
 
-    const { hcl } = await render(text.replace('Canonical', 'MicrosoftWindowsServer'), { packer: { ...packer, version: '1.9.4', supportsPlugins: true } });
+    const { hcl } = await render(text.replace('Canonical', 'MicrosoftWindowsServer'), {
+      packer: { ...packer, version: '1.9.4', supportsPlugins: true },
+    });
 
-    expect(hcl).toMatch(/required_plugins \{\s+windows-update = \{\s+version = ">= [\d.]+"\s+source  = "github.com\/rgl\/windows-update"/);
+    expect(hcl).toMatch(
+      /required_plugins \{\s+windows-update = \{\s+version = ">= [\d.]+"\s+source {2}= "github.com\/rgl\/windows-update"/,
+    );
     expect(hcl).toContain('provisioner "windows-update"');
     expect(hcl).toMatch(/update_limit\s+= 20/);
   });
 
   it('leaves out the deprovision step on request', async () => {
-    const { hcl, outDir } = await render(resource({ customize: [{ type: 'Shell', inline: ['true'] }] }), { skipDeprovision: true });
+    const { hcl, outDir } = await render(resource({ customize: [{ type: 'Shell', inline: ['true'] }] }), {
+      skipDeprovision: true,
+    });
 
     expect(hcl).not.toContain('deprovision');
     expect(await readdir(join(outDir, 'artifacts'))).toEqual([]);
   });
 
   it('renders validation.pkr.hcl for in-VM validators', async () => {
-    const text = resource({ validate: { inVMValidations: [{ type: 'Shell', name: 'check', scriptUri: scriptUrl, sha256Checksum: scriptSha }] } });
+    const text = resource({
+      validate: {
+        inVMValidations: [{ type: 'Shell', name: 'check', scriptUri: scriptUrl, sha256Checksum: scriptSha }],
+      },
+    });
 
     const { result, outDir } = await render(text);
 
@@ -156,7 +210,9 @@ describe('renderBuild', () => {
     await mkdir(foreign);
     await writeFile(join(foreign, 'precious.txt'), 'keep me');
     const good = resource({ customize: [{ type: 'Shell', inline: ['true'] }] });
-    const bad = resource({ customize: [{ type: 'Shell', scriptUri: scriptUrl, sha256Checksum: '0'.repeat(64) }] });
+    const bad = resource({
+      customize: [{ type: 'Shell', scriptUri: scriptUrl, sha256Checksum: '0'.repeat(64) }],
+    });
 
     const refused: unknown = await render(good, { outDir: foreign }).catch((e: unknown) => e);
     const { outDir } = await render(good);

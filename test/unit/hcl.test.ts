@@ -19,7 +19,9 @@ describe('hclString', () => {
   });
 
   it('replaces secret values with sensitive variable references', () => {
-    const rendered = hclString('login --token s3cr3t-value --again s3cr3t-value', [{ value: 's3cr3t-value', variable: 'secure_parameter_0' }]);
+    const rendered = hclString('login --token s3cr3t-value --again s3cr3t-value', [
+      { value: 's3cr3t-value', variable: 'secure_parameter_0' },
+    ]);
 
     expect(rendered).toBe('"login --token ${var.secure_parameter_0} --again ${var.secure_parameter_0}"');
     expect(rendered).not.toContain('s3cr3t');
@@ -29,8 +31,20 @@ describe('hclString', () => {
 describe('writeHcl', () => {
   it('aligns attributes and nests blocks', () => {
     const text = writeHcl([
-      { type: 'source', labels: ['null', 'vm'], attributes: [['communicator', 'none'], ['port', 22], ['host', expr('var.host')]] },
-      { type: 'build', attributes: [['sources', ['source.null.vm']]], blocks: [{ type: 'provisioner', labels: ['shell'], attributes: [['inline', ['a', 'b']]] }] },
+      {
+        type: 'source',
+        labels: ['null', 'vm'],
+        attributes: [
+          ['communicator', 'none'],
+          ['port', 22],
+          ['host', expr('var.host')],
+        ],
+      },
+      {
+        type: 'build',
+        attributes: [['sources', ['source.null.vm']]],
+        blocks: [{ type: 'provisioner', labels: ['shell'], attributes: [['inline', ['a', 'b']]] }],
+      },
     ]);
 
     expect(text).toBe(

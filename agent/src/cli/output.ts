@@ -12,5 +12,10 @@ export function formatProblems(problems: readonly Problem[]): string {
 
 /** Problems as they appear in --json output. */
 export function problemsToJson(problems: readonly Problem[]): object[] {
-  return problems.map((p) => ({ severity: p.severity, path: p.path, ...(p.line !== undefined ? { line: p.line } : {}), message: p.message }));
+  return problems.map((p) => ({
+    severity: p.severity,
+    path: p.path,
+    ...(p.line !== undefined ? { line: p.line } : {}),
+    message: p.message,
+  }));
 }

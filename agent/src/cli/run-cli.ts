@@ -57,7 +57,9 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    io.err(`isobuild: unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, version. See isobuild --help.`);
+    io.err(
+      `isobuild: unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, version. See isobuild --help.`,
+    );
     return EXIT_CODES.invalidInput;
   }
   try {
@@ -70,7 +72,11 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
 function reportError(error: unknown, command: string, io: CommandIo, json: boolean): number {
   if (isIsobuildError(error)) {
     if (json) {
-      const body = { ok: false, error: { code: error.code, message: error.message }, problems: problemsToJson(error.problems) };
+      const body = {
+        ok: false,
+        error: { code: error.code, message: error.message },
+        problems: problemsToJson(error.problems),
+      };
       io.out(JSON.stringify(body, null, 2));
     }
     io.err(`isobuild ${command}: ${error.message}`);
@@ -90,4 +96,3 @@ function reportError(error: unknown, command: string, io: CommandIo, json: boole
   if (process.env.ISOBUILD_DEBUG === '1' && error instanceof Error && error.stack) io.err(error.stack);
   return EXIT_CODES.internal;
 }
-

@@ -25,7 +25,11 @@ export const TEMPLATE_OPTIONS_HELP = `Template options:
   --location REGION        value of resourceGroup().location in ARM expressions
   --os linux|windows       override the OS isobuild infers from the steps and the source image`;
 
-type TemplateValues = { [K in keyof typeof TEMPLATE_OPTIONS]?: (typeof TEMPLATE_OPTIONS)[K] extends { multiple: true } ? string[] : string };
+type TemplateValues = {
+  [K in keyof typeof TEMPLATE_OPTIONS]?: (typeof TEMPLATE_OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : string;
+};
 
 export function toLoadOptions(values: TemplateValues): LoadOptions {
   const parameters = new Map<string, string>();

@@ -29,7 +29,11 @@ export async function detectPacker(path = 'packer', signal?: AbortSignal): Promi
     );
   }
   const version = /Packer v(\d+\.\d+\.\d+)/.exec(stdout)?.[1];
-  if (!version) throw new IsobuildError('packerMissing', `"${path} version" printed no version ("${stdout.slice(0, 80)}"); is it really Packer?`);
+  if (!version)
+    throw new IsobuildError(
+      'packerMissing',
+      `"${path} version" printed no version ("${stdout.slice(0, 80)}"); is it really Packer?`,
+    );
   return { path, version, supportsPlugins: compareVersions(version, '1.7.0') >= 0 };
 }
 

@@ -13,7 +13,10 @@ import { PACKER_VARIABLES } from '../render/packer-template.js';
 export async function packerValidate(packerPath: string, file: string, signal?: AbortSignal): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), 'isobuild-validate-'));
   try {
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' });
+    const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+      type: 'pkcs1',
+      format: 'pem',
+    });
     const keyFile = join(scratch, 'throwaway_rsa');
     await writeFile(keyFile, key, { mode: 0o600 });
     const result = await execa(packerPath, ['validate', basename(file)], {
@@ -31,7 +34,10 @@ export async function packerValidate(packerPath: string, file: string, signal?: 
     });
     if (signal?.aborted) throw signal.reason;
     if (result.exitCode !== 0) {
-      throw new IsobuildError('packerRejected', `packer validate rejected ${file}; this is a bug in isobuild's rendering:\n${(result.stdout + result.stderr).trim()}`);
+      throw new IsobuildError(
+        'packerRejected',
+        `packer validate rejected ${file}; this is a bug in isobuild's rendering:\n${(result.stdout + result.stderr).trim()}`,
+      );
     }
   } finally {
     await rm(scratch, { recursive: true, force: true });

@@ -11,13 +11,18 @@ import type { Step } from '../template/model.js';
 /** Why Packer would alter `text`, or undefined when HCL can carry it exactly. */
 export function packerWouldAlter(text: string): string | undefined {
   if (text.includes('{{')) return 'contains "{{", which Packer treats as a Go template';
-  if (text.normalize('NFC') !== text) return 'is not in Unicode NFC form, and HCL normalises every string to NFC';
+  if (text.normalize('NFC') !== text)
+    return 'is not in Unicode NFC form, and HCL normalises every string to NFC';
   return undefined;
 }
 
 /** True when an inline step must be rendered as a script file to keep its commands exact. */
 export function needsInlineScriptFile(step: Step): boolean {
-  return (step.type === 'Shell' || step.type === 'PowerShell') && !step.scriptUri && (step.inline ?? []).some((line) => packerWouldAlter(line) !== undefined);
+  return (
+    (step.type === 'Shell' || step.type === 'PowerShell') &&
+    !step.scriptUri &&
+    (step.inline ?? []).some((line) => packerWouldAlter(line) !== undefined)
+  );
 }
 
 /** The script Packer itself would have generated from `inline` (shell: inline_shebang, then one line per command). */
@@ -33,7 +38,11 @@ export function exactTextProblems(steps: readonly Step[], secureValues: readonly
   const check = (path: string, text: string): void => {
     const why = packerWouldAlter(text);
     if (why) {
-      problems.push({ severity: 'error', path, message: `this value ${why}, so Packer would not receive it unchanged. Move the text into a script (scriptUri) or rewrite it.` });
+      problems.push({
+        severity: 'error',
+        path,
+        message: `this value ${why}, so Packer would not receive it unchanged. Move the text into a script (scriptUri) or rewrite it.`,
+      });
     }
   };
   for (const step of steps) {
@@ -50,7 +59,10 @@ export function exactTextProblems(steps: readonly Step[], secureValues: readonly
         step.filters.forEach((filter, i) => check(`${step.path}.filters[${i}]`, filter));
         break;
       default:
-        if (needsInlineScriptFile(step) && secureValues.some((secret) => (step.inline ?? []).some((line) => line.includes(secret)))) {
+        if (
+          needsInlineScriptFile(step) &&
+          secureValues.some((secret) => (step.inline ?? []).some((line) => line.includes(secret)))
+        ) {
           problems.push({
             severity: 'error',
             path: `${step.path}.inline`,

@@ -52,8 +52,15 @@ function escapeTemplateText(text: string): string {
     else if (ch === '\n') out += '\\n';
     else if (ch === '\r') out += '\\r';
     else if (ch === '\t') out += '\\t';
-    else if ((ch === '$' || ch === '%') && next === '{') out += ch + ch; // $${ and %%{ are HCL's literal forms
-    else if (code < 0x20 || code === 0x7f || (code >= 0x80 && code <= 0x9f) || code === 0x2028 || code === 0x2029) {
+    else if ((ch === '$' || ch === '%') && next === '{')
+      out += ch + ch; // $${ and %%{ are HCL's literal forms
+    else if (
+      code < 0x20 ||
+      code === 0x7f ||
+      (code >= 0x80 && code <= 0x9f) ||
+      code === 0x2028 ||
+      code === 0x2029
+    ) {
       out += `\\u${code.toString(16).padStart(4, '0')}`;
     } else out += ch;
   }

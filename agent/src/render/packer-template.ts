@@ -24,7 +24,10 @@ export const PACKER_VARIABLES = {
 export const DEFAULT_CONNECT_TIMEOUT = { linux: '20m', windows: '10m' } as const;
 
 /** The windows-update provisioner is a plugin; Packer loads plugins from `required_plugins` from 1.7 on. */
-export const WINDOWS_UPDATE_PLUGIN = { source: 'github.com/rgl/windows-update', version: '>= 0.14.0' } as const;
+export const WINDOWS_UPDATE_PLUGIN = {
+  source: 'github.com/rgl/windows-update',
+  version: '>= 0.14.0',
+} as const;
 
 export interface RenderedStep {
   readonly step: Step;
@@ -49,12 +52,22 @@ export function renderPackerFile(options: PackerFileOptions): string {
   const packerBlock: HclBlock = {
     type: 'packer',
     attributes: [['required_version', '>= 1.6.6']],
-    blocks: hasUpdates && options.supportsPlugins
-      ? [{
-          type: 'required_plugins',
-          attributes: [['windows-update', expr(`{\n    version = ${hclString(WINDOWS_UPDATE_PLUGIN.version)}\n    source  = ${hclString(WINDOWS_UPDATE_PLUGIN.source)}\n  }`)]],
-        }]
-      : [],
+    blocks:
+      hasUpdates && options.supportsPlugins
+        ? [
+            {
+              type: 'required_plugins',
+              attributes: [
+                [
+                  'windows-update',
+                  expr(
+                    `{\n    version = ${hclString(WINDOWS_UPDATE_PLUGIN.version)}\n    source  = ${hclString(WINDOWS_UPDATE_PLUGIN.source)}\n  }`,
+                  ),
+                ],
+              ],
+            },
+          ]
+        : [],
   };
   const header = [
     `# Rendered by isobuild ${VERSION} from ${sanitizeComment(options.sourceLabel)} — do not edit; render again instead.`,
@@ -63,7 +76,8 @@ export function renderPackerFile(options: PackerFileOptions): string {
     '',
   ].join('\n');
   const provisioners = options.steps.map((s) => provisionerFor(s, template, options.secrets));
-  if (options.deprovisionScript) provisioners.push(deprovisionProvisioner(template, options.deprovisionScript));
+  if (options.deprovisionScript)
+    provisioners.push(deprovisionProvisioner(template, options.deprovisionScript));
   const blocks: HclBlock[] = [
     packerBlock,
     ...variableBlocks(template, options.secrets),
@@ -75,16 +89,42 @@ export function renderPackerFile(options: PackerFileOptions): string {
 
 function variableBlocks(template: ImageTemplate, secrets: readonly SecretReference[]): HclBlock[] {
   const v = PACKER_VARIABLES;
-  const variable = (name: string, type: 'string' | 'number' | 'bool', value: HclValue, description: string, sensitive = false): HclBlock => ({
+  const variable = (
+    name: string,
+    type: 'string' | 'number' | 'bool',
+    value: HclValue,
+    description: string,
+    sensitive = false,
+  ): HclBlock => ({
     type: 'variable',
     labels: [name],
-    attributes: [['type', expr(type)], ['default', value], ['description', description], ...(sensitive ? [['sensitive', true] as const] : [])],
+    attributes: [
+      ['type', expr(type)],
+      ['default', value],
+      ['description', description],
+      ...(sensitive ? [['sensitive', true] as const] : []),
+    ],
   });
   const common = [
-    variable(v.host, 'string', '127.0.0.1', 'Address Packer connects to: the build VM, or the isobuild relay in front of it.'),
-    variable(v.port, 'number', template.os === 'linux' ? 22 : 5986, template.os === 'linux' ? 'SSH port.' : 'WinRM HTTPS port.'),
+    variable(
+      v.host,
+      'string',
+      '127.0.0.1',
+      'Address Packer connects to: the build VM, or the isobuild relay in front of it.',
+    ),
+    variable(
+      v.port,
+      'number',
+      template.os === 'linux' ? 22 : 5986,
+      template.os === 'linux' ? 'SSH port.' : 'WinRM HTTPS port.',
+    ),
     variable(v.username, 'string', 'packer', 'Administrator account on the build VM.'),
-    variable(v.connectTimeout, 'string', DEFAULT_CONNECT_TIMEOUT[template.os], 'How long to wait for the communicator to connect.'),
+    variable(
+      v.connectTimeout,
+      'string',
+      DEFAULT_CONNECT_TIMEOUT[template.os],
+      'How long to wait for the communicator to connect.',
+    ),
   ];
   const auth =
     template.os === 'linux'
@@ -94,9 +134,16 @@ function variableBlocks(template: ImageTemplate, secrets: readonly SecretReferen
         ]
       : [
           variable(v.winrmPassword, 'string', '', 'WinRM password of the administrator account.', true),
-          variable(v.winrmInsecure, 'bool', true, 'Accept the build VM\'s self-signed WinRM certificate, as AIB does.'),
+          variable(
+            v.winrmInsecure,
+            'bool',
+            true,
+            "Accept the build VM's self-signed WinRM certificate, as AIB does.",
+          ),
         ];
-  const secretVariables = secrets.map((s) => variable(s.variable, 'string', '', 'A securestring template parameter.', true));
+  const secretVariables = secrets.map((s) =>
+    variable(s.variable, 'string', '', 'A securestring template parameter.', true),
+  );
   return [...common, ...auth, ...secretVariables];
 }
 
@@ -127,7 +174,11 @@ function sourceBlock(template: ImageTemplate): HclBlock {
   return { type: 'source', labels: ['null', 'build_vm'], attributes };
 }
 
-function provisionerFor(rendered: RenderedStep, template: ImageTemplate, secrets: readonly SecretReference[]): HclBlock {
+function provisionerFor(
+  rendered: RenderedStep,
+  template: ImageTemplate,
+  secrets: readonly SecretReference[],
+): HclBlock {
   const { step, artifact } = rendered;
   const comment = [`${step.path}: ${step.type} ${JSON.stringify(step.name)}`.replace(/[\r\n]/g, ' ')];
   const text = (value: string): HclValue => expr(hclString(value, secrets));
@@ -137,10 +188,16 @@ function provisionerFor(rendered: RenderedStep, template: ImageTemplate, secrets
     case 'Shell':
       return { type: 'provisioner', labels: ['shell'], comment, attributes: [scriptOrInline(step)] };
     case 'PowerShell': {
-      const attributes: [string, HclValue][] = [scriptOrInline(step), ['valid_exit_codes', [...step.validExitCodes]]];
+      const attributes: [string, HclValue][] = [
+        scriptOrInline(step),
+        ['valid_exit_codes', [...step.validExitCodes]],
+      ];
       if (step.runAsSystem) attributes.push(['elevated_user', 'SYSTEM'], ['elevated_password', '']);
       else if (step.runElevated) {
-        attributes.push(['elevated_user', expr(`var.${PACKER_VARIABLES.username}`)], ['elevated_password', expr(`var.${PACKER_VARIABLES.winrmPassword}`)]);
+        attributes.push(
+          ['elevated_user', expr(`var.${PACKER_VARIABLES.username}`)],
+          ['elevated_password', expr(`var.${PACKER_VARIABLES.winrmPassword}`)],
+        );
       }
       return { type: 'provisioner', labels: ['powershell'], comment, attributes };
     }
@@ -149,12 +206,19 @@ function provisionerFor(rendered: RenderedStep, template: ImageTemplate, secrets
         type: 'provisioner',
         labels: ['file'],
         comment,
-        attributes: [['source', artifactPath(artifact ?? '')], ['destination', text(step.destination)]],
+        attributes: [
+          ['source', artifactPath(artifact ?? '')],
+          ['destination', text(step.destination)],
+        ],
       };
     case 'WindowsRestart': {
-      const attributes: [string, HclValue][] = [['restart_command', text(step.restartCommand)], ['restart_timeout', step.restartTimeout]];
+      const attributes: [string, HclValue][] = [
+        ['restart_command', text(step.restartCommand)],
+        ['restart_timeout', step.restartTimeout],
+      ];
       // AIB's default check command is empty, which leaves Packer's own default in place.
-      if (step.restartCheckCommand !== '') attributes.splice(1, 0, ['restart_check_command', text(step.restartCheckCommand)]);
+      if (step.restartCheckCommand !== '')
+        attributes.splice(1, 0, ['restart_check_command', text(step.restartCheckCommand)]);
       return { type: 'provisioner', labels: ['windows-restart'], comment, attributes };
     }
     case 'WindowsUpdate':
@@ -162,7 +226,11 @@ function provisionerFor(rendered: RenderedStep, template: ImageTemplate, secrets
         type: 'provisioner',
         labels: ['windows-update'],
         comment,
-        attributes: [['search_criteria', text(step.searchCriteria)], ['filters', step.filters.map(text)], ['update_limit', step.updateLimit]],
+        attributes: [
+          ['search_criteria', text(step.searchCriteria)],
+          ['filters', step.filters.map(text)],
+          ['update_limit', step.updateLimit],
+        ],
       };
   }
   void template;
@@ -173,7 +241,13 @@ function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlo
     "AIB's hidden generalization step (aib-reference §2.3). A customizer can replace it by writing",
     template.os === 'linux' ? '/tmp/DeprovisioningScript.sh.' : 'c:\\DeprovisioningScript.ps1.',
   ];
-  if (template.os === 'linux') return { type: 'provisioner', labels: ['shell'], comment, attributes: [['script', artifactPath(script)]] };
+  if (template.os === 'linux')
+    return {
+      type: 'provisioner',
+      labels: ['shell'],
+      comment,
+      attributes: [['script', artifactPath(script)]],
+    };
   return {
     type: 'provisioner',
     labels: ['powershell'],

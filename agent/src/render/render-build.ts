@@ -6,7 +6,11 @@
  */
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fetchArtifacts, type ArtifactRecord, type FetchArtifactsOptions } from '../artifacts/fetch-artifacts.js';
+import {
+  fetchArtifacts,
+  type ArtifactRecord,
+  type FetchArtifactsOptions,
+} from '../artifacts/fetch-artifacts.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import type { PackerInfo } from '../packer/packer-version.js';
 import type { ImageTemplate, Step } from '../template/model.js';
@@ -41,7 +45,11 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
   const allSteps = [...template.customize, ...template.validate.inVMValidations];
   const conflicts = exactTextProblems(allSteps, template.secureValues);
   if (conflicts.length > 0) {
-    throw new IsobuildError('templateInvalid', `${conflicts.length} value(s) cannot be rendered for Packer exactly; nothing was written.`, { problems: conflicts });
+    throw new IsobuildError(
+      'templateInvalid',
+      `${conflicts.length} value(s) cannot be rendered for Packer exactly; nothing was written.`,
+      { problems: conflicts },
+    );
   }
   const outDir = resolve(options.outDir);
   await assertReplaceable(outDir);
@@ -49,8 +57,15 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
   await rm(scratch, { recursive: true, force: true });
   await mkdir(join(scratch, ARTIFACTS_DIR), { recursive: true });
   try {
-    const fetched = await fetchArtifacts(template, { ...options.fetch, directory: join(scratch, ARTIFACTS_DIR), signal: options.signal });
-    const secrets: SecretReference[] = template.secureValues.map((value, i) => ({ value, variable: `secure_parameter_${i}` }));
+    const fetched = await fetchArtifacts(template, {
+      ...options.fetch,
+      directory: join(scratch, ARTIFACTS_DIR),
+      signal: options.signal,
+    });
+    const secrets: SecretReference[] = template.secureValues.map((value, i) => ({
+      value,
+      variable: `secure_parameter_${i}`,
+    }));
     const inlineScripts = new Map<string, string>();
     for (const step of allSteps.filter(needsInlineScriptFile)) {
       const name = `${step.path.includes('inVMValidations') ? 'validate' : 'customize'}-${String(step.index).padStart(2, '0')}-inline.${step.type === 'PowerShell' ? 'ps1' : 'sh'}`;
@@ -67,14 +82,37 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     let deprovisionScript: string | undefined;
     if (!options.skipDeprovision) {
       const name = template.os === 'linux' ? 'isobuild-deprovision.sh' : 'isobuild-deprovision.ps1';
-      await writeFile(join(scratch, ARTIFACTS_DIR, name), template.os === 'linux' ? LINUX_DEPROVISION_SCRIPT : WINDOWS_DEPROVISION_SCRIPT);
+      await writeFile(
+        join(scratch, ARTIFACTS_DIR, name),
+        template.os === 'linux' ? LINUX_DEPROVISION_SCRIPT : WINDOWS_DEPROVISION_SCRIPT,
+      );
       deprovisionScript = `${ARTIFACTS_DIR}/${name}`;
     }
-    const common = { template, supportsPlugins: options.packer.supportsPlugins, secrets, sourceLabel: options.sourceLabel };
-    await writeFile(join(scratch, CUSTOMIZATION_FILE), renderPackerFile({ ...common, kind: 'customization', steps: stepsOf(template.customize), deprovisionScript }));
+    const common = {
+      template,
+      supportsPlugins: options.packer.supportsPlugins,
+      secrets,
+      sourceLabel: options.sourceLabel,
+    };
+    await writeFile(
+      join(scratch, CUSTOMIZATION_FILE),
+      renderPackerFile({
+        ...common,
+        kind: 'customization',
+        steps: stepsOf(template.customize),
+        deprovisionScript,
+      }),
+    );
     files.push(CUSTOMIZATION_FILE);
     if (template.validate.inVMValidations.length > 0) {
-      await writeFile(join(scratch, VALIDATION_FILE), renderPackerFile({ ...common, kind: 'validation', steps: stepsOf(template.validate.inVMValidations) }));
+      await writeFile(
+        join(scratch, VALIDATION_FILE),
+        renderPackerFile({
+          ...common,
+          kind: 'validation',
+          steps: stepsOf(template.validate.inVMValidations),
+        }),
+      );
       files.push(VALIDATION_FILE);
     }
     const artifacts = [...fetched.byStep.values()].sort((a, b) => a.file.localeCompare(b.file));
@@ -101,7 +139,9 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
 /** Refuses constructs the installed Packer cannot run, naming the step and what to do. */
 function checkPackerCanRun(template: ImageTemplate, packer: PackerInfo): void {
   if (packer.supportsPlugins) return;
-  const steps = [...template.customize, ...template.validate.inVMValidations].filter((s) => s.type === 'WindowsUpdate');
+  const steps = [...template.customize, ...template.validate.inVMValidations].filter(
+    (s) => s.type === 'WindowsUpdate',
+  );
   if (steps.length === 0) return;
   throw new IsobuildError(
     'packerUnsupported',
@@ -121,7 +161,11 @@ async function assertReplaceable(outDir: string): Promise<void> {
   let entries: string[];
   try {
     const info = await stat(outDir);
-    if (!info.isDirectory()) throw new IsobuildError('outputUnwritable', `${outDir} exists and is not a directory; choose another --out.`);
+    if (!info.isDirectory())
+      throw new IsobuildError(
+        'outputUnwritable',
+        `${outDir} exists and is not a directory; choose another --out.`,
+      );
     entries = await readdir(outDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;

@@ -4,7 +4,13 @@
  * each failure with its JSON path instead of stopping at the first.
  */
 import { formatPath, type Problem } from '../errors.js';
-import { ExpressionError, evaluateString, isExpression, type ArmValue, type ExpressionScope } from './arm-expressions.js';
+import {
+  ExpressionError,
+  evaluateString,
+  isExpression,
+  type ArmValue,
+  type ExpressionScope,
+} from './arm-expressions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
 
 export interface DeploymentContext {
@@ -59,10 +65,12 @@ export function evaluateDeploymentResource(
       const declared = declarations.get(key);
       if (!declared) {
         throw new ExpressionError(
-          `parameters('${name}') refers to a parameter the template does not declare` + listNames(declarations),
+          `parameters('${name}') refers to a parameter the template does not declare` +
+            listNames(declarations),
         );
       }
-      if (failedParameters.has(key)) throw new AlreadyReported(`parameter ${declared.name} has no usable value`);
+      if (failedParameters.has(key))
+        throw new AlreadyReported(`parameter ${declared.name} has no usable value`);
       let value: ArmValue;
       try {
         value = guard(`parameters('${name}')`, () => resolveParameter(declared, context, scope));
@@ -78,19 +86,23 @@ export function evaluateDeploymentResource(
       const key = name.toLowerCase();
       if (resolvedVariables.has(key)) return resolvedVariables.get(key) ?? null;
       const entry = Object.entries(variables).find(([k]) => k.toLowerCase() === key);
-      if (!entry) throw new ExpressionError(`variables('${name}') refers to a variable the template does not declare`);
+      if (!entry)
+        throw new ExpressionError(`variables('${name}') refers to a variable the template does not declare`);
       const value = guard(`variables('${name}')`, () => evaluateTree(entry[1], scope));
       resolvedVariables.set(key, value);
       return value;
     },
     subscriptionId() {
       if (!context.subscriptionId) {
-        throw new ExpressionError('subscription().subscriptionId needs a value: pass --subscription-id <guid>');
+        throw new ExpressionError(
+          'subscription().subscriptionId needs a value: pass --subscription-id <guid>',
+        );
       }
       return context.subscriptionId;
     },
     resourceGroup() {
-      if (!context.resourceGroup) throw new ExpressionError('resourceGroup() needs a value: pass --resource-group <name>');
+      if (!context.resourceGroup)
+        throw new ExpressionError('resourceGroup() needs a value: pass --resource-group <name>');
       return {
         name: context.resourceGroup,
         location: context.location ?? missingLocation(),
@@ -114,7 +126,11 @@ export function evaluateDeploymentResource(
     try {
       scope.parameter(declared.name);
     } catch (error) {
-      problems.push({ severity: 'error', path: formatPath(['parameters', declared.name]), message: messageOf(error) });
+      problems.push({
+        severity: 'error',
+        path: formatPath(['parameters', declared.name]),
+        message: messageOf(error),
+      });
     }
   }
   for (const name of context.cliParameters.keys()) {
@@ -143,7 +159,10 @@ function missingLocation(): never {
   throw new ExpressionError('resourceGroup().location needs a value: pass --location <region>');
 }
 
-function readParameterDeclarations(deployment: JsonObject, problems: Problem[]): Map<string, ParameterDeclaration> {
+function readParameterDeclarations(
+  deployment: JsonObject,
+  problems: Problem[],
+): Map<string, ParameterDeclaration> {
   const declarations = new Map<string, ParameterDeclaration>();
   const section = deployment.parameters;
   if (section === undefined) return declarations;
@@ -165,13 +184,18 @@ function readParameterDeclarations(deployment: JsonObject, problems: Problem[]):
   return declarations;
 }
 
-function resolveParameter(declared: ParameterDeclaration, context: DeploymentContext, scope: ExpressionScope): ArmValue {
+function resolveParameter(
+  declared: ParameterDeclaration,
+  context: DeploymentContext,
+  scope: ExpressionScope,
+): ArmValue {
   const cli = findCaseInsensitive(context.cliParameters, declared.name);
   const file = findCaseInsensitive(context.fileParameters, declared.name);
   let value: ArmValue;
   if (cli !== undefined) value = convertCliValue(declared, cli);
   else if (file !== undefined) value = file;
-  else if (declared.declaration.defaultValue !== undefined) value = evaluateTree(declared.declaration.defaultValue, scope);
+  else if (declared.declaration.defaultValue !== undefined)
+    value = evaluateTree(declared.declaration.defaultValue, scope);
   else {
     throw new ExpressionError(
       `the parameter "${declared.name}" (${declared.type}) has no value and no defaultValue; ` +
@@ -185,7 +209,8 @@ function resolveParameter(declared: ParameterDeclaration, context: DeploymentCon
 function convertCliValue(declared: ParameterDeclaration, raw: string): ArmValue {
   switch (declared.type) {
     case 'int': {
-      if (!/^-?\d+$/.test(raw)) throw new ExpressionError(`--param ${declared.name} must be an integer, got "${raw}"`);
+      if (!/^-?\d+$/.test(raw))
+        throw new ExpressionError(`--param ${declared.name} must be an integer, got "${raw}"`);
       return Number(raw);
     }
     case 'bool':
@@ -215,10 +240,15 @@ function checkParameterValue(declared: ParameterDeclaration, value: ArmValue): v
   };
   const want = expected[declared.type];
   if (want && typeof value !== want) {
-    throw new ExpressionError(`the parameter "${declared.name}" is declared ${declared.type} but its value is not`);
+    throw new ExpressionError(
+      `the parameter "${declared.name}" is declared ${declared.type} but its value is not`,
+    );
   }
   const allowed = declared.declaration.allowedValues;
-  if (Array.isArray(allowed) && !allowed.some((candidate) => JSON.stringify(candidate) === JSON.stringify(value))) {
+  if (
+    Array.isArray(allowed) &&
+    !allowed.some((candidate) => JSON.stringify(candidate) === JSON.stringify(value))
+  ) {
     const shown = SECURE_TYPES.has(declared.type) ? 'the given value' : JSON.stringify(value);
     throw new ExpressionError(
       `the parameter "${declared.name}" must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}; ${shown} is not`,
@@ -262,11 +292,18 @@ function evaluateTree(
   return node;
 }
 
-function evaluateKey(key: string, scope: ExpressionScope, path: (string | number)[], onFailure?: FailureSink): string {
+function evaluateKey(
+  key: string,
+  scope: ExpressionScope,
+  path: (string | number)[],
+  onFailure?: FailureSink,
+): string {
   if (!isExpression(key) && !key.startsWith('[[')) return key;
   const value = onFailure ? evaluateTree(key, scope, path, onFailure) : evaluateString(key, scope);
   if (typeof value === 'string') return value;
-  const error = new ExpressionError(`a property name must evaluate to a string, not ${value === null ? 'null' : typeof value}`);
+  const error = new ExpressionError(
+    `a property name must evaluate to a string, not ${value === null ? 'null' : typeof value}`,
+  );
   if (!onFailure) throw error;
   onFailure(path, error);
   return key;
@@ -275,7 +312,8 @@ function evaluateKey(key: string, scope: ExpressionScope, path: (string | number
 function collectStrings(value: ArmValue, into: string[]): void {
   if (typeof value === 'string') into.push(value);
   else if (Array.isArray(value)) value.forEach((item) => collectStrings(item, into));
-  else if (value !== null && typeof value === 'object') Object.values(value).forEach((v) => collectStrings(v, into));
+  else if (value !== null && typeof value === 'object')
+    Object.values(value).forEach((v) => collectStrings(v, into));
 }
 
 function findCaseInsensitive<T>(map: ReadonlyMap<string, T>, name: string): T | undefined {

@@ -140,7 +140,9 @@ const FUNCTIONS: Record<string, ArmFunction> = {
   tolower: (args) => stringArg('toLower', args, 0).toLowerCase(),
   toupper: (args) => stringArg('toUpper', args, 0).toUpperCase(),
   replace: (args) =>
-    stringArg('replace', args, 0).split(stringArg('replace', args, 1)).join(stringArg('replace', args, 2)),
+    stringArg('replace', args, 0)
+      .split(stringArg('replace', args, 1))
+      .join(stringArg('replace', args, 2)),
   resourceid: (args, scope) => resourceId(args, scope),
   subscription: (_args, scope) => ({
     subscriptionId: scope.subscriptionId(),
@@ -197,10 +199,16 @@ function evaluate(node: Node, scope: ExpressionScope): ArmValue {
       const target = evaluate(node.target, scope);
       const index = evaluate(node.index, scope);
       if (Array.isArray(target) && typeof index === 'number') {
-        if (index < 0 || index >= target.length) throw new ExpressionError(`index ${index} is outside the array`);
+        if (index < 0 || index >= target.length)
+          throw new ExpressionError(`index ${index} is outside the array`);
         return target[index] ?? null;
       }
-      if (target !== null && typeof target === 'object' && !Array.isArray(target) && typeof index === 'string') {
+      if (
+        target !== null &&
+        typeof target === 'object' &&
+        !Array.isArray(target) &&
+        typeof index === 'string'
+      ) {
         const key = Object.keys(target).find((k) => k.toLowerCase() === index.toLowerCase());
         if (key === undefined) throw new ExpressionError(`the object has no property "${index}"`);
         return target[key] ?? null;
@@ -219,7 +227,9 @@ function describe(value: ArmValue): string {
 function stringArg(fn: string, args: ArmValue[], index: number): string {
   const value = args[index];
   if (typeof value !== 'string') {
-    throw new ExpressionError(`${fn}() expects a string as argument ${index + 1}, got ${describe(value ?? null)}`);
+    throw new ExpressionError(
+      `${fn}() expects a string as argument ${index + 1}, got ${describe(value ?? null)}`,
+    );
   }
   return value;
 }
@@ -236,15 +246,19 @@ function concat(args: ArmValue[]): ArmValue {
 
 function formatString(args: ArmValue[]): string {
   const template = stringArg('format', args, 0);
-  return template.replace(/\{\{|\}\}|\{(\d+)(:[^}]*)?\}/g, (match, index: string | undefined, spec?: string) => {
-    if (match === '{{') return '{';
-    if (match === '}}') return '}';
-    if (spec) throw new ExpressionError(`format() specifiers such as "${match}" are not supported`);
-    const value = args[Number(index) + 1];
-    if (value === undefined) throw new ExpressionError(`format() has no argument for ${match}`);
-    if (typeof value === 'object' && value !== null) throw new ExpressionError(`format() cannot insert an ${describe(value)}`);
-    return String(value);
-  });
+  return template.replace(
+    /\{\{|\}\}|\{(\d+)(:[^}]*)?\}/g,
+    (match, index: string | undefined, spec?: string) => {
+      if (match === '{{') return '{';
+      if (match === '}}') return '}';
+      if (spec) throw new ExpressionError(`format() specifiers such as "${match}" are not supported`);
+      const value = args[Number(index) + 1];
+      if (value === undefined) throw new ExpressionError(`format() has no argument for ${match}`);
+      if (typeof value === 'object' && value !== null)
+        throw new ExpressionError(`format() cannot insert an ${describe(value)}`);
+      return String(value);
+    },
+  );
 }
 
 function resourceId(args: ArmValue[], scope: ExpressionScope): string {

@@ -35,21 +35,41 @@ export function checkConstraints(properties: JsonObject, base: Path, ctx: Constr
 
   if (validate?.sourceValidationOnly === true) {
     if (customize.length > 0) {
-      report('error', ['validate', 'sourceValidationOnly'], 'sourceValidationOnly validates the source image as it is, so "customize" must be empty; remove the customizers or set it to false.');
+      report(
+        'error',
+        ['validate', 'sourceValidationOnly'],
+        'sourceValidationOnly validates the source image as it is, so "customize" must be empty; remove the customizers or set it to false.',
+      );
     }
     if (validators.length === 0 && !unusable(['validate', 'inVMValidations'])) {
-      report('error', ['validate', 'sourceValidationOnly'], 'sourceValidationOnly is true but validate.inVMValidations is empty, so there is nothing to run; add validators.');
+      report(
+        'error',
+        ['validate', 'sourceValidationOnly'],
+        'sourceValidationOnly is true but validate.inVMValidations is empty, so there is nothing to run; add validators.',
+      );
     }
   }
 
   const timeout = properties.buildTimeoutInMinutes;
   if (typeof timeout === 'number' && timeout >= 1 && timeout <= 5) {
-    report('error', ['buildTimeoutInMinutes'], `${timeout} minutes is too short: AIB accepts 0 (meaning 240) or 6 to 960 minutes.`);
+    report(
+      'error',
+      ['buildTimeoutInMinutes'],
+      `${timeout} minutes is too short: AIB accepts 0 (meaning 240) or 6 to 960 minutes.`,
+    );
   }
 
   const imageVersionId = objectOf(properties.source)?.imageVersionId;
-  if (typeof imageVersionId === 'string' && /\/versions\/latest$/i.test(imageVersionId) && !atLeast(ctx.version, '2022-07-01')) {
-    report('error', ['source', 'imageVersionId'], `a source version of "latest" was introduced in API version 2022-07-01, but the template declares ${ctx.version}; pin a version such as 1.0.0 or raise apiVersion.`);
+  if (
+    typeof imageVersionId === 'string' &&
+    /\/versions\/latest$/i.test(imageVersionId) &&
+    !atLeast(ctx.version, '2022-07-01')
+  ) {
+    report(
+      'error',
+      ['source', 'imageVersionId'],
+      `a source version of "latest" was introduced in API version 2022-07-01, but the template declares ${ctx.version}; pin a version such as 1.0.0 or raise apiVersion.`,
+    );
   }
 
   checkDistribute(arrayOf(properties.distribute), ctx.version, report, unusable);
@@ -67,28 +87,59 @@ function checkStep(step: JsonValue, path: Path, report: Report, unusable: Unusab
     const hasUri = typeof s.scriptUri === 'string';
     const hasInline = Array.isArray(s.inline);
     if (hasUri && hasInline) {
-      report('error', path, `a ${type} step takes either "scriptUri" or "inline", not both; split it into two steps.`);
+      report(
+        'error',
+        path,
+        `a ${type} step takes either "scriptUri" or "inline", not both; split it into two steps.`,
+      );
     } else if (!hasUri && !hasInline && !unusable([...path, 'scriptUri']) && !unusable([...path, 'inline'])) {
-      report('error', path, `a ${type} step needs "scriptUri" (a script to download) or "inline" (commands to run).`);
+      report(
+        'error',
+        path,
+        `a ${type} step needs "scriptUri" (a script to download) or "inline" (commands to run).`,
+      );
     }
-    if (hasInline && (s.inline as JsonValue[]).length === 0) report('error', [...path, 'inline'], 'lists no commands; add at least one or remove the step.');
+    if (hasInline && (s.inline as JsonValue[]).length === 0)
+      report('error', [...path, 'inline'], 'lists no commands; add at least one or remove the step.');
     if (hasInline && typeof s.sha256Checksum === 'string' && s.sha256Checksum !== '') {
-      report('warning', [...path, 'sha256Checksum'], 'is ignored for inline commands (there is nothing to download).');
+      report(
+        'warning',
+        [...path, 'sha256Checksum'],
+        'is ignored for inline commands (there is nothing to download).',
+      );
     }
-    if (hasUri && !unusable([...path, 'scriptUri'])) checkUri(s.scriptUri as string, [...path, 'scriptUri'], report);
+    if (hasUri && !unusable([...path, 'scriptUri']))
+      checkUri(s.scriptUri as string, [...path, 'scriptUri'], report);
   }
-  if (type === 'PowerShell' && s.runAsSystem === true && s.runElevated !== true && !unusable([...path, 'runElevated'])) {
+  if (
+    type === 'PowerShell' &&
+    s.runAsSystem === true &&
+    s.runElevated !== true &&
+    !unusable([...path, 'runElevated'])
+  ) {
     report('error', [...path, 'runAsSystem'], 'runAsSystem requires "runElevated": true; set both.');
   }
   if (type === 'File') {
     if (typeof s.sourceUri === 'string' && !unusable([...path, 'sourceUri'])) {
       checkUri(s.sourceUri, [...path, 'sourceUri'], report);
       if (/\/$/.test(s.sourceUri.split('?')[0] ?? '')) {
-        report('error', [...path, 'sourceUri'], 'points at a directory; a File step copies exactly one file. Zip the directory and expand it with a Shell or PowerShell step.');
+        report(
+          'error',
+          [...path, 'sourceUri'],
+          'points at a directory; a File step copies exactly one file. Zip the directory and expand it with a Shell or PowerShell step.',
+        );
       }
     }
-    if (typeof s.destination === 'string' && !unusable([...path, 'destination']) && !/^(\/|[A-Za-z]:[\\/])/.test(s.destination)) {
-      report('error', [...path, 'destination'], `${JSON.stringify(s.destination)} must be an absolute path, such as /tmp/file or c:\\buildArtifacts\\file.`);
+    if (
+      typeof s.destination === 'string' &&
+      !unusable([...path, 'destination']) &&
+      !/^(\/|[A-Za-z]:[\\/])/.test(s.destination)
+    ) {
+      report(
+        'error',
+        [...path, 'destination'],
+        `${JSON.stringify(s.destination)} must be an absolute path, such as /tmp/file or c:\\buildArtifacts\\file.`,
+      );
     }
   }
   for (const [key, value] of Object.entries(s)) checkText(value, [...path, key], report);
@@ -101,11 +152,19 @@ function checkUri(uri: string, path: Path, report: Report): void {
   try {
     parsed = new URL(uri);
   } catch {
-    report('error', path, `${JSON.stringify(uri)} is not an absolute URL; use https://… (or file:// for local files).`);
+    report(
+      'error',
+      path,
+      `${JSON.stringify(uri)} is not an absolute URL; use https://… (or file:// for local files).`,
+    );
     return;
   }
   if (!SCHEMES.has(parsed.protocol)) {
-    report('error', path, `the ${parsed.protocol.replace(':', '')} scheme is not supported; use https, http or file.`);
+    report(
+      'error',
+      path,
+      `the ${parsed.protocol.replace(':', '')} scheme is not supported; use https, http or file.`,
+    );
   }
 }
 
@@ -113,11 +172,18 @@ function checkUri(uri: string, path: Path, report: Report): void {
 function checkText(value: JsonValue, path: Path, report: Report): void {
   if (Array.isArray(value)) value.forEach((item, i) => checkText(item, [...path, i], report));
   if (typeof value !== 'string') return;
-  if (value.includes('\u0000')) report('error', path, 'contains a NUL character, which no script or file path can carry; remove it.');
-  if (!value.isWellFormed()) report('error', path, 'contains invalid Unicode (an unpaired surrogate); fix the \\u escapes.');
+  if (value.includes('\u0000'))
+    report('error', path, 'contains a NUL character, which no script or file path can carry; remove it.');
+  if (!value.isWellFormed())
+    report('error', path, 'contains invalid Unicode (an unpaired surrogate); fix the \\u escapes.');
 }
 
-function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: Report, unusable: Unusable): void {
+function checkDistribute(
+  distribute: JsonValue[],
+  version: ApiVersion,
+  report: Report,
+  unusable: Unusable,
+): void {
   const seen = new Map<string, number>();
   distribute.forEach((entry, i) => {
     const d = objectOf(entry);
@@ -127,7 +193,11 @@ function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: R
       const key = d.runOutputName.toLowerCase();
       const first = seen.get(key);
       if (first !== undefined) {
-        report('error', [...path, 'runOutputName'], `"${d.runOutputName}" is already used by distribute[${first}]; every runOutputName must be unique.`);
+        report(
+          'error',
+          [...path, 'runOutputName'],
+          `"${d.runOutputName}" is already used by distribute[${first}]; every runOutputName must be unique.`,
+        );
       } else seen.set(key, i);
     }
     if (d.type !== 'SharedImage') return;
@@ -135,15 +205,28 @@ function checkDistribute(distribute: JsonValue[], version: ApiVersion, report: R
     const hasReplication = Array.isArray(d.replicationRegions);
     if (hasTargets && hasReplication) {
       report('error', path, 'use either "targetRegions" or the deprecated "replicationRegions", not both.');
-    } else if (!hasTargets && !hasReplication && !unusable([...path, 'targetRegions']) && !unusable([...path, 'replicationRegions'])) {
+    } else if (
+      !hasTargets &&
+      !hasReplication &&
+      !unusable([...path, 'targetRegions']) &&
+      !unusable([...path, 'replicationRegions'])
+    ) {
       const wanted = atLeast(version, '2022-07-01') ? '"targetRegions"' : '"replicationRegions"';
-      report('error', path, `a SharedImage distributor needs ${wanted}: the regions to replicate the image version to.`);
+      report(
+        'error',
+        path,
+        `a SharedImage distributor needs ${wanted}: the regions to replicate the image version to.`,
+      );
     }
     if (hasReplication && (d.replicationRegions as JsonValue[]).length === 0) {
       report('error', [...path, 'replicationRegions'], 'lists no regions; name at least one.');
     }
     if (d.storageAccountType !== undefined && !hasReplication && !unusable([...path, 'replicationRegions'])) {
-      report('error', [...path, 'storageAccountType'], 'only applies together with "replicationRegions"; with targetRegions set storageAccountType on each region.');
+      report(
+        'error',
+        [...path, 'storageAccountType'],
+        'only applies together with "replicationRegions"; with targetRegions set storageAccountType on each region.',
+      );
     }
     const names = new Set<string>();
     arrayOf(d.targetRegions).forEach((region, r) => {
@@ -161,24 +244,51 @@ function checkVnet(vnet: JsonObject | undefined, report: Report, unusable: Unusa
   if (!vnet) return;
   const path: Path = ['vmProfile', 'vnetConfig'];
   const subnetId = typeof vnet.subnetId === 'string' ? vnet.subnetId : undefined;
-  const aciSubnetId = typeof vnet.containerInstanceSubnetId === 'string' ? vnet.containerInstanceSubnetId : undefined;
+  const aciSubnetId =
+    typeof vnet.containerInstanceSubnetId === 'string' ? vnet.containerInstanceSubnetId : undefined;
   if (aciSubnetId !== undefined) {
     if (subnetId === undefined) {
-      if (!unusable([...path, 'subnetId'])) report('error', [...path, 'containerInstanceSubnetId'], 'requires "subnetId" as well: AIB does not support an ACI subnet on its own. Add the build VM subnet (same virtual network).');
+      if (!unusable([...path, 'subnetId']))
+        report(
+          'error',
+          [...path, 'containerInstanceSubnetId'],
+          'requires "subnetId" as well: AIB does not support an ACI subnet on its own. Add the build VM subnet (same virtual network).',
+        );
     } else {
       const build = splitSubnetId(subnetId);
       const aci = splitSubnetId(aciSubnetId);
       if (build && aci && build.vnet !== aci.vnet) {
-        report('error', [...path, 'containerInstanceSubnetId'], 'must be in the same virtual network as subnetId.');
+        report(
+          'error',
+          [...path, 'containerInstanceSubnetId'],
+          'must be in the same virtual network as subnetId.',
+        );
       } else if (build && aci && build.subnet === aci.subnet) {
-        report('error', [...path, 'containerInstanceSubnetId'], 'must be a different subnet from subnetId (delegated to Microsoft.ContainerInstance/containerGroups).');
+        report(
+          'error',
+          [...path, 'containerInstanceSubnetId'],
+          'must be a different subnet from subnetId (delegated to Microsoft.ContainerInstance/containerGroups).',
+        );
       }
     }
     if (typeof vnet.proxyVmSize === 'string' && vnet.proxyVmSize !== '') {
-      report('error', [...path, 'proxyVmSize'], 'cannot be combined with containerInstanceSubnetId: that topology has no proxy VM. Remove proxyVmSize.');
+      report(
+        'error',
+        [...path, 'proxyVmSize'],
+        'cannot be combined with containerInstanceSubnetId: that topology has no proxy VM. Remove proxyVmSize.',
+      );
     }
-  } else if (typeof vnet.proxyVmSize === 'string' && vnet.proxyVmSize !== '' && subnetId === undefined && !unusable([...path, 'subnetId'])) {
-    report('error', [...path, 'proxyVmSize'], 'only applies with "subnetId" (the proxy VM sits in that subnet); add subnetId or remove proxyVmSize.');
+  } else if (
+    typeof vnet.proxyVmSize === 'string' &&
+    vnet.proxyVmSize !== '' &&
+    subnetId === undefined &&
+    !unusable([...path, 'subnetId'])
+  ) {
+    report(
+      'error',
+      [...path, 'proxyVmSize'],
+      'only applies with "subnetId" (the proxy VM sits in that subnet); add subnetId or remove proxyVmSize.',
+    );
   }
 }
 

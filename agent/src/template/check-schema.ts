@@ -22,7 +22,12 @@ export interface SchemaContext {
 
 type Path = (string | number)[];
 
-export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx: SchemaContext): JsonValue | undefined {
+export function checkAgainstSchema(
+  value: JsonValue,
+  spec: Spec,
+  path: Path,
+  ctx: SchemaContext,
+): JsonValue | undefined {
   const here = formatPath(path);
   const error = (message: string): undefined => {
     ctx.problems.push({ severity: 'error', path: here, message });
@@ -37,7 +42,9 @@ export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx
       if (typeof value !== 'string') return error(`must be a string, not ${describe(value)}.`);
       if (spec.enum) return checkEnum(value, spec.enum, here, ctx);
       if (spec.pattern && !spec.pattern.test(value)) {
-        return error(`${JSON.stringify(value)} is not valid: expected ${spec.patternHint ?? spec.pattern.source}.`);
+        return error(
+          `${JSON.stringify(value)} is not valid: expected ${spec.patternHint ?? spec.pattern.source}.`,
+        );
       }
       if (spec.resourceId) {
         const problem = resourceIdProblem(value, spec.resourceId);
@@ -46,9 +53,12 @@ export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx
       return value;
     }
     case 'int': {
-      if (typeof value !== 'number' || !Number.isInteger(value)) return error(`must be a whole number, not ${describe(value)}.`);
-      if (spec.min !== undefined && value < spec.min) return error(`must be at least ${spec.min}; it is ${value}.`);
-      if (spec.max !== undefined && value > spec.max) return error(`must be at most ${spec.max}; it is ${value}.`);
+      if (typeof value !== 'number' || !Number.isInteger(value))
+        return error(`must be a whole number, not ${describe(value)}.`);
+      if (spec.min !== undefined && value < spec.min)
+        return error(`must be at least ${spec.min}; it is ${value}.`);
+      if (spec.max !== undefined && value > spec.max)
+        return error(`must be at most ${spec.max}; it is ${value}.`);
       return value;
     }
     case 'bool':
@@ -56,11 +66,16 @@ export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx
       return value;
     case 'stringMap':
     case 'identityMap': {
-      if (!isObject(value)) return error(`must be an object mapping names to ${spec.kind === 'stringMap' ? 'strings' : '{}'}.`);
+      if (!isObject(value))
+        return error(`must be an object mapping names to ${spec.kind === 'stringMap' ? 'strings' : '{}'}.`);
       for (const [key, item] of Object.entries(value)) {
         const itemPath = formatPath([...path, key]);
         if (spec.kind === 'stringMap' && typeof item !== 'string') {
-          ctx.problems.push({ severity: 'error', path: itemPath, message: `must be a string, not ${describe(item)}.` });
+          ctx.problems.push({
+            severity: 'error',
+            path: itemPath,
+            message: `must be a string, not ${describe(item)}.`,
+          });
         }
         if (spec.kind === 'identityMap' && !ctx.unresolved.has(itemPath)) {
           const problem = resourceIdProblem(key, 'userAssignedIdentity');
@@ -84,7 +99,12 @@ export function checkAgainstSchema(value: JsonValue, spec: Spec, path: Path, ctx
   }
 }
 
-function checkUnion(value: JsonValue, spec: Extract<Spec, { kind: 'union' }>, path: Path, ctx: SchemaContext): JsonObject | undefined {
+function checkUnion(
+  value: JsonValue,
+  spec: Extract<Spec, { kind: 'union' }>,
+  path: Path,
+  ctx: SchemaContext,
+): JsonObject | undefined {
   const here = formatPath(path);
   const names = Object.keys(spec.variants);
   const error = (message: string): undefined => {
@@ -103,27 +123,47 @@ function checkUnion(value: JsonValue, spec: Extract<Spec, { kind: 'union' }>, pa
     });
     return undefined;
   }
-  const variantName = names.find((n) => n === raw) ?? (ctx.strict ? undefined : names.find((n) => n.toLowerCase() === raw.toLowerCase()));
+  const variantName =
+    names.find((n) => n === raw) ??
+    (ctx.strict ? undefined : names.find((n) => n.toLowerCase() === raw.toLowerCase()));
   if (variantName === undefined) {
     const caseOnly = names.find((n) => n.toLowerCase() === raw.toLowerCase());
     const hint = caseOnly
       ? `values are case-sensitive from API version 2024-02-01: write "${caseOnly}".`
       : `use one of ${names.join(', ')}.`;
-    ctx.problems.push({ severity: 'error', path: discriminatorPath, message: `unknown ${spec.what} ${spec.discriminator} "${raw}"; ${hint}` });
+    ctx.problems.push({
+      severity: 'error',
+      path: discriminatorPath,
+      message: `unknown ${spec.what} ${spec.discriminator} "${raw}"; ${hint}`,
+    });
     return undefined;
   }
   const variant = spec.variants[variantName]!;
   if (variant.removed) {
-    ctx.problems.push({ severity: 'error', path: discriminatorPath, message: `${variantName} is not supported: ${variant.removed}.` });
+    ctx.problems.push({
+      severity: 'error',
+      path: discriminatorPath,
+      message: `${variantName} is not supported: ${variant.removed}.`,
+    });
     return undefined;
   }
   if (variant.since && !atLeast(ctx.version, variant.since)) {
-    ctx.problems.push({ severity: 'error', path: discriminatorPath, message: tooNew(`the ${spec.what} type ${variantName}`, variant.since, ctx) });
+    ctx.problems.push({
+      severity: 'error',
+      path: discriminatorPath,
+      message: tooNew(`the ${spec.what} type ${variantName}`, variant.since, ctx),
+    });
     return undefined;
   }
   const consumed = new Set([key as string]);
   const out = checkFields(value, variant.fields, path, ctx, consumed);
-  if (out) Object.defineProperty(out, spec.discriminator, { value: variantName, enumerable: true, writable: true, configurable: true });
+  if (out)
+    Object.defineProperty(out, spec.discriminator, {
+      value: variantName,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   return out;
 }
 
@@ -140,7 +180,9 @@ function checkFields(
     if (consumed.has(key)) continue;
     const childPath = [...path, key];
     const here = formatPath(childPath);
-    const canonical = fields[key] ? key : Object.keys(fields).find((name) => name.toLowerCase() === key.toLowerCase());
+    const canonical = fields[key]
+      ? key
+      : Object.keys(fields).find((name) => name.toLowerCase() === key.toLowerCase());
     if (canonical === undefined) {
       reportUnknown(key, Object.keys(fields), here, ctx);
       continue;
@@ -166,7 +208,11 @@ function checkFields(
     const field = fields[canonical]!;
     if (child === null) continue; // null means "not set", as Go's JSON decoder treats it
     if (field.since && !atLeast(ctx.version, field.since)) {
-      ctx.problems.push({ severity: 'error', path: here, message: tooNew(`"${canonical}"`, field.since, ctx) });
+      ctx.problems.push({
+        severity: 'error',
+        path: here,
+        message: tooNew(`"${canonical}"`, field.since, ctx),
+      });
       continue;
     }
     if (field.readOnly) {
@@ -186,24 +232,43 @@ function checkFields(
     }
     const checked = checkAgainstSchema(child, field.spec, childPath, ctx);
     if (checked !== undefined) {
-      Object.defineProperty(out, canonical, { value: checked, enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, canonical, {
+        value: checked,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
   }
   for (const [name, field] of Object.entries(fields)) {
     if (!field.required || canonicalSeen.has(name)) continue;
     if (field.since && !atLeast(ctx.version, field.since)) continue;
     const present = canonicalSeen.has(name) && value[canonicalSeen.get(name)!] !== null;
-    if (!present) ctx.problems.push({ severity: 'error', path: formatPath([...path, name]), message: `missing required field "${name}".` });
+    if (!present)
+      ctx.problems.push({
+        severity: 'error',
+        path: formatPath([...path, name]),
+        message: `missing required field "${name}".`,
+      });
   }
   return out;
 }
 
-function checkEnum(value: string, values: readonly { value: string; since?: ApiVersion }[], here: string, ctx: SchemaContext): string | undefined {
+function checkEnum(
+  value: string,
+  values: readonly { value: string; since?: ApiVersion }[],
+  here: string,
+  ctx: SchemaContext,
+): string | undefined {
   const exact = values.find((v) => v.value === value);
   const loose = exact ?? values.find((v) => v.value.toLowerCase() === value.toLowerCase());
   const allowed = values.filter((v) => !v.since || atLeast(ctx.version, v.since)).map((v) => v.value);
   if (!loose) {
-    ctx.problems.push({ severity: 'error', path: here, message: `${JSON.stringify(value)} is not allowed; use one of ${allowed.join(', ')}.` });
+    ctx.problems.push({
+      severity: 'error',
+      path: here,
+      message: `${JSON.stringify(value)} is not allowed; use one of ${allowed.join(', ')}.`,
+    });
     return undefined;
   }
   if (!exact && ctx.strict) {
@@ -215,7 +280,11 @@ function checkEnum(value: string, values: readonly { value: string; since?: ApiV
     return undefined;
   }
   if (loose.since && !atLeast(ctx.version, loose.since)) {
-    ctx.problems.push({ severity: 'error', path: here, message: tooNew(`the value "${loose.value}"`, loose.since, ctx) });
+    ctx.problems.push({
+      severity: 'error',
+      path: here,
+      message: tooNew(`the value "${loose.value}"`, loose.since, ctx),
+    });
     return undefined;
   }
   return loose.value;
@@ -239,8 +308,14 @@ function reportUnknown(key: string, known: string[], here: string, ctx: SchemaCo
   }
 }
 
-export function tooNew(what: string, since: ApiVersion, ctx: Pick<SchemaContext, 'version' | 'versionFromFlag'>): string {
-  const declared = ctx.versionFromFlag ? `--api-version selects ${ctx.version}` : `the template declares ${ctx.version}`;
+export function tooNew(
+  what: string,
+  since: ApiVersion,
+  ctx: Pick<SchemaContext, 'version' | 'versionFromFlag'>,
+): string {
+  const declared = ctx.versionFromFlag
+    ? `--api-version selects ${ctx.version}`
+    : `the template declares ${ctx.version}`;
   const fix = ctx.versionFromFlag ? '--api-version' : 'apiVersion';
   return `${what} was introduced in API version ${since}, but ${declared}. Set ${fix} to ${since} or later, or remove it.`;
 }
@@ -275,7 +350,8 @@ function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
       d[i]![j] = best;
     }
   }
@@ -287,7 +363,8 @@ export function describe(value: JsonValue | undefined): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   return `${typeof value === 'number' ? 'the number' : 'the boolean'} ${String(value)}`;
 }
 

@@ -43,7 +43,8 @@ export function inferOs(
     problems.push({
       severity: 'warning',
       path: formatPath([...base, 'source']),
-      message: 'cannot tell whether the build VM runs Linux or Windows; assuming Linux. Pass --os windows if it is Windows.',
+      message:
+        'cannot tell whether the build VM runs Linux or Windows; assuming Linux. Pass --os windows if it is Windows.',
     });
     decision = { os: 'linux', reason: 'assumed (nothing in the template says)' };
   } else {
@@ -92,7 +93,9 @@ function describeStep(step: JsonObject): string {
 
 function imageOs(source: JsonObject | undefined): OsDecision | undefined {
   if (!source || source.type !== 'PlatformImage') return undefined;
-  const text = ['publisher', 'offer', 'sku'].map((k) => (typeof source[k] === 'string' ? source[k] : '')).join(' ');
+  const text = ['publisher', 'offer', 'sku']
+    .map((k) => (typeof source[k] === 'string' ? source[k] : ''))
+    .join(' ');
   const image = `marketplace image ${JSON.stringify(source.publisher)}/${JSON.stringify(source.offer)}`;
   if (WINDOWS_IMAGE.test(text)) return { os: 'windows', reason: image };
   if (LINUX_IMAGE.test(text)) return { os: 'linux', reason: image };
@@ -103,7 +106,10 @@ function label(os: OsType): string {
   return os === 'linux' ? 'Linux' : 'Windows';
 }
 
-function listSteps(value: JsonValue | undefined, base: (string | number)[]): { value: JsonObject; path: string }[] {
+function listSteps(
+  value: JsonValue | undefined,
+  base: (string | number)[],
+): { value: JsonObject; path: string }[] {
   if (!Array.isArray(value)) return [];
   return value.flatMap((item, i) => {
     const step = objectOf(item);

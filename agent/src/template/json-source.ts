@@ -57,7 +57,14 @@ function firstInvalidUtf8Offset(bytes: Uint8Array): number {
       i++;
       continue;
     }
-    const length = lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    const length =
+      lead >= 0xc2 && lead <= 0xdf
+        ? 2
+        : lead >= 0xe0 && lead <= 0xef
+          ? 3
+          : lead >= 0xf0 && lead <= 0xf4
+            ? 4
+            : 0;
     if (length === 0 || i + length > bytes.length) return i;
     for (let k = 1; k < length; k++) if (((bytes[i + k] ?? 0) & 0xc0) !== 0x80) return i;
     const second = bytes[i + 1]!;
@@ -174,7 +181,9 @@ class Parser {
   }
 
   private parseNumber(): number {
-    const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(this.text.slice(this.pos, this.pos + 64));
+    const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(
+      this.text.slice(this.pos, this.pos + 64),
+    );
     if (!match) this.fail('malformed number');
     this.pos += match[0].length;
     return Number(match[0]);
@@ -192,7 +201,8 @@ class Parser {
         this.pos++;
         return out;
       }
-      if (code < 0x20) this.fail('a raw control character (such as a line break) inside a string; write it as \\n');
+      if (code < 0x20)
+        this.fail('a raw control character (such as a line break) inside a string; write it as \\n');
       if (code === 0x5c) {
         out += text.slice(chunkStart, this.pos);
         out += this.parseEscape();
@@ -253,7 +263,8 @@ class Parser {
         this.pos++;
         return items;
       }
-      if (ch !== ',') this.fail(ch === undefined ? 'an array is never closed' : 'expected , or ] in an array');
+      if (ch !== ',')
+        this.fail(ch === undefined ? 'an array is never closed' : 'expected , or ] in an array');
       this.pos++;
       this.skipTrivia();
       if (this.text[this.pos] === ']') {
@@ -298,7 +309,8 @@ class Parser {
         this.pos++;
         return object;
       }
-      if (ch !== ',') this.fail(ch === undefined ? 'an object is never closed' : 'expected , or } in an object');
+      if (ch !== ',')
+        this.fail(ch === undefined ? 'an object is never closed' : 'expected , or } in an object');
       this.pos++;
       this.skipTrivia();
       if (this.text[this.pos] === '}') {

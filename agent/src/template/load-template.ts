@@ -5,12 +5,25 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { IsobuildError, formatPath, type Problem } from '../errors.js';
-import { API_VERSIONS, LATEST_API_VERSION, isApiVersion, isPreview, isStrict, type ApiVersion } from './api-versions.js';
+import {
+  API_VERSIONS,
+  LATEST_API_VERSION,
+  isApiVersion,
+  isPreview,
+  isStrict,
+  type ApiVersion,
+} from './api-versions.js';
 import { evaluateDeploymentResource, isObject, type DeploymentContext } from './arm-deployment.js';
 import { checkConstraints } from './check-constraints.js';
 import { checkAgainstSchema } from './check-schema.js';
 import { inferOs } from './infer-os.js';
-import { MAX_TEMPLATE_BYTES, decodeTemplateBytes, parseJsonDocument, type JsonObject, type JsonValue } from './json-source.js';
+import {
+  MAX_TEMPLATE_BYTES,
+  decodeTemplateBytes,
+  parseJsonDocument,
+  type JsonObject,
+  type JsonValue,
+} from './json-source.js';
 import type { ImageTemplate, OsType } from './model.js';
 import { normalizeTemplate } from './normalize.js';
 import { findPlaceholders } from './placeholders.js';
@@ -41,13 +54,27 @@ export interface LoadedTemplate {
 }
 
 const ENVELOPE_FIELDS = new Set([
-  'type', 'apiVersion', 'name', 'location', 'tags', 'identity', 'properties',
-  'dependsOn', 'comments', 'condition', 'id', 'systemData', 'etag', 'scope',
+  'type',
+  'apiVersion',
+  'name',
+  'location',
+  'tags',
+  'identity',
+  'properties',
+  'dependsOn',
+  'comments',
+  'condition',
+  'id',
+  'systemData',
+  'etag',
+  'scope',
 ]);
 
 export async function loadTemplate(file: string, options: LoadOptions = {}): Promise<LoadedTemplate> {
   const text = await readTemplateText(file);
-  const parameterFile = options.parameterFile ? await readParameterFile(options.parameterFile) : new Map<string, JsonValue>();
+  const parameterFile = options.parameterFile
+    ? await readParameterFile(options.parameterFile)
+    : new Map<string, JsonValue>();
   return loadTemplateText(text, file, options, parameterFile);
 }
 
@@ -55,14 +82,21 @@ export async function readTemplateText(file: string): Promise<string> {
   let size: number;
   try {
     const info = await stat(file);
-    if (info.isDirectory()) throw new IsobuildError('templateUnreadable', `${file} is a directory; pass the template's JSON file.`);
+    if (info.isDirectory())
+      throw new IsobuildError('templateUnreadable', `${file} is a directory; pass the template's JSON file.`);
     size = info.size;
   } catch (error) {
     if (error instanceof IsobuildError) throw error;
-    throw new IsobuildError('templateUnreadable', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message)}.`);
+    throw new IsobuildError(
+      'templateUnreadable',
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message)}.`,
+    );
   }
   if (size > MAX_TEMPLATE_BYTES) {
-    throw new IsobuildError('templateUnreadable', `${file} is ${size} bytes; templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit). Check that this is the right file.`);
+    throw new IsobuildError(
+      'templateUnreadable',
+      `${file} is ${size} bytes; templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit). Check that this is the right file.`,
+    );
   }
   return decodeTemplateBytes(await readFile(file), file);
 }
@@ -72,15 +106,24 @@ async function readParameterFile(file: string): Promise<Map<string, JsonValue>> 
   const root = doc.value;
   const section = isObject(root) ? root.parameters : undefined;
   if (!isObject(section)) {
-    throw new IsobuildError('templateUnreadable', `${file} is not an ARM parameters file: expected { "parameters": { "<name>": { "value": ... } } }.`);
+    throw new IsobuildError(
+      'templateUnreadable',
+      `${file} is not an ARM parameters file: expected { "parameters": { "<name>": { "value": ... } } }.`,
+    );
   }
   const values = new Map<string, JsonValue>();
   for (const [name, entry] of Object.entries(section)) {
     if (isObject(entry) && 'value' in entry) values.set(name, entry.value ?? null);
     else if (isObject(entry) && 'reference' in entry) {
-      throw new IsobuildError('templateUnreadable', `${file}: parameters.${name} is a Key Vault reference, which isobuild cannot resolve; pass the value with --param ${name}=... instead.`);
+      throw new IsobuildError(
+        'templateUnreadable',
+        `${file}: parameters.${name} is a Key Vault reference, which isobuild cannot resolve; pass the value with --param ${name}=... instead.`,
+      );
     } else {
-      throw new IsobuildError('templateUnreadable', `${file}: parameters.${name} must be an object with a "value".`);
+      throw new IsobuildError(
+        'templateUnreadable',
+        `${file}: parameters.${name} must be an object with a "value".`,
+      );
     }
   }
   return values;
@@ -93,10 +136,20 @@ export function loadTemplateText(
   parameterFile: ReadonlyMap<string, JsonValue> = new Map(),
 ): LoadedTemplate {
   const doc = parseJsonDocument(text, label);
-  const problems: Problem[] = doc.warnings.map((message) => ({ severity: 'warning', path: '(root)', message }));
+  const problems: Problem[] = doc.warnings.map((message) => ({
+    severity: 'warning',
+    path: '(root)',
+    message,
+  }));
   const root = doc.value;
   if (!isObject(root)) {
-    throw invalid(label, [{ severity: 'error', path: '(root)', message: `the file holds ${Array.isArray(root) ? 'an array' : `a ${root === null ? 'null' : typeof root}`}; an image template is a JSON object.` }]);
+    throw invalid(label, [
+      {
+        severity: 'error',
+        path: '(root)',
+        message: `the file holds ${Array.isArray(root) ? 'an array' : `a ${root === null ? 'null' : typeof root}`}; an image template is a JSON object.`,
+      },
+    ]);
   }
 
   const picked = pickShape(root, label, options, parameterFile, problems);
@@ -104,16 +157,30 @@ export function loadTemplateText(
   const apiVersion = resolveApiVersion(envelope, base, options, problems, unresolved);
   const strict = isStrict(apiVersion);
 
-  const placeholderPaths = findPlaceholders(envelope ?? properties ?? {}, envelope ? base.slice(0, -1) : base, problems);
+  const placeholderPaths = findPlaceholders(
+    envelope ?? properties ?? {},
+    envelope ? base.slice(0, -1) : base,
+    problems,
+  );
   const skip = new Set([...unresolved, ...placeholderPaths]);
-  const ctx = { version: apiVersion, strict, problems, unresolved: skip, versionFromFlag: options.apiVersion !== undefined };
+  const ctx = {
+    version: apiVersion,
+    strict,
+    problems,
+    unresolved: skip,
+    versionFromFlag: options.apiVersion !== undefined,
+  };
 
   let identity: string | undefined;
   if (envelope) identity = checkEnvelope(envelope, base.slice(0, -1), apiVersion, problems, ctx);
 
   let checked: JsonObject | undefined;
   if (!isObject(properties)) {
-    problems.push({ severity: 'error', path: formatPath(base.length ? base : []), message: '"properties" must be an object holding source, customize and distribute.' });
+    problems.push({
+      severity: 'error',
+      path: formatPath(base.length ? base : []),
+      message: '"properties" must be an object holding source, customize and distribute.',
+    });
   } else {
     checked = checkAgainstSchema(properties, PROPERTIES_SPEC, base, ctx) as JsonObject | undefined;
   }
@@ -160,16 +227,26 @@ function pickShape(
     return pickFromDeployment(root, label, options, parameterFile, problems);
   }
   if (isObject(root.properties) || 'type' in root || 'identity' in root) {
-    return { shape: 'resource', envelope: root, properties: root.properties, base: ['properties'], unresolved: new Set(), secureValues: [] };
+    return {
+      shape: 'resource',
+      envelope: root,
+      properties: root.properties,
+      base: ['properties'],
+      unresolved: new Set(),
+      secureValues: [],
+    };
   }
   if ('source' in root || 'customize' in root || 'distribute' in root) {
     return { shape: 'properties', properties: root, base: [], unresolved: new Set(), secureValues: [] };
   }
-  throw invalid(label, [{
-    severity: 'error',
-    path: '(root)',
-    message: 'this does not look like an image template: expected an ARM deployment template (with "resources"), an imageTemplates resource (with "properties"), or a bare properties object (with "source" and "distribute").',
-  }]);
+  throw invalid(label, [
+    {
+      severity: 'error',
+      path: '(root)',
+      message:
+        'this does not look like an image template: expected an ARM deployment template (with "resources"), an imageTemplates resource (with "properties"), or a bare properties object (with "source" and "distribute").',
+    },
+  ]);
 }
 
 function pickFromDeployment(
@@ -188,7 +265,13 @@ function pickFromDeployment(
   });
   if (candidates.length === 0) {
     const types = resources.map((r) => (isObject(r) && typeof r.type === 'string' ? r.type : '?')).join(', ');
-    throw invalid(label, [{ severity: 'error', path: 'resources', message: `no ${RESOURCE_TYPE} resource in this deployment template (resource types: ${types || 'none'}).` }]);
+    throw invalid(label, [
+      {
+        severity: 'error',
+        path: 'resources',
+        message: `no ${RESOURCE_TYPE} resource in this deployment template (resource types: ${types || 'none'}).`,
+      },
+    ]);
   }
   const context: DeploymentContext = {
     cliParameters: options.parameters ?? new Map(),
@@ -197,7 +280,10 @@ function pickFromDeployment(
     resourceGroup: options.resourceGroup,
     location: options.location,
   };
-  const evaluated = candidates.map((c) => ({ ...c, result: evaluateDeploymentResource(root, ['resources', c.index], context, problems) }));
+  const evaluated = candidates.map((c) => ({
+    ...c,
+    result: evaluateDeploymentResource(root, ['resources', c.index], context, problems),
+  }));
   // The same parameter problems are found for every candidate: keep one copy of each.
   const unique = dedupe(problems);
   problems.length = 0;
@@ -205,14 +291,32 @@ function pickFromDeployment(
 
   let chosen = evaluated[0]!;
   if (evaluated.length > 1 || options.name) {
-    const names = evaluated.map((e) => (typeof e.result.value.name === 'string' ? e.result.value.name : `(resources[${e.index}] has no name)`));
+    const names = evaluated.map((e) =>
+      typeof e.result.value.name === 'string' ? e.result.value.name : `(resources[${e.index}] has no name)`,
+    );
     if (!options.name) {
-      throw invalid(label, [...problems, { severity: 'error', path: 'resources', message: `this deployment defines ${evaluated.length} image templates (${names.join(', ')}); pick one with --name.` }]);
+      throw invalid(label, [
+        ...problems,
+        {
+          severity: 'error',
+          path: 'resources',
+          message: `this deployment defines ${evaluated.length} image templates (${names.join(', ')}); pick one with --name.`,
+        },
+      ]);
     }
     const wanted = options.name.toLowerCase();
-    const match = evaluated.find((e) => typeof e.result.value.name === 'string' && e.result.value.name.toLowerCase() === wanted);
+    const match = evaluated.find(
+      (e) => typeof e.result.value.name === 'string' && e.result.value.name.toLowerCase() === wanted,
+    );
     if (!match) {
-      throw invalid(label, [...problems, { severity: 'error', path: 'resources', message: `--name ${options.name} matches no image template here (names: ${names.join(', ')}).` }]);
+      throw invalid(label, [
+        ...problems,
+        {
+          severity: 'error',
+          path: 'resources',
+          message: `--name ${options.name} matches no image template here (names: ${names.join(', ')}).`,
+        },
+      ]);
     }
     chosen = match;
   }
@@ -246,27 +350,46 @@ function resolveApiVersion(
   const known = API_VERSIONS.filter((v) => !isPreview(v)).join(', ');
   if (options.apiVersion !== undefined) {
     if (!isApiVersion(options.apiVersion)) {
-      throw new IsobuildError('usage', `--api-version ${options.apiVersion} is not an imageTemplates API version isobuild knows (${known}).`);
+      throw new IsobuildError(
+        'usage',
+        `--api-version ${options.apiVersion} is not an imageTemplates API version isobuild knows (${known}).`,
+      );
     }
     if (declared && declared !== options.apiVersion) {
-      problems.push({ severity: 'warning', path, message: `the template declares ${declared}; validating as ${options.apiVersion} because of --api-version.` });
+      problems.push({
+        severity: 'warning',
+        path,
+        message: `the template declares ${declared}; validating as ${options.apiVersion} because of --api-version.`,
+      });
     }
     return options.apiVersion;
   }
   if (declared === undefined) {
     if (envelope && envelope.apiVersion !== undefined) {
-      problems.push({ severity: 'error', path, message: 'apiVersion must be a string such as "2024-02-01".' });
+      problems.push({
+        severity: 'error',
+        path,
+        message: 'apiVersion must be a string such as "2024-02-01".',
+      });
     }
     return LATEST_API_VERSION;
   }
   if (!isApiVersion(declared)) {
     // An expression that failed (e.g. a parameter without a value) already has its own error.
     if (unresolved.has(path)) return LATEST_API_VERSION;
-    problems.push({ severity: 'error', path, message: `"${declared}" is not an imageTemplates API version; use one of ${known}.` });
+    problems.push({
+      severity: 'error',
+      path,
+      message: `"${declared}" is not an imageTemplates API version; use one of ${known}.`,
+    });
     return LATEST_API_VERSION;
   }
   if (isPreview(declared)) {
-    problems.push({ severity: 'warning', path, message: `${declared} is a deprecated preview API version; AIB still accepts it, but move to 2024-02-01 or later.` });
+    problems.push({
+      severity: 'warning',
+      path,
+      message: `${declared} is a deprecated preview API version; AIB still accepts it, but move to 2024-02-01 or later.`,
+    });
   }
   return declared;
 }
@@ -281,25 +404,56 @@ function checkEnvelope(
   const at = (key: string): string => formatPath([...base, key]);
   const type = envelope.type;
   if (typeof type === 'string' && type.toLowerCase() === 'microsoft.virtualmachineimages') {
-    problems.push({ severity: 'warning', path: at('type'), message: `"${type}" lacks "/imageTemplates"; the full type is ${RESOURCE_TYPE}.` });
-  } else if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== RESOURCE_TYPE.toLowerCase())) {
-    problems.push({ severity: 'error', path: at('type'), message: `the resource type must be ${RESOURCE_TYPE}, not ${JSON.stringify(type)}.` });
+    problems.push({
+      severity: 'warning',
+      path: at('type'),
+      message: `"${type}" lacks "/imageTemplates"; the full type is ${RESOURCE_TYPE}.`,
+    });
+  } else if (
+    type !== undefined &&
+    (typeof type !== 'string' || type.toLowerCase() !== RESOURCE_TYPE.toLowerCase())
+  ) {
+    problems.push({
+      severity: 'error',
+      path: at('type'),
+      message: `the resource type must be ${RESOURCE_TYPE}, not ${JSON.stringify(type)}.`,
+    });
   }
   if (envelope.name !== undefined && !ctx.unresolved.has(at('name'))) {
     if (typeof envelope.name !== 'string' || !NAME_PATTERN.test(envelope.name)) {
-      problems.push({ severity: 'error', path: at('name'), message: `${JSON.stringify(envelope.name)} is not a valid template name: use 1–64 letters, digits, -, _ or .` });
+      problems.push({
+        severity: 'error',
+        path: at('name'),
+        message: `${JSON.stringify(envelope.name)} is not a valid template name: use 1–64 letters, digits, -, _ or .`,
+      });
     }
   }
-  if (envelope.location !== undefined && (typeof envelope.location !== 'string' || envelope.location.trim() === '')) {
-    problems.push({ severity: 'error', path: at('location'), message: 'location must name an Azure region, such as "westus2".' });
+  if (
+    envelope.location !== undefined &&
+    (typeof envelope.location !== 'string' || envelope.location.trim() === '')
+  ) {
+    problems.push({
+      severity: 'error',
+      path: at('location'),
+      message: 'location must name an Azure region, such as "westus2".',
+    });
   }
-  if (envelope.tags !== undefined) checkAgainstSchema(envelope.tags, { kind: 'stringMap' }, [...base, 'tags'], ctx);
+  if (envelope.tags !== undefined)
+    checkAgainstSchema(envelope.tags, { kind: 'stringMap' }, [...base, 'tags'], ctx);
   if (envelope.copy !== undefined) {
-    problems.push({ severity: 'error', path: at('copy'), message: 'ARM copy loops are not supported; write one resource per image template.' });
+    problems.push({
+      severity: 'error',
+      path: at('copy'),
+      message: 'ARM copy loops are not supported; write one resource per image template.',
+    });
   }
   for (const key of Object.keys(envelope)) {
     if (!ENVELOPE_FIELDS.has(key) && key !== 'copy') {
-      problems.push({ severity: 'warning', path: at(key), message: `"${key}" is not an imageTemplates resource field; it is ignored.` });
+      problems.push({
+        severity: 'warning',
+        path: at(key),
+        message: `"${key}" is not an imageTemplates resource field; it is ignored.`,
+      });
     }
   }
 
@@ -308,7 +462,8 @@ function checkEnvelope(
     problems.push({
       severity: isStrict(version) ? 'error' : 'warning',
       path: at('identity'),
-      message: 'no identity: AIB needs a user-assigned identity to read artifacts from storage and to write images. ' +
+      message:
+        'no identity: AIB needs a user-assigned identity to read artifacts from storage and to write images. ' +
         'Add "identity": { "type": "UserAssigned", "userAssignedIdentities": { "<identity resource ID>": {} } }.',
     });
     return undefined;
@@ -317,10 +472,19 @@ function checkEnvelope(
   if (!isObject(checked)) return undefined;
   const ids = isObject(checked.userAssignedIdentities) ? Object.keys(checked.userAssignedIdentities) : [];
   if (checked.type === 'UserAssigned' && ids.length !== 1) {
-    problems.push({ severity: 'error', path: at('identity'), message: `AIB supports exactly one template identity; ${ids.length === 0 ? 'none is listed' : `${ids.length} are listed`} in userAssignedIdentities.` });
+    problems.push({
+      severity: 'error',
+      path: at('identity'),
+      message: `AIB supports exactly one template identity; ${ids.length === 0 ? 'none is listed' : `${ids.length} are listed`} in userAssignedIdentities.`,
+    });
   }
   if (checked.type === 'None' && ids.length > 0) {
-    problems.push({ severity: 'error', path: at('identity'), message: 'type is "None" but userAssignedIdentities lists identities; set type to "UserAssigned" or remove them.' });
+    problems.push({
+      severity: 'error',
+      path: at('identity'),
+      message:
+        'type is "None" but userAssignedIdentities lists identities; set type to "UserAssigned" or remove them.',
+    });
   }
   return ids[0];
 }
@@ -351,5 +515,9 @@ function dedupe(problems: Problem[]): Problem[] {
 function invalid(label: string, problems: readonly Problem[]): IsobuildError {
   const sorted = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const count = sorted.filter((p) => p.severity === 'error').length;
-  return new IsobuildError('templateInvalid', `${label}: ${count} problem${count === 1 ? '' : 's'} found; the template cannot be built as it is.`, { problems: sorted });
+  return new IsobuildError(
+    'templateInvalid',
+    `${label}: ${count} problem${count === 1 ? '' : 's'} found; the template cannot be built as it is.`,
+    { problems: sorted },
+  );
 }

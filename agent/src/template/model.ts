@@ -30,7 +30,12 @@ export type Step =
       readonly runAsSystem: boolean;
       readonly validExitCodes: readonly number[];
     } & ScriptSource)
-  | (StepBase & { readonly type: 'File'; readonly sourceUri: string; readonly destination: string; readonly sha256Checksum: string })
+  | (StepBase & {
+      readonly type: 'File';
+      readonly sourceUri: string;
+      readonly destination: string;
+      readonly sha256Checksum: string;
+    })
   | (StepBase & {
       readonly type: 'WindowsRestart';
       readonly restartCommand: string;
@@ -51,7 +56,11 @@ export type Source =
       readonly offer: string;
       readonly sku: string;
       readonly version: string;
-      readonly planInfo?: { readonly planName: string; readonly planProduct: string; readonly planPublisher: string };
+      readonly planInfo?: {
+        readonly planName: string;
+        readonly planProduct: string;
+        readonly planPublisher: string;
+      };
     }
   | { readonly type: 'ManagedImage'; readonly imageId: string }
   | { readonly type: 'SharedImageVersion'; readonly imageVersionId: string };
@@ -63,7 +72,12 @@ export interface TargetRegion {
 }
 
 export type Distributor =
-  | { readonly type: 'ManagedImage'; readonly runOutputName: string; readonly imageId: string; readonly location: string }
+  | {
+      readonly type: 'ManagedImage';
+      readonly runOutputName: string;
+      readonly imageId: string;
+      readonly location: string;
+    }
   | {
       readonly type: 'SharedImage';
       readonly runOutputName: string;
@@ -99,7 +113,10 @@ export interface ImageTemplate {
     readonly proxyVmSize?: string;
   };
   readonly topology: Topology;
-  readonly errorHandling: { readonly onCustomizerError: 'cleanup' | 'abort'; readonly onValidationError: 'cleanup' | 'abort' };
+  readonly errorHandling: {
+    readonly onCustomizerError: 'cleanup' | 'abort';
+    readonly onValidationError: 'cleanup' | 'abort';
+  };
   readonly identity?: string;
   /** Values (from securestring parameters) that must never be printed. */
   readonly secureValues: readonly string[];

@@ -34,12 +34,16 @@ export function normalizeTemplate(input: NormalizeInput): ImageTemplate {
   const vnet = {
     subnetId: optString(vnetConfig.subnetId),
     containerInstanceSubnetId: optString(vnetConfig.containerInstanceSubnetId),
-    proxyVmSize: optString(vnetConfig.subnetId) && !optString(vnetConfig.containerInstanceSubnetId)
-      ? optString(vnetConfig.proxyVmSize) || DEFAULT_PROXY_VM_SIZE
-      : undefined,
+    proxyVmSize:
+      optString(vnetConfig.subnetId) && !optString(vnetConfig.containerInstanceSubnetId)
+        ? optString(vnetConfig.proxyVmSize) || DEFAULT_PROXY_VM_SIZE
+        : undefined,
   };
   const timeout = typeof p.buildTimeoutInMinutes === 'number' ? p.buildTimeoutInMinutes : 0;
-  const osDisk = typeof vmProfile.osDiskSizeGB === 'number' && vmProfile.osDiskSizeGB > 0 ? vmProfile.osDiskSizeGB : undefined;
+  const osDisk =
+    typeof vmProfile.osDiskSizeGB === 'number' && vmProfile.osDiskSizeGB > 0
+      ? vmProfile.osDiskSizeGB
+      : undefined;
   return {
     apiVersion: input.apiVersion,
     strict: input.strict,
@@ -48,7 +52,9 @@ export function normalizeTemplate(input: NormalizeInput): ImageTemplate {
     os: input.os,
     osReason: input.osReason,
     source,
-    customize: list(p.customize).map((step, i) => toStep(step, i, formatPath([...input.base, 'customize', i]))),
+    customize: list(p.customize).map((step, i) =>
+      toStep(step, i, formatPath([...input.base, 'customize', i])),
+    ),
     validate: {
       inVMValidations: list(validate.inVMValidations).map((step, i) =>
         toStep(step, i, formatPath([...input.base, 'validate', 'inVMValidations', i])),
@@ -78,7 +84,8 @@ export function topologyOf(subnetId: string | undefined, aciSubnetId: string | u
 
 /** AIB's default build VM size depends on the source's Hyper-V generation (aib-reference §1.8). */
 function defaultVmSize(source: Source): string {
-  if (source.type === 'PlatformImage' && /gen2|-g2$|_g2$|azure-edition|-gensecond/i.test(source.sku)) return 'Standard_D2ds_v4';
+  if (source.type === 'PlatformImage' && /gen2|-g2$|_g2$|azure-edition|-gensecond/i.test(source.sku))
+    return 'Standard_D2ds_v4';
   return 'Standard_D1_v2';
 }
 
@@ -97,7 +104,13 @@ function toSource(s: JsonObject): Source {
         sku: str(s.sku),
         version: str(s.version) || 'latest',
         ...(s.planInfo
-          ? { planInfo: { planName: str(plan.planName), planProduct: str(plan.planProduct), planPublisher: str(plan.planPublisher) } }
+          ? {
+              planInfo: {
+                planName: str(plan.planName),
+                planProduct: str(plan.planProduct),
+                planPublisher: str(plan.planPublisher),
+              },
+            }
           : {}),
       };
     }
@@ -122,10 +135,17 @@ function toStep(value: JsonValue, index: number, path: string): Step {
         ...script,
         runElevated: s.runElevated === true,
         runAsSystem: s.runAsSystem === true,
-        validExitCodes: Array.isArray(s.validExitCodes) && s.validExitCodes.length > 0 ? s.validExitCodes.map(Number) : [0],
+        validExitCodes:
+          Array.isArray(s.validExitCodes) && s.validExitCodes.length > 0 ? s.validExitCodes.map(Number) : [0],
       };
     case 'File':
-      return { ...base, type, sourceUri: str(s.sourceUri), destination: str(s.destination), sha256Checksum: script.sha256Checksum };
+      return {
+        ...base,
+        type,
+        sourceUri: str(s.sourceUri),
+        destination: str(s.destination),
+        sha256Checksum: script.sha256Checksum,
+      };
     case 'WindowsRestart':
       return {
         ...base,
@@ -140,7 +160,8 @@ function toStep(value: JsonValue, index: number, path: string): Step {
         type,
         searchCriteria: str(s.searchCriteria) || DEFAULT_SEARCH_CRITERIA,
         filters: list(s.filters).map(String),
-        updateLimit: typeof s.updateLimit === 'number' && s.updateLimit > 0 ? s.updateLimit : DEFAULT_UPDATE_LIMIT,
+        updateLimit:
+          typeof s.updateLimit === 'number' && s.updateLimit > 0 ? s.updateLimit : DEFAULT_UPDATE_LIMIT,
       };
     default:
       return { ...base, type: 'Shell', ...script };
@@ -164,11 +185,25 @@ function toDistributor(value: JsonValue): Distributor {
               storageAccountType: str(region.storageAccountType) || 'Standard_LRS',
             };
           })
-        : list(d.replicationRegions).map((name) => ({ name: str(name), replicaCount: 1, storageAccountType: storage }));
-      return { type: 'SharedImage', runOutputName, galleryImageId: str(d.galleryImageId), targetRegions, excludeFromLatest: d.excludeFromLatest === true };
+        : list(d.replicationRegions).map((name) => ({
+            name: str(name),
+            replicaCount: 1,
+            storageAccountType: storage,
+          }));
+      return {
+        type: 'SharedImage',
+        runOutputName,
+        galleryImageId: str(d.galleryImageId),
+        targetRegions,
+        excludeFromLatest: d.excludeFromLatest === true,
+      };
     }
     default:
-      return { type: 'VHD', runOutputName, ...(typeof d.uri === 'string' && d.uri !== '' ? { uri: d.uri } : {}) };
+      return {
+        type: 'VHD',
+        runOutputName,
+        ...(typeof d.uri === 'string' && d.uri !== '' ? { uri: d.uri } : {}),
+      };
   }
 }
 

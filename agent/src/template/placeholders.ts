@@ -9,7 +9,11 @@ import { SCRIPT_TEXT_FIELDS } from './schema.js';
 const PLACEHOLDER = /<([A-Za-z][A-Za-z0-9_.-]{0,40})>/g;
 
 /** Adds one error listing every placeholder and returns the paths that hold one (so later checks skip them). */
-export function findPlaceholders(value: JsonValue, base: (string | number)[], problems: Problem[]): Set<string> {
+export function findPlaceholders(
+  value: JsonValue,
+  base: (string | number)[],
+  problems: Problem[],
+): Set<string> {
   const found = new Map<string, string[]>();
   const paths = new Set<string>();
   const visit = (node: JsonValue, path: (string | number)[]): void => {

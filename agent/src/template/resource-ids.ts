@@ -2,7 +2,7 @@
 import type { ResourceIdKind } from './schema.js';
 
 const GUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
-const SEGMENT = "[^/?#<>%&:\\\\]+";
+const SEGMENT = '[^/?#<>%&:\\\\]+';
 const GROUP = `/subscriptions/(${GUID})/resourceGroups/(${SEGMENT})`;
 const VERSION = '(\\d+\\.\\d+\\.\\d+|latest)';
 
@@ -16,7 +16,8 @@ const SHAPES: Record<ResourceIdKind, { pattern: RegExp; example: string }> = {
       `^${GROUP}/providers/Microsoft\\.Compute/galleries/${SEGMENT}/images/${SEGMENT}(/versions/\\d+\\.\\d+\\.\\d+)?$`,
       'i',
     ),
-    example: '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<gallery>/images/<definition>',
+    example:
+      '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<gallery>/images/<definition>',
   },
   galleryImageVersion: {
     pattern: new RegExp(
@@ -27,12 +28,20 @@ const SHAPES: Record<ResourceIdKind, { pattern: RegExp; example: string }> = {
       '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<gallery>/images/<definition>/versions/<1.2.3>',
   },
   subnet: {
-    pattern: new RegExp(`^${GROUP}/providers/Microsoft\\.Network/virtualNetworks/${SEGMENT}/subnets/${SEGMENT}$`, 'i'),
-    example: '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>',
+    pattern: new RegExp(
+      `^${GROUP}/providers/Microsoft\\.Network/virtualNetworks/${SEGMENT}/subnets/${SEGMENT}$`,
+      'i',
+    ),
+    example:
+      '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>',
   },
   userAssignedIdentity: {
-    pattern: new RegExp(`^${GROUP}/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/${SEGMENT}$`, 'i'),
-    example: '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>',
+    pattern: new RegExp(
+      `^${GROUP}/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/${SEGMENT}$`,
+      'i',
+    ),
+    example:
+      '/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>',
   },
   resourceGroup: {
     pattern: new RegExp(`^${GROUP}$`, 'i'),

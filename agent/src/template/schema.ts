@@ -14,7 +14,13 @@ export type ResourceIdKind =
   | 'resourceGroup';
 
 export type Spec =
-  | { kind: 'string'; pattern?: RegExp; patternHint?: string; enum?: readonly EnumValue[]; resourceId?: ResourceIdKind }
+  | {
+      kind: 'string';
+      pattern?: RegExp;
+      patternHint?: string;
+      enum?: readonly EnumValue[];
+      resourceId?: ResourceIdKind;
+    }
   | { kind: 'int'; min?: number; max?: number }
   | { kind: 'bool' }
   | { kind: 'stringMap' }
@@ -45,7 +51,10 @@ export interface Variant {
   readonly fields: Readonly<Record<string, Field>>;
 }
 
-const str = (extra: Omit<Extract<Spec, { kind: 'string' }>, 'kind'> = {}): Spec => ({ kind: 'string', ...extra });
+const str = (extra: Omit<Extract<Spec, { kind: 'string' }>, 'kind'> = {}): Spec => ({
+  kind: 'string',
+  ...extra,
+});
 const int = (min?: number, max?: number): Spec => ({ kind: 'int', min, max });
 const bool: Spec = { kind: 'bool' };
 const stringList: Spec = { kind: 'array', items: str() };
@@ -93,7 +102,9 @@ const customizer: Spec = {
         name: f(str()),
         restartCommand: f(str()),
         restartCheckCommand: f(str()),
-        restartTimeout: f(str({ pattern: DURATION_PATTERN, patternHint: 'a duration such as 5m, 90s or 1h30m' })),
+        restartTimeout: f(
+          str({ pattern: DURATION_PATTERN, patternHint: 'a duration such as 5m, 90s or 1h30m' }),
+        ),
       },
     },
     WindowsUpdate: {
@@ -148,13 +159,17 @@ const source: Spec = {
       },
     },
     ISO: {
-      removed: 'ISO sources existed only in the 2019 previews and stopped being processed in April 2020; use a PlatformImage (e.g. RHEL BYOS) instead',
+      removed:
+        'ISO sources existed only in the 2019 previews and stopped being processed in April 2020; use a PlatformImage (e.g. RHEL BYOS) instead',
       fields: { sourceURI: f(str()), sha256Checksum: checksum },
     },
   },
 };
 
-const storageAccountType = enumOf('Standard_LRS', 'Standard_ZRS', { value: 'Premium_LRS', since: '2022-07-01' });
+const storageAccountType = enumOf('Standard_LRS', 'Standard_ZRS', {
+  value: 'Premium_LRS',
+  since: '2022-07-01',
+});
 
 const distributeCommon = {
   runOutputName: f(nameSpec, { required: true }),
@@ -239,7 +254,9 @@ export const PROPERTIES_SPEC: Spec = obj({
     { since: '2022-02-14' },
   ),
   distribute: f({ kind: 'array', items: distributor, minItems: 1 }, { required: true }),
-  errorHandling: f(obj({ onCustomizerError: f(onError), onValidationError: f(onError) }), { since: '2023-07-01' }),
+  errorHandling: f(obj({ onCustomizerError: f(onError), onValidationError: f(onError) }), {
+    since: '2023-07-01',
+  }),
   buildTimeoutInMinutes: f(int(0, 960)),
   vmProfile: f(
     obj({
@@ -262,7 +279,10 @@ export const PROPERTIES_SPEC: Spec = obj({
   exactStagingResourceGroup: f(str(), { readOnly: true, since: '2022-02-14' }),
   autoRun: f(enabledState, { since: '2024-02-01' }),
   managedResourceTags: f({ kind: 'stringMap' }, { since: '2024-02-01' }),
-  additionalDataDisks: f({ kind: 'array', items: obj({ sizeGB: f(int(1), { required: true }) }) }, { since: '2025-10-01' }),
+  additionalDataDisks: f(
+    { kind: 'array', items: obj({ sizeGB: f(int(1), { required: true }) }) },
+    { since: '2025-10-01' },
+  ),
   provisioningState: f({ kind: 'any' }, { readOnly: true }),
   provisioningError: f({ kind: 'any' }, { readOnly: true }),
   lastRunStatus: f({ kind: 'any' }, { readOnly: true }),
@@ -276,4 +296,10 @@ export const IDENTITY_SPEC: Spec = obj({
 });
 
 /** Fields that may contain `<` legitimately (shell redirections, PowerShell), so are not scanned for placeholders. */
-export const SCRIPT_TEXT_FIELDS = new Set(['inline', 'filters', 'searchCriteria', 'restartCommand', 'restartCheckCommand']);
+export const SCRIPT_TEXT_FIELDS = new Set([
+  'inline',
+  'filters',
+  'searchCriteria',
+  'restartCommand',
+  'restartCheckCommand',
+]);

@@ -56,11 +56,15 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
     return 0;
   }
   const file = singleTemplate(positionals, 'render');
-  if (!values.out) throw new IsobuildError('usage', 'render needs --out DIR: the directory to write the Packer files to.');
+  if (!values.out)
+    throw new IsobuildError('usage', 'render needs --out DIR: the directory to write the Packer files to.');
   const rewrites = (values['rewrite-uri'] ?? []).map((spec) => parseRewrite(spec));
   const maxMb = values['max-artifact-mb'] === undefined ? undefined : Number(values['max-artifact-mb']);
   if (maxMb !== undefined && !(Number.isFinite(maxMb) && maxMb > 0)) {
-    throw new IsobuildError('usage', `--max-artifact-mb ${values['max-artifact-mb']}: expected a positive number.`);
+    throw new IsobuildError(
+      'usage',
+      `--max-artifact-mb ${values['max-artifact-mb']}: expected a positive number.`,
+    );
   }
 
   const loaded = await loadTemplate(file, toLoadOptions(values));
@@ -82,13 +86,31 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
   }
   const warnings = [...loaded.warnings, ...result.warnings];
   if (values.json) {
-    io.out(JSON.stringify({ ok: true, outDir: result.outDir, files: result.files, artifacts: result.artifacts, packerVersion: packer.version, checked: values.check === true, warnings: problemsToJson(warnings) }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          ok: true,
+          outDir: result.outDir,
+          files: result.files,
+          artifacts: result.artifacts,
+          packerVersion: packer.version,
+          checked: values.check === true,
+          warnings: problemsToJson(warnings),
+        },
+        null,
+        2,
+      ),
+    );
     return 0;
   }
-  io.out(`Rendered ${loaded.template.os === 'linux' ? 'Linux' : 'Windows'} build for Packer ${packer.version} into ${result.outDir}:`);
+  io.out(
+    `Rendered ${loaded.template.os === 'linux' ? 'Linux' : 'Windows'} build for Packer ${packer.version} into ${result.outDir}:`,
+  );
   for (const name of result.files) io.out(`  ${name}${values.check ? ' (packer validate: ok)' : ''}`);
   for (const a of result.artifacts) {
-    io.out(`  artifacts/${a.file}  ${a.bytes} bytes  sha256 ${a.sha256}${a.checksumVerified ? ' (verified)' : ' (not pinned)'}`);
+    io.out(
+      `  artifacts/${a.file}  ${a.bytes} bytes  sha256 ${a.sha256}${a.checksumVerified ? ' (verified)' : ' (not pinned)'}`,
+    );
   }
   if (warnings.length > 0) io.err(`${warnings.length} warning(s):\n${formatProblems(warnings)}`);
   return 0;

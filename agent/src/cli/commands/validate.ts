@@ -33,7 +33,14 @@ export async function runValidate(argv: string[], io: CommandIo): Promise<number
   }
   const file = singleTemplate(positionals, 'validate');
   const loaded = await loadTemplate(file, toLoadOptions(values));
-  if (values.json) io.out(JSON.stringify({ ok: true, summary: summarize(file, loaded), warnings: problemsToJson(loaded.warnings) }, null, 2));
+  if (values.json)
+    io.out(
+      JSON.stringify(
+        { ok: true, summary: summarize(file, loaded), warnings: problemsToJson(loaded.warnings) },
+        null,
+        2,
+      ),
+    );
   else io.out(formatSummary(file, loaded));
   return 0;
 }
@@ -71,7 +78,11 @@ export function summarize(file: string, loaded: LoadedTemplate): Record<string, 
   };
 }
 
-const SHAPES = { properties: 'bare properties object', resource: 'ARM resource', deployment: 'ARM deployment template' };
+const SHAPES = {
+  properties: 'bare properties object',
+  resource: 'ARM resource',
+  deployment: 'ARM deployment template',
+};
 
 export function formatSummary(file: string, loaded: LoadedTemplate): string {
   const t = loaded.template;
@@ -79,7 +90,10 @@ export function formatSummary(file: string, loaded: LoadedTemplate): string {
   const row = (label: string, value: string): void => {
     lines.push(`${label.padEnd(11)}${value}`);
   };
-  row('Template', `${file}${t.name ? ` (${t.name})` : ''}: ${SHAPES[loaded.shape]}, API ${t.apiVersion}${t.strict ? ' (strict)' : ' (lenient)'}`);
+  row(
+    'Template',
+    `${file}${t.name ? ` (${t.name})` : ''}: ${SHAPES[loaded.shape]}, API ${t.apiVersion}${t.strict ? ' (strict)' : ' (lenient)'}`,
+  );
   const s = t.source;
   row(
     'Source',
@@ -89,20 +103,36 @@ export function formatSummary(file: string, loaded: LoadedTemplate): string {
         ? `ManagedImage ${s.imageId}`
         : `SharedImageVersion ${s.imageVersionId}`,
   );
-  row('OS', `${t.os === 'linux' ? 'Linux (SSH, port 22)' : 'Windows (WinRM over HTTPS, port 5986)'}: ${t.osReason}`);
-  row('Build VM', `${t.vmSize}${t.osDiskSizeGB ? `, ${t.osDiskSizeGB} GB OS disk` : ''}; build timeout ${t.buildTimeoutInMinutes} min`);
+  row(
+    'OS',
+    `${t.os === 'linux' ? 'Linux (SSH, port 22)' : 'Windows (WinRM over HTTPS, port 5986)'}: ${t.osReason}`,
+  );
+  row(
+    'Build VM',
+    `${t.vmSize}${t.osDiskSizeGB ? `, ${t.osDiskSizeGB} GB OS disk` : ''}; build timeout ${t.buildTimeoutInMinutes} min`,
+  );
   row('Network', describeTopology(t));
   const steps = (list: typeof t.customize): string[] =>
-    list.map((step) => `${String(step.index + 1).padStart(2)}. ${step.type.padEnd(14)} ${step.hasUserName ? JSON.stringify(step.name) : '(unnamed)'}${stepDetail(step)}`);
+    list.map(
+      (step) =>
+        `${String(step.index + 1).padStart(2)}. ${step.type.padEnd(14)} ${step.hasUserName ? JSON.stringify(step.name) : '(unnamed)'}${stepDetail(step)}`,
+    );
   const block = (label: string, entries: string[]): void => {
     if (entries.length === 0) row(label, '(none)');
     entries.forEach((entry, i) => row(i === 0 ? label : '', entry));
   };
   block('Customize', steps(t.customize));
   block('Validate', steps(t.validate.inVMValidations));
-  block('Distribute', t.distribute.map((d) => `${d.type} ${JSON.stringify(d.runOutputName)}${distributeDetail(d)}`));
-  row('On error', `customizers: ${t.errorHandling.onCustomizerError}, validation: ${t.errorHandling.onValidationError}`);
-  if (loaded.warnings.length > 0) lines.push('', `${loaded.warnings.length} warning(s):`, formatProblems(loaded.warnings));
+  block(
+    'Distribute',
+    t.distribute.map((d) => `${d.type} ${JSON.stringify(d.runOutputName)}${distributeDetail(d)}`),
+  );
+  row(
+    'On error',
+    `customizers: ${t.errorHandling.onCustomizerError}, validation: ${t.errorHandling.onValidationError}`,
+  );
+  if (loaded.warnings.length > 0)
+    lines.push('', `${loaded.warnings.length} warning(s):`, formatProblems(loaded.warnings));
   return lines.join('\n');
 }
 
@@ -110,8 +140,15 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
   switch (step.type) {
     case 'Shell':
     case 'PowerShell': {
-      const where = step.scriptUri ? ` ${redactUrl(step.scriptUri)}` : ` ${step.inline?.length ?? 0} inline command(s)`;
-      const elevated = step.type === 'PowerShell' && step.runElevated ? (step.runAsSystem ? ', as SYSTEM' : ', elevated') : '';
+      const where = step.scriptUri
+        ? ` ${redactUrl(step.scriptUri)}`
+        : ` ${step.inline?.length ?? 0} inline command(s)`;
+      const elevated =
+        step.type === 'PowerShell' && step.runElevated
+          ? step.runAsSystem
+            ? ', as SYSTEM'
+            : ', elevated'
+          : '';
       return `${where}${elevated}`;
     }
     case 'File':
@@ -125,7 +162,8 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
 
 function distributeDetail(d: LoadedTemplate['template']['distribute'][number]): string {
   if (d.type === 'ManagedImage') return ` -> ${d.imageId} (${d.location})`;
-  if (d.type === 'SharedImage') return ` -> ${d.galleryImageId} in ${d.targetRegions.map((r) => r.name).join(', ')}`;
+  if (d.type === 'SharedImage')
+    return ` -> ${d.galleryImageId} in ${d.targetRegions.map((r) => r.name).join(', ')}`;
   return d.uri ? ` -> ${redactUrl(d.uri)}` : ' (staging storage account)';
 }
 
@@ -134,4 +172,3 @@ export function redactUrl(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
 }
-
