@@ -229,7 +229,7 @@ describe('generated hostile inputs', () => {
     const result = await runValidate(file);
     expectCleanFailure(result);
     expect(result.stderr).toContain('nesting is deeper than 64 levels');
-    expect(errorLinesNaming(result.stderr, `${file}:1:66`)).not.toHaveLength(0);
+    expect(errorLinesNaming(result.stderr, `${file}:1:65`)).not.toHaveLength(0);
   });
 
   it('rejects objects nested 10,000 deep inside a template and names where', async () => {
@@ -241,13 +241,13 @@ describe('generated hostile inputs', () => {
     expect(result.stderr).toContain('(inside distribute[0].artifactTags.k.k.k.');
   });
 
-  it('rejects 200-deep nesting with the JSON path of the deepest accepted level', async () => {
+  it('rejects 200-deep nesting with the JSON path of the container that goes too deep', async () => {
     const file = join(dir, 'deep-200.json');
     await writeFile(file, template(`${'{ "k": '.repeat(200)}"v"${' }'.repeat(200)}`));
     const result = await runValidate(file);
     expectCleanFailure(result);
     // The path reaches 65 segments: distribute, [0], artifactTags and 62 times k.
-    const deepest = `distribute[0].artifactTags${'.k'.repeat(62)}`;
+    const deepest = `distribute[0].artifactTags${'.k'.repeat(61)}`;
     expect(errorLinesNaming(result.stderr, deepest), result.stderr).not.toHaveLength(0);
     expect(result.stderr).toContain('nesting is deeper than 64 levels');
   });

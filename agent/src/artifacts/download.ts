@@ -57,7 +57,11 @@ export interface DownloadOptions {
   readonly onRetry?: (attempt: number, error: DownloadError, delayMs: number) => void;
 }
 
-export async function downloadArtifact(url: string, destination: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+export async function downloadArtifact(
+  url: string,
+  destination: string,
+  options: DownloadOptions = {},
+): Promise<DownloadResult> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const signal = options.signal ?? new AbortController().signal;
   for (let attempt = 1; ; attempt++) {
@@ -68,7 +72,8 @@ export async function downloadArtifact(url: string, destination: string, options
     } catch (error) {
       await rm(destination, { force: true });
       if (signal.aborted) throw signal.reason;
-      const failure = error instanceof DownloadError ? error : new DownloadError(describeNetworkError(error), true);
+      const failure =
+        error instanceof DownloadError ? error : new DownloadError(describeNetworkError(error), true);
       if (!failure.retryable || attempt >= limits.maxAttempts) {
         const attempts = attempt > 1 ? ` (after ${attempt} attempts)` : '';
         throw new DownloadError(`${failure.message}${attempts}`, false);
@@ -108,13 +113,17 @@ async function downloadOnce(
     response = await fetch(parsed, { headers, signal: attemptSignal, redirect: 'follow' });
   } catch (error) {
     if (signal.aborted) throw signal.reason;
-    if (attemptSignal.aborted) throw new DownloadError(`no response within ${limits.attemptTimeoutMs / 1000} s`, true);
+    if (attemptSignal.aborted)
+      throw new DownloadError(`no response within ${limits.attemptTimeoutMs / 1000} s`, true);
     throw new DownloadError(describeNetworkError(error), true);
   }
   if (!response.ok) {
     const detail = await storageErrorDetail(response, limits.stallTimeoutMs);
     const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
-    throw new DownloadError(`the server answered HTTP ${response.status} ${response.statusText}${detail}`, retryable);
+    throw new DownloadError(
+      `the server answered HTTP ${response.status} ${response.statusText}${detail}`,
+      retryable,
+    );
   }
   const declared = Number(response.headers.get('content-length') ?? NaN);
   if (declared > limits.maxBytes) {
@@ -126,7 +135,12 @@ async function downloadOnce(
   return writeHashed(body, destination, limits, attemptSignal, signal);
 }
 
-async function copyLocalFile(url: URL, destination: string, limits: DownloadLimits, signal: AbortSignal): Promise<Omit<DownloadResult, 'attempts'>> {
+async function copyLocalFile(
+  url: URL,
+  destination: string,
+  limits: DownloadLimits,
+  signal: AbortSignal,
+): Promise<Omit<DownloadResult, 'attempts'>> {
   const path = fileURLToPath(url);
   let info;
   try {
@@ -135,7 +149,10 @@ async function copyLocalFile(url: URL, destination: string, limits: DownloadLimi
     throw new DownloadError(`${path} does not exist`, false);
   }
   if (info.isDirectory()) {
-    throw new DownloadError(`${path} is a directory; a File step copies exactly one file (zip directories and expand them in a script)`, false);
+    throw new DownloadError(
+      `${path} is a directory; a File step copies exactly one file (zip directories and expand them in a script)`,
+      false,
+    );
   }
   if (info.size > limits.maxBytes) throw new DownloadError(tooLarge(limits.maxBytes, info.size), false);
   return writeHashed(createReadStream(path), destination, limits, signal, signal);
@@ -174,8 +191,13 @@ async function writeHashed(
   } catch (error) {
     if (error instanceof DownloadError) throw error;
     if (outerSignal.aborted) throw outerSignal.reason;
-    if (stalled) throw new DownloadError(`the transfer stalled: no data for ${limits.stallTimeoutMs / 1000} s after ${bytes} bytes`, true);
-    if (attemptSignal.aborted) throw new DownloadError(`the transfer did not finish within ${limits.attemptTimeoutMs / 1000} s`, true);
+    if (stalled)
+      throw new DownloadError(
+        `the transfer stalled: no data for ${limits.stallTimeoutMs / 1000} s after ${bytes} bytes`,
+        true,
+      );
+    if (attemptSignal.aborted)
+      throw new DownloadError(`the transfer did not finish within ${limits.attemptTimeoutMs / 1000} s`, true);
     throw new DownloadError(describeNetworkError(error), true);
   } finally {
     clearTimeout(timer);
@@ -197,9 +219,12 @@ async function storageErrorDetail(response: Response, waitMs: number): Promise<s
     BlobNotFound: 'check the blob name and path',
     ContainerNotFound: 'check the container name',
     AuthenticationFailed: 'the SAS token is invalid or expired',
-    AuthorizationPermissionMismatch: 'the identity needs the Storage Blob Data Reader role on the blob or container',
-    AuthorizationFailure: 'the storage account refuses this request (firewall, private endpoint or missing role)',
-    NoAuthenticationInformation: 'the blob is private: add a SAS to the URL or give the identity Storage Blob Data Reader',
+    AuthorizationPermissionMismatch:
+      'the identity needs the Storage Blob Data Reader role on the blob or container',
+    AuthorizationFailure:
+      'the storage account refuses this request (firewall, private endpoint or missing role)',
+    NoAuthenticationInformation:
+      'the blob is private: add a SAS to the URL or give the identity Storage Blob Data Reader',
   };
   if (!found) return '';
   return ` (${found}${hints[found] ? `: ${hints[found]}` : ''})`;
@@ -217,12 +242,14 @@ async function readErrorBody(response: Response, waitMs: number): Promise<string
   const chunks: Buffer[] = [];
   let size = 0;
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, waitMs)));
+  const deadline = new Promise<undefined>(
+    (resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)),
+  );
   try {
     while (size < ERROR_BODY_BYTES) {
       const next = await Promise.race([reader.read(), deadline]);
       if (!next || next.done) break;
-      const chunk = Buffer.from(next.value);
+      const chunk = Buffer.from(next.value as Uint8Array);
       chunks.push(chunk);
       size += chunk.length;
     }

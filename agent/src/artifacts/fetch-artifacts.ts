@@ -52,7 +52,10 @@ interface Job {
   readonly file: string;
 }
 
-export async function fetchArtifacts(template: ImageTemplate, options: FetchArtifactsOptions): Promise<FetchedArtifacts> {
+export async function fetchArtifacts(
+  template: ImageTemplate,
+  options: FetchArtifactsOptions,
+): Promise<FetchedArtifacts> {
   const jobs = [
     ...template.customize.flatMap((step) => jobFor(step, 'customize')),
     ...template.validate.inVMValidations.flatMap((step) => jobFor(step, 'validate')),
@@ -83,17 +86,28 @@ export async function fetchArtifacts(template: ImageTemplate, options: FetchArti
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason;
         if (error instanceof IsobuildError) failures.push(...error.problems);
-        else if (error instanceof DownloadError) failures.push(downloadProblem(job, error, options.rewrites ?? []));
+        else if (error instanceof DownloadError)
+          failures.push(downloadProblem(job, error, options.rewrites ?? []));
         else throw error;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, worker));
+  // Wait for every worker, even after one fails (e.g. on abort), so no download is still writing its
+  // partial file when the caller sees the error.
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.min(CONCURRENCY, jobs.length) }, worker),
+  );
+  const rejected = settled.find((outcome) => outcome.status === 'rejected');
+  if (rejected) throw rejected.reason;
   if (failures.length > 0) {
     failures.sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
-    throw new IsobuildError('artifactFailed', `${failures.length} artifact${failures.length === 1 ? '' : 's'} could not be fetched or verified; nothing else was done.`, {
-      problems: failures,
-    });
+    throw new IsobuildError(
+      'artifactFailed',
+      `${failures.length} artifact${failures.length === 1 ? '' : 's'} could not be fetched or verified; nothing else was done.`,
+      {
+        problems: failures,
+      },
+    );
   }
   return { byStep, warnings };
 }
@@ -102,11 +116,29 @@ function jobFor(step: Step, kind: 'customize' | 'validate'): Job[] {
   const prefix = `${kind}-${String(step.index).padStart(2, '0')}`;
   if ((step.type === 'Shell' || step.type === 'PowerShell') && step.scriptUri) {
     const ext = step.type === 'Shell' ? 'sh' : 'ps1';
-    return [{ step, kind, uri: step.scriptUri, field: 'scriptUri', expected: step.sha256Checksum, file: `${prefix}-${safeName(step.name)}.${ext}` }];
+    return [
+      {
+        step,
+        kind,
+        uri: step.scriptUri,
+        field: 'scriptUri',
+        expected: step.sha256Checksum,
+        file: `${prefix}-${safeName(step.name)}.${ext}`,
+      },
+    ];
   }
   if (step.type === 'File') {
     const base = new URL(step.sourceUri).pathname.split('/').pop() || 'file';
-    return [{ step, kind, uri: step.sourceUri, field: 'sourceUri', expected: step.sha256Checksum, file: `${prefix}-${safeName(decodeURIComponentSafe(base))}` }];
+    return [
+      {
+        step,
+        kind,
+        uri: step.sourceUri,
+        field: 'sourceUri',
+        expected: step.sha256Checksum,
+        file: `${prefix}-${safeName(decodeURIComponentSafe(base))}`,
+      },
+    ];
   }
   return [];
 }
@@ -121,17 +153,21 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
     signal: options.signal,
     blobToken: options.blobToken,
     onRetry: (attempt, error, delayMs) =>
-      options.onProgress?.(`attempt ${attempt} for ${label(job.step)} failed (${error.message}); retrying in ${delayMs} ms`),
+      options.onProgress?.(
+        `attempt ${attempt} for ${label(job.step)} failed (${error.message}); retrying in ${delayMs} ms`,
+      ),
   });
   const expected = job.expected.toLowerCase();
   if (expected !== '' && expected !== result.sha256) {
     await rm(partial, { force: true });
     throw new IsobuildError('artifactFailed', 'checksum mismatch', {
-      problems: [{
-        severity: 'error',
-        path: `${job.step.path}.sha256Checksum`,
-        message: `${label(job.step)}: the file at ${hideQuery(target)} has sha256 ${result.sha256}, but the template expects ${expected}. The artifact changed or the checksum is wrong; it was not used.`,
-      }],
+      problems: [
+        {
+          severity: 'error',
+          path: `${job.step.path}.sha256Checksum`,
+          message: `${label(job.step)}: the file at ${hideQuery(target)} has sha256 ${result.sha256}, but the template expects ${expected}. The artifact changed or the checksum is wrong; it was not used.`,
+        },
+      ],
     });
   }
   await rename(partial, final);
@@ -168,7 +204,12 @@ export function hideQuery(url: string): string {
 }
 
 function safeName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 60) || 'artifact';
+  return (
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 60) || 'artifact'
+  );
 }
 
 function decodeURIComponentSafe(text: string): string {

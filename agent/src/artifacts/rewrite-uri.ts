@@ -14,7 +14,10 @@ export interface UriRewrite {
 export function parseRewrite(spec: string, cwd = process.cwd()): UriRewrite {
   const eq = spec.indexOf('=');
   if (eq <= 0 || eq === spec.length - 1) {
-    throw new IsobuildError('usage', `--rewrite-uri ${spec}: expected FROM=TO, e.g. https://raw.githubusercontent.com/org/repo/main/=https://mirror.example/repo/.`);
+    throw new IsobuildError(
+      'usage',
+      `--rewrite-uri ${spec}: expected FROM=TO, e.g. https://raw.githubusercontent.com/org/repo/main/=https://mirror.example/repo/.`,
+    );
   }
   const from = spec.slice(0, eq);
   const target = spec.slice(eq + 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
-import { EXIT_CODES } from '../errors.js';
+import { EXIT_CODES, IsobuildError } from '../errors.js';
 import type { CommandIo } from './command.js';
 import { main } from './run-cli.js';
 
@@ -8,9 +8,9 @@ const controller = new AbortController();
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    if (interrupted) return;
+    if (interrupted) return; // a second signal changes nothing: cleanup is already under way
     interrupted = true;
-    controller.abort(new Error(`received ${signal}`));
+    controller.abort(new IsobuildError('cancelled', `interrupted by ${signal}; stopped before finishing.`));
   });
 }
 

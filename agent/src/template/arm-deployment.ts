@@ -100,14 +100,16 @@ export function evaluateDeploymentResource(
       }
       return context.subscriptionId;
     },
-    resourceGroup() {
-      if (!context.resourceGroup)
-        throw new ExpressionError('resourceGroup() needs a value: pass --resource-group <name>');
-      return {
-        name: context.resourceGroup,
-        location: context.location ?? missingLocation(),
-        id: `/subscriptions/${scope.subscriptionId()}/resourceGroups/${context.resourceGroup}`,
-      };
+    resourceGroupName() {
+      if (!context.resourceGroup) {
+        throw new ExpressionError('resourceGroup().name needs a value: pass --resource-group <name>');
+      }
+      return context.resourceGroup;
+    },
+    resourceGroupLocation() {
+      if (!context.location)
+        throw new ExpressionError('resourceGroup().location needs a value: pass --location <region>');
+      return context.location;
     },
   };
 
@@ -133,14 +135,17 @@ export function evaluateDeploymentResource(
       });
     }
   }
+  // Like ARM, a value for a parameter the template does not declare is an error, not a silent no-op.
+  const undeclared = (source: string, name: string): Problem => ({
+    severity: 'error',
+    path: formatPath(['parameters']),
+    message: `${source} ${name}: the template declares no parameter named "${name}"${listNames(declarations)}.`,
+  });
   for (const name of context.cliParameters.keys()) {
-    if (!declarations.has(name.toLowerCase())) {
-      problems.push({
-        severity: 'error',
-        path: formatPath(['parameters']),
-        message: `--param ${name}: the template declares no parameter named "${name}"${listNames(declarations)}.`,
-      });
-    }
+    if (!declarations.has(name.toLowerCase())) problems.push(undeclared('--param', name));
+  }
+  for (const name of context.fileParameters.keys()) {
+    if (!declarations.has(name.toLowerCase())) problems.push(undeclared('the parameters file sets', name));
   }
 
   const resource = resourcePath.reduce<JsonValue | undefined>(
@@ -153,10 +158,6 @@ export function evaluateDeploymentResource(
     problems.push({ severity: 'error', path: formatPath(path), message: `${messageOf(error)}.` });
   });
   return { value: value as JsonObject, unresolved, secureValues };
-}
-
-function missingLocation(): never {
-  throw new ExpressionError('resourceGroup().location needs a value: pass --location <region>');
 }
 
 function readParameterDeclarations(

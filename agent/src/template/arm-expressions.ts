@@ -14,7 +14,8 @@ export interface ExpressionScope {
   /** Resolves variables('name'); throws ExpressionError when the variable is unknown. */
   variable(name: string): ArmValue;
   subscriptionId(): string;
-  resourceGroup(): { name: string; location: string; id: string };
+  resourceGroupName(): string;
+  resourceGroupLocation(): string;
 }
 
 /** True when a JSON string is an ARM expression (`[...]`), not an escaped literal (`[[...`). */
@@ -144,15 +145,29 @@ const FUNCTIONS: Record<string, ArmFunction> = {
       .split(stringArg('replace', args, 1))
       .join(stringArg('replace', args, 2)),
   resourceid: (args, scope) => resourceId(args, scope),
-  subscription: (_args, scope) => ({
-    subscriptionId: scope.subscriptionId(),
-    id: `/subscriptions/${scope.subscriptionId()}`,
-  }),
-  resourcegroup: (_args, scope) => {
-    const group = scope.resourceGroup();
-    return { name: group.name, location: group.location, id: group.id };
-  },
+  subscription: (_args, scope) =>
+    lazyObject({
+      subscriptionId: () => scope.subscriptionId(),
+      id: () => `/subscriptions/${scope.subscriptionId()}`,
+    }),
+  resourcegroup: (_args, scope) =>
+    lazyObject({
+      name: () => scope.resourceGroupName(),
+      location: () => scope.resourceGroupLocation(),
+      id: () => `/subscriptions/${scope.subscriptionId()}/resourceGroups/${scope.resourceGroupName()}`,
+    }),
 };
+
+/**
+ * An object whose properties are computed when read, so `resourceGroup().name` needs only
+ * --resource-group, not every flag the other properties would need.
+ */
+function lazyObject(getters: Record<string, () => ArmValue>): ArmValue {
+  const object = {};
+  for (const [name, get] of Object.entries(getters))
+    Object.defineProperty(object, name, { get, enumerable: true });
+  return object;
+}
 
 export const SUPPORTED_FUNCTIONS = [
   'parameters',
@@ -275,7 +290,7 @@ function resourceId(args: ArmValue[], scope: ExpressionScope): string {
     );
   }
   const subscriptionId = typeIndex === 2 ? (strings[0] as string) : scope.subscriptionId();
-  const group = typeIndex >= 1 ? (strings[typeIndex - 1] as string) : scope.resourceGroup().name;
+  const group = typeIndex >= 1 ? (strings[typeIndex - 1] as string) : scope.resourceGroupName();
   const tail = types.map((type, i) => `${type}/${names[i]}`).join('/');
   return `/subscriptions/${subscriptionId}/resourceGroups/${group}/providers/${namespace}/${tail}`;
 }

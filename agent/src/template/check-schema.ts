@@ -14,8 +14,11 @@ export interface SchemaContext {
   readonly version: ApiVersion;
   readonly strict: boolean;
   readonly problems: Problem[];
-  /** Paths whose value is not a real value yet (failed expression, placeholder): skip content checks. */
-  readonly unresolved: ReadonlySet<string>;
+  /**
+   * Paths whose value is not usable and already reported (failed expression, placeholder, a field name in
+   * the wrong case): later checks skip them instead of reporting the same mistake again.
+   */
+  readonly unresolved: Set<string>;
   /** Whether `version` came from the template's apiVersion or from --api-version (for messages). */
   readonly versionFromFlag?: boolean;
 }
@@ -193,6 +196,9 @@ function checkFields(
         path: here,
         message: `field names are case-sensitive from API version 2024-02-01: write "${canonical}", not "${key}".`,
       });
+      // Reported once, here: the field is neither "missing" nor checked by the cross-field rules.
+      canonicalSeen.set(canonical, key);
+      ctx.unresolved.add(formatPath([...path, canonical]));
       continue;
     }
     const earlier = canonicalSeen.get(canonical);

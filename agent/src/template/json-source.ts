@@ -27,7 +27,8 @@ export function decodeTemplateBytes(bytes: Uint8Array, fileLabel: string): strin
   }
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes.subarray(2));
   if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes.subarray(2));
-  const body = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes;
+  const bomLength = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const body = bytes.subarray(bomLength);
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(body);
   } catch {
@@ -35,7 +36,7 @@ export function decodeTemplateBytes(bytes: Uint8Array, fileLabel: string): strin
     const { line, column } = lineAndColumn(body, offset);
     throw unreadable(
       `${fileLabel}:${line}:${column}: not valid UTF-8 (byte 0x${(body[offset] ?? 0).toString(16).padStart(2, '0')} ` +
-        `at offset ${offset}). Save the file as UTF-8.`,
+        `at offset ${offset + bomLength}). Save the file as UTF-8.`,
     );
   }
 }
@@ -149,11 +150,12 @@ class Parser {
   }
 
   private parseValue(): JsonValue {
-    if (this.path.length > MAX_NESTING_DEPTH) {
-      this.fail(`nesting is deeper than ${MAX_NESTING_DEPTH} levels; image templates never need that`);
-    }
     this.record();
     const ch = this.text[this.pos];
+    // A container opened here would be level path.length + 1.
+    if ((ch === '{' || ch === '[') && this.path.length >= MAX_NESTING_DEPTH) {
+      this.fail(`nesting is deeper than ${MAX_NESTING_DEPTH} levels; image templates never need that`);
+    }
     switch (ch) {
       case '{':
         return this.parseObject();

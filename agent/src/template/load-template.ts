@@ -362,6 +362,7 @@ function resolveApiVersion(
         message: `the template declares ${declared}; validating as ${options.apiVersion} because of --api-version.`,
       });
     }
+    if (isPreview(options.apiVersion)) problems.push(previewWarning(options.apiVersion, path));
     return options.apiVersion;
   }
   if (declared === undefined) {
@@ -384,14 +385,16 @@ function resolveApiVersion(
     });
     return LATEST_API_VERSION;
   }
-  if (isPreview(declared)) {
-    problems.push({
-      severity: 'warning',
-      path,
-      message: `${declared} is a deprecated preview API version; AIB still accepts it, but move to 2024-02-01 or later.`,
-    });
-  }
+  if (isPreview(declared)) problems.push(previewWarning(declared, path));
   return declared;
+}
+
+function previewWarning(version: ApiVersion, path: string): Problem {
+  return {
+    severity: 'warning',
+    path,
+    message: `${version} is a deprecated preview API version; AIB still accepts it, but move to 2024-02-01 or later.`,
+  };
 }
 
 function checkEnvelope(
