@@ -97,7 +97,12 @@ async function downloadOnce(
   signal: AbortSignal,
   blobToken: TokenProvider | undefined,
 ): Promise<Omit<DownloadResult, 'attempts'>> {
-  const parsed = new URL(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DownloadError(`${JSON.stringify(url)} is not a valid URL (check --rewrite-uri targets)`, false);
+  }
   if (parsed.protocol === 'file:') return copyLocalFile(parsed, destination, limits, signal);
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new DownloadError(`the ${parsed.protocol} scheme is not supported; use https, http or file`, false);
@@ -145,8 +150,12 @@ async function copyLocalFile(
   let info;
   try {
     info = await stat(path);
-  } catch {
-    throw new DownloadError(`${path} does not exist`, false);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DownloadError(
+      code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path} (${code ?? 'error'})`,
+      false,
+    );
   }
   if (info.isDirectory()) {
     throw new DownloadError(
