@@ -1,6 +1,8 @@
 /** The built CLI as users run it: help everywhere, documented exit codes, no stack traces. */
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -87,6 +89,27 @@ describe('isobuild CLI', () => {
     };
     expect(body).toMatchObject({ ok: false, error: { code: 'templateInvalid' } });
     expect(body.problems.find((p) => p.path === 'location')?.line).toBe(4);
+  });
+
+  it('never prints securestring parameter values, in results or in errors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'isobuild-cli-'));
+    const secret = 'S3cret/Value!';
+    const resource = JSON.parse(await readFile('images/linux-baseline/template.json', 'utf8')) as Record<string, unknown>;
+    const deployment = {
+      $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
+      contentVersion: '1.0.0.0',
+      parameters: { token: { type: 'securestring' } },
+      resources: [{ ...resource, name: "[concat('img-', parameters('token'))]" }],
+    };
+    await writeFile(join(dir, 'secure.json'), JSON.stringify(deployment));
+
+    const result = await run('validate', join(dir, 'secure.json'), '--param', `token=${secret}`, '--json');
+    await rm(dir, { recursive: true, force: true });
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('is not a valid template name');
+    expect(result.stdout + result.stderr).not.toContain(secret);
+    expect(result.stdout + result.stderr).not.toContain('S3cret');
   });
 
   it('prints its version', async () => {

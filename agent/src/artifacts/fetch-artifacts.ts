@@ -6,6 +6,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError, type Problem } from '../errors.js';
+import { hideQuery } from '../hide-query.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { DownloadError, downloadArtifact, type DownloadLimits, type TokenProvider } from './download.js';
 import { rewriteUri, type UriRewrite } from './rewrite-uri.js';
@@ -195,12 +196,6 @@ function downloadProblem(job: Job, error: DownloadError, rewrites: readonly UriR
 
 function label(step: Step): string {
   return `${step.type} step ${JSON.stringify(step.name)}`;
-}
-
-/** SAS tokens live in the query string: never print it. */
-export function hideQuery(url: string): string {
-  const q = url.indexOf('?');
-  return q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
 }
 
 function safeName(name: string): string {

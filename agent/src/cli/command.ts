@@ -1,8 +1,10 @@
-/** What a command needs from the process: output channels and the cancellation signal. */
+/** What a command needs from the process: output channels, secret registration and the cancellation signal. */
 export interface CommandIo {
-  /** Results for the user or for scripts (stdout). */
+  /** Results for the user or for scripts (stdout). Registered secrets are masked. */
   readonly out: (text: string) => void;
-  /** Progress, warnings and errors (stderr). */
+  /** Progress, warnings and errors (stderr). Registered secrets are masked. */
   readonly err: (text: string) => void;
+  /** Values that must never be printed from now on, including in error messages. */
+  readonly registerSecrets: (values: readonly string[]) => void;
   readonly signal: AbortSignal;
 }

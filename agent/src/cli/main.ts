@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
 import { EXIT_CODES, IsobuildError } from '../errors.js';
+import { maskSecrets } from '../mask-secrets.js';
 import type { CommandIo } from './command.js';
 import { main } from './run-cli.js';
 
@@ -14,9 +15,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const secrets: string[] = [];
 const io: CommandIo = {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
+  out: (text) => process.stdout.write(`${maskSecrets(text, secrets)}\n`),
+  err: (text) => process.stderr.write(`${maskSecrets(text, secrets)}\n`),
+  registerSecrets: (values) => secrets.push(...values),
   signal: controller.signal,
 };
 

@@ -5,6 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { IsobuildError, formatPath, type Problem } from '../errors.js';
+import { maskSecrets } from '../mask-secrets.js';
 import {
   API_VERSIONS,
   LATEST_API_VERSION,
@@ -21,6 +22,7 @@ import {
   MAX_TEMPLATE_BYTES,
   decodeTemplateBytes,
   parseJsonDocument,
+  type JsonDocument,
   type JsonObject,
   type JsonValue,
 } from './json-source.js';
@@ -152,7 +154,31 @@ export function loadTemplateText(
     ]);
   }
 
-  const picked = pickShape(root, label, options, parameterFile, problems);
+  const secrets: string[] = [];
+  try {
+    const loaded = loadChecked(doc, root, label, options, parameterFile, problems, secrets);
+    return { ...loaded, warnings: loaded.warnings.map((p) => maskProblem(p, secrets)) };
+  } catch (error) {
+    // securestring parameter values must not reach any message, even when they are what is wrong.
+    if (error instanceof IsobuildError && secrets.length > 0) {
+      throw new IsobuildError(error.code, maskSecrets(error.message, secrets), {
+        problems: error.problems.map((p) => maskProblem(p, secrets)),
+      });
+    }
+    throw error;
+  }
+}
+
+function loadChecked(
+  doc: JsonDocument,
+  root: JsonObject,
+  label: string,
+  options: LoadOptions,
+  parameterFile: ReadonlyMap<string, JsonValue>,
+  problems: Problem[],
+  secrets: string[],
+): LoadedTemplate {
+  const picked = pickShape(root, label, options, parameterFile, problems, secrets);
   const { envelope, properties, base, unresolved, secureValues } = picked;
   const apiVersion = resolveApiVersion(envelope, base, options, problems, unresolved);
   const strict = isStrict(apiVersion);
@@ -222,9 +248,10 @@ function pickShape(
   options: LoadOptions,
   parameterFile: ReadonlyMap<string, JsonValue>,
   problems: Problem[],
+  secrets: string[],
 ): PickedShape {
   if (Array.isArray(root.resources) && ('$schema' in root || 'contentVersion' in root)) {
-    return pickFromDeployment(root, label, options, parameterFile, problems);
+    return pickFromDeployment(root, label, options, parameterFile, problems, secrets);
   }
   if (isObject(root.properties) || 'type' in root || 'identity' in root) {
     return {
@@ -255,6 +282,7 @@ function pickFromDeployment(
   options: LoadOptions,
   parameterFile: ReadonlyMap<string, JsonValue>,
   problems: Problem[],
+  secrets: string[],
 ): PickedShape {
   const resources = root.resources as JsonValue[];
   const candidates = resources.flatMap((resource, index) => {
@@ -284,6 +312,7 @@ function pickFromDeployment(
     ...c,
     result: evaluateDeploymentResource(root, ['resources', c.index], context, problems),
   }));
+  for (const e of evaluated) secrets.push(...e.result.secureValues);
   // The same parameter problems are found for every candidate: keep one copy of each.
   const unique = dedupe(problems);
   problems.length = 0;
@@ -503,6 +532,16 @@ function withLine(problem: Problem, lines: ReadonlyMap<string, number>): Problem
     if (cut <= 0) return problem;
     path = path.slice(0, cut);
   }
+}
+
+function maskProblem(problem: Problem, secrets: readonly string[]): Problem {
+  return secrets.length === 0
+    ? problem
+    : {
+        ...problem,
+        message: maskSecrets(problem.message, secrets),
+        path: maskSecrets(problem.path, secrets),
+      };
 }
 
 function dedupe(problems: Problem[]): Problem[] {

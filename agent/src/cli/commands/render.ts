@@ -68,6 +68,7 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
   }
 
   const loaded = await loadTemplate(file, toLoadOptions(values));
+  io.registerSecrets(loaded.template.secureValues);
   const packer = await detectPacker(values.packer, io.signal);
   const result = await renderBuild(loaded.template, {
     outDir: values.out,

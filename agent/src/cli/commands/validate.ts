@@ -1,6 +1,7 @@
 /** `isobuild validate`: check a template like AIB does and summarise what it would build. */
 import { parseArgs } from 'node:util';
 import { IsobuildError } from '../../errors.js';
+import { hideQuery } from '../../hide-query.js';
 import { loadTemplate, type LoadedTemplate } from '../../template/load-template.js';
 import { describeTopology } from '../../template/topology.js';
 import { formatProblems, problemsToJson } from '../output.js';
@@ -33,6 +34,7 @@ export async function runValidate(argv: string[], io: CommandIo): Promise<number
   }
   const file = singleTemplate(positionals, 'validate');
   const loaded = await loadTemplate(file, toLoadOptions(values));
+  io.registerSecrets(loaded.template.secureValues);
   if (values.json)
     io.out(
       JSON.stringify(
@@ -141,7 +143,7 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
     case 'Shell':
     case 'PowerShell': {
       const where = step.scriptUri
-        ? ` ${redactUrl(step.scriptUri)}`
+        ? ` ${hideQuery(step.scriptUri)}`
         : ` ${step.inline?.length ?? 0} inline command(s)`;
       const elevated =
         step.type === 'PowerShell' && step.runElevated
@@ -152,7 +154,7 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
       return `${where}${elevated}`;
     }
     case 'File':
-      return ` ${redactUrl(step.sourceUri)} -> ${step.destination}`;
+      return ` ${hideQuery(step.sourceUri)} -> ${step.destination}`;
     case 'WindowsRestart':
       return ` timeout ${step.restartTimeout}`;
     case 'WindowsUpdate':
@@ -164,11 +166,5 @@ function distributeDetail(d: LoadedTemplate['template']['distribute'][number]): 
   if (d.type === 'ManagedImage') return ` -> ${d.imageId} (${d.location})`;
   if (d.type === 'SharedImage')
     return ` -> ${d.galleryImageId} in ${d.targetRegions.map((r) => r.name).join(', ')}`;
-  return d.uri ? ` -> ${redactUrl(d.uri)}` : ' (staging storage account)';
-}
-
-/** URLs may carry SAS tokens: show them without their query string. */
-export function redactUrl(url: string): string {
-  const q = url.indexOf('?');
-  return q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
+  return d.uri ? ` -> ${hideQuery(d.uri)}` : ' (staging storage account)';
 }
