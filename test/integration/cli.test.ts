@@ -94,7 +94,10 @@ describe('isobuild CLI', () => {
   it('never prints securestring parameter values, in results or in errors', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'isobuild-cli-'));
     const secret = 'S3cret/Value!';
-    const resource = JSON.parse(await readFile('images/linux-baseline/template.json', 'utf8')) as Record<string, unknown>;
+    const resource = JSON.parse(await readFile('images/linux-baseline/template.json', 'utf8')) as Record<
+      string,
+      unknown
+    >;
     const deployment = {
       $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
       contentVersion: '1.0.0.0',
