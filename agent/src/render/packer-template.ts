@@ -4,8 +4,8 @@
  * one provisioner per customizer, and AIB's hidden deprovision step at the end.
  */
 import type { ImageTemplate, Step } from '../template/model.js';
-import { expr, writeHcl, type HclBlock, type HclValue, type SecretReference } from './hcl.js';
-import { hclString } from './hcl.js';
+import { expr, hclString, writeHcl, type HclBlock, type HclValue, type SecretReference } from './hcl.js';
+import { maskSecrets } from '../mask-secrets.js';
 import { VERSION } from '../version.js';
 
 /** Variables every rendered file declares; `isobuild build` fills them through PKR_VAR_* environment variables. */
@@ -75,7 +75,7 @@ export function renderPackerFile(options: PackerFileOptions): string {
     '# Credentials are sensitive variables supplied as PKR_VAR_* environment variables; none is stored here.',
     '',
   ].join('\n');
-  const provisioners = options.steps.map((s) => provisionerFor(s, template, options.secrets));
+  const provisioners = options.steps.map((s) => provisionerFor(s, options.secrets));
   if (options.deprovisionScript)
     provisioners.push(deprovisionProvisioner(template, options.deprovisionScript));
   const blocks: HclBlock[] = [
@@ -174,13 +174,13 @@ function sourceBlock(template: ImageTemplate): HclBlock {
   return { type: 'source', labels: ['null', 'build_vm'], attributes };
 }
 
-function provisionerFor(
-  rendered: RenderedStep,
-  template: ImageTemplate,
-  secrets: readonly SecretReference[],
-): HclBlock {
+function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReference[]): HclBlock {
   const { step, artifact } = rendered;
-  const comment = [`${step.path}: ${step.type} ${JSON.stringify(step.name)}`.replace(/[\r\n]/g, ' ')];
+  const name = maskSecrets(
+    step.name,
+    secrets.map((s) => s.value),
+  );
+  const comment = [`${step.path}: ${step.type} ${JSON.stringify(name)}`.replace(/[\r\n\u2028\u2029]/g, ' ')];
   const text = (value: string): HclValue => expr(hclString(value, secrets));
   const scriptOrInline = (s: { inline?: readonly string[] }): [string, HclValue] =>
     artifact ? ['script', artifactPath(artifact)] : ['inline', (s.inline ?? []).map(text)];
@@ -233,7 +233,6 @@ function provisionerFor(
         ],
       };
   }
-  void template;
 }
 
 function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlock {
