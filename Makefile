@@ -2,7 +2,7 @@
 # Each target installs what is missing first; every install step is idempotent.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-APT_PACKAGES := packer openssh-server socat haproxy iperf3 hyperfine python3-winrm
+APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux socat haproxy iperf3 hyperfine python3-winrm
 NODE_STAMP := node_modules/.package-lock.stamp
 
 .PHONY: help deps apt-deps node-deps build demo test lint typecheck bench clean

@@ -28,6 +28,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.RENDER_HELP, run: m.runRender };
     },
   },
+  testvm: {
+    summary: 'start, list and stop disposable Linux test VMs (needs root)',
+    load: async () => {
+      const m = await import('./commands/testvm.js');
+      return { help: m.TESTVM_HELP, run: m.runTestVm };
+    },
+  },
 };
 
 const USAGE = `isobuild ${VERSION}: builds VM images from Azure VM Image Builder templates with Packer.

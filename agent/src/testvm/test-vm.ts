@@ -1,0 +1,269 @@
+/**
+ * Disposable Linux "VMs" for tests, the demo and users without Azure: each is a set of namespaces with
+ * its own address (10.231.N.2, reachable from the host over a veth pair), a copy-on-write view of the
+ * host's root filesystem, sshd on port 22 with key-only login and a non-root admin user with passwordless
+ * sudo. Starting one first removes leftovers of crashed runs; stopping one leaves nothing behind.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { sshdConfig, vmBootScript } from './vm-boot-script.js';
+
+export const TEST_VM_USER = 'isobuild';
+const NETNS_PREFIX = 'isobuild-vm-';
+const MAX_VMS = 250;
+const BOOT_TIMEOUT_MS = 10_000;
+
+export interface TestVm {
+  readonly id: number;
+  readonly name: string;
+  /** The VM's own address; port 22 there is its sshd. */
+  readonly address: string;
+  /** The host's address on the VM's link (what the VM sees as its peer). */
+  readonly hostAddress: string;
+  readonly port: 22;
+  readonly user: string;
+  /** Private key that logs in as `user`. */
+  readonly keyFile: string;
+  readonly stateDir: string;
+  /** PID of the process that holds the VM's namespaces; killing it ends every process in the VM. */
+  readonly holderPid: number;
+  /** Process that owns the VM: when it is gone, the VM counts as a leftover. 0 means "kept until stopped". */
+  readonly ownerPid: number;
+}
+
+export interface StartTestVmOptions {
+  /** Keep the VM after this process exits (the CLI's `testvm start`). */
+  readonly detached?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export function testVmRoot(): string {
+  return join(tmpdir(), 'isobuild-testvm');
+}
+
+export async function startTestVm(options: StartTestVmOptions = {}): Promise<TestVm> {
+  await cleanupStaleTestVms();
+  const id = await claimNamespace();
+  const name = `${NETNS_PREFIX}${id}`;
+  const stateDir = join(testVmRoot(), String(id));
+  try {
+    await rm(stateDir, { recursive: true, force: true });
+    for (const dir of ['upper', 'overlay-work', 'root'])
+      await mkdir(join(stateDir, dir), { recursive: true });
+    await execa('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      `isobuild-vm-${id}-host`,
+      '-f',
+      join(stateDir, 'ssh_host_ed25519_key'),
+    ]);
+    await execa('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      `isobuild-vm-${id}`,
+      '-f',
+      join(stateDir, 'id_ed25519'),
+    ]);
+    await writeFile(join(stateDir, 'authorized_key.pub'), await readFile(join(stateDir, 'id_ed25519.pub')));
+    await writeFile(join(stateDir, 'sshd_config'), sshdConfig(TEST_VM_USER));
+    const { address, hostAddress } = await wireNetwork(id, name);
+
+    const log = openSync(join(stateDir, 'vm.log'), 'w');
+    const holder = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        name,
+        'unshare',
+        '--mount',
+        '--pid',
+        '--uts',
+        '--ipc',
+        '--kill-child',
+        '/bin/sh',
+        '-c',
+        vmBootScript({ stateDir, hostname: name, user: TEST_VM_USER }),
+      ],
+      { detached: true, stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    holder.unref();
+    const vm: TestVm = {
+      id,
+      name,
+      address,
+      hostAddress,
+      port: 22,
+      user: TEST_VM_USER,
+      keyFile: join(stateDir, 'id_ed25519'),
+      stateDir,
+      holderPid: holder.pid ?? 0,
+      ownerPid: options.detached ? 0 : process.pid,
+    };
+    await writeFile(join(stateDir, 'vm.json'), `${JSON.stringify(vm, null, 2)}\n`);
+    await waitForSsh(vm, holder, options.signal);
+    return vm;
+  } catch (error) {
+    await stopTestVm(id);
+    throw error;
+  }
+}
+
+/** Stops a VM and removes all it had: processes, namespaces, the veth pair and its files. Idempotent. */
+export async function stopTestVm(id: number): Promise<void> {
+  const name = `${NETNS_PREFIX}${id}`;
+  const stateDir = join(testVmRoot(), String(id));
+  const record = await readRecord(stateDir);
+  if (record?.holderPid) killQuietly(record.holderPid);
+  // Anything still inside the network namespace (there should be nothing once the holder is gone).
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const pids = await namespacePids(name);
+    if (pids.length === 0) break;
+    pids.forEach((pid) => killQuietly(pid));
+    await sleep(20);
+  }
+  await execa('ip', ['netns', 'delete', name], { reject: false });
+  await execa('ip', ['link', 'delete', hostLink(id)], { reject: false });
+  await rm(stateDir, { recursive: true, force: true });
+}
+
+export async function listTestVms(): Promise<TestVm[]> {
+  const ids = await knownIds();
+  const records = await Promise.all(ids.map((id) => readRecord(join(testVmRoot(), String(id)))));
+  return records.filter((r): r is TestVm => r !== undefined);
+}
+
+/** Removes VMs whose owner process is gone (a crashed test run) and namespaces without a record. */
+export async function cleanupStaleTestVms(): Promise<number[]> {
+  const removed: number[] = [];
+  for (const id of await knownIds()) {
+    const record = await readRecord(join(testVmRoot(), String(id)));
+    const stale =
+      !record || (record.ownerPid !== 0 && !isAlive(record.ownerPid)) || !isAlive(record.holderPid);
+    if (stale) {
+      await stopTestVm(id);
+      removed.push(id);
+    }
+  }
+  return removed;
+}
+
+async function claimNamespace(): Promise<number> {
+  // `ip netns add` fails if the name exists, so it doubles as a lock between concurrent starts.
+  for (let id = 1; id <= MAX_VMS; id++) {
+    const result = await execa('ip', ['netns', 'add', `${NETNS_PREFIX}${id}`], { reject: false });
+    if (result.exitCode === 0) return id;
+    if (!/File exists/.test(result.stderr)) {
+      throw new Error(
+        `cannot create a network namespace for the test VM (ip netns add: ${result.stderr.trim()}); test VMs need root.`,
+      );
+    }
+  }
+  throw new Error(`all ${MAX_VMS} test VM slots are in use; stop some with "isobuild testvm stop --all".`);
+}
+
+async function wireNetwork(id: number, name: string): Promise<{ address: string; hostAddress: string }> {
+  const hostAddress = `10.231.${id}.1`;
+  const address = `10.231.${id}.2`;
+  const run = (args: string[]) => execa('ip', args);
+  await run(['link', 'add', hostLink(id), 'type', 'veth', 'peer', 'name', `ibvm${id}`, 'netns', name]);
+  await run(['addr', 'add', `${hostAddress}/30`, 'dev', hostLink(id)]);
+  await run(['link', 'set', hostLink(id), 'up']);
+  await run(['-n', name, 'link', 'set', 'lo', 'up']);
+  await run(['-n', name, 'link', 'set', `ibvm${id}`, 'name', 'eth0']);
+  await run(['-n', name, 'addr', 'add', `${address}/30`, 'dev', 'eth0']);
+  await run(['-n', name, 'link', 'set', 'eth0', 'up']);
+  return { address, hostAddress };
+}
+
+function hostLink(id: number): string {
+  return `ibvm${id}h`;
+}
+
+async function waitForSsh(vm: TestVm, holder: ReturnType<typeof spawn>, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + BOOT_TIMEOUT_MS;
+  let exited = false;
+  holder.once('exit', () => (exited = true));
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    if (exited) break;
+    if (await hasSshBanner(vm.address)) return;
+    await sleep(20);
+  }
+  const log = await readFile(join(vm.stateDir, 'vm.log'), 'utf8').catch(() => '');
+  throw new Error(
+    `the test VM did not start sshd within ${BOOT_TIMEOUT_MS / 1000} s. Its boot log:\n${log.trim().split('\n').slice(-15).join('\n')}`,
+  );
+}
+
+function hasSshBanner(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port: 22, timeout: 500 });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('data', (data) => done(data.toString('latin1').startsWith('SSH-')));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+async function knownIds(): Promise<number[]> {
+  const ids = new Set<number>();
+  const listed = await execa('ip', ['netns', 'list'], { reject: false });
+  for (const line of listed.stdout.split('\n')) {
+    const match = new RegExp(`^${NETNS_PREFIX}(\\d+)\\b`).exec(line.trim());
+    if (match) ids.add(Number(match[1]));
+  }
+  for (const entry of await readdir(testVmRoot()).catch(() => [])) {
+    if (/^\d+$/.test(entry)) ids.add(Number(entry));
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+async function readRecord(stateDir: string): Promise<TestVm | undefined> {
+  try {
+    return JSON.parse(await readFile(join(stateDir, 'vm.json'), 'utf8')) as TestVm;
+  } catch {
+    return undefined;
+  }
+}
+
+async function namespacePids(name: string): Promise<number[]> {
+  const result = await execa('ip', ['netns', 'pids', name], { reject: false });
+  return result.exitCode === 0 ? result.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
+}
+
+function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone: that is what we want.
+  }
+}
