@@ -75,7 +75,7 @@ describe('renderBuild', () => {
       resource({ customize: [{ type: 'Shell', name: 'templ', inline: commands }] }),
     );
 
-    expect(hcl).toContain('script = "${path.root}/artifacts/customize-00-inline.sh"');
+    expect(hcl).toMatch(/script\s+= "\$\{path.root\}\/artifacts\/customize-00-inline.sh"/);
     expect(hcl).not.toContain('State.Status');
     expect(await readFile(join(outDir, 'artifacts', 'customize-00-inline.sh'), 'utf8')).toBe(
       `#!/bin/sh -e\n${commands.join('\n')}\n`,
@@ -154,7 +154,7 @@ describe('renderBuild', () => {
     expect(hcl).toMatch(/elevated_user\s+= "SYSTEM"/);
     expect(hcl).toMatch(/valid_exit_codes\s+= \[\s+0,\s+3010,\s+\]/);
     expect(hcl).toMatch(/restart_check_command = "echo restarted"/);
-    expect(hcl).toContain('isobuild-deprovision.ps1');
+    expect(await readFile(join(outDir, 'deprovision.pkr.hcl'), 'utf8')).toContain('isobuild-deprovision.ps1');
     for (const name of result.files) await packerValidate(packer.path, join(outDir, name));
   });
 
@@ -182,11 +182,15 @@ describe('renderBuild', () => {
   });
 
   it('leaves out the deprovision step on request', async () => {
-    const { hcl, outDir } = await render(resource({ customize: [{ type: 'Shell', inline: ['true'] }] }), {
-      skipDeprovision: true,
-    });
+    const { hcl, outDir, result } = await render(
+      resource({ customize: [{ type: 'Shell', inline: ['true'] }] }),
+      {
+        skipDeprovision: true,
+      },
+    );
 
     expect(hcl).not.toContain('deprovision');
+    expect(result.files).toEqual(['customization.pkr.hcl']);
     expect(await readdir(join(outDir, 'artifacts'))).toEqual([]);
   });
 
@@ -199,7 +203,7 @@ describe('renderBuild', () => {
 
     const { result, outDir } = await render(text);
 
-    expect(result.files).toEqual(['customization.pkr.hcl', 'validation.pkr.hcl']);
+    expect(result.files).toEqual(['customization.pkr.hcl', 'validation.pkr.hcl', 'deprovision.pkr.hcl']);
     const validation = await readFile(join(outDir, 'validation.pkr.hcl'), 'utf8');
     expect(validation).toContain('artifacts/validate-00-check.sh');
     expect(validation).not.toContain('deprovision');

@@ -18,7 +18,11 @@ export const PACKER_VARIABLES = {
   winrmPassword: 'winrm_password',
   winrmInsecure: 'winrm_insecure',
   connectTimeout: 'connect_timeout',
+  runId: 'run_id',
 } as const;
+
+/** Remote script names carry the run id, so a cancelled run's processes can be found on the VM. */
+export const REMOTE_SCRIPT_PREFIX = 'isobuild-';
 
 /** AIB waits 20 minutes for SSH and 10 for WinRM (aib-reference §2.1). */
 export const DEFAULT_CONNECT_TIMEOUT = { linux: '20m', windows: '10m' } as const;
@@ -38,8 +42,9 @@ export interface RenderedStep {
 export interface PackerFileOptions {
   readonly template: ImageTemplate;
   readonly steps: readonly RenderedStep[];
-  readonly kind: 'customization' | 'validation';
-  /** Relative path of the deprovision script, or undefined to skip the step. */
+  /** customization and validation run `steps`; deprovision runs only `deprovisionScript`. */
+  readonly kind: 'customization' | 'validation' | 'deprovision';
+  /** Relative path of the deprovision script (kind 'deprovision'). */
   readonly deprovisionScript?: string;
   readonly supportsPlugins: boolean;
   readonly secrets: readonly SecretReference[];
@@ -71,13 +76,17 @@ export function renderPackerFile(options: PackerFileOptions): string {
   };
   const header = [
     `# Rendered by isobuild ${VERSION} from ${sanitizeComment(options.sourceLabel)} — do not edit; render again instead.`,
-    `# ${options.kind === 'customization' ? 'Customization' : 'In-VM validation'} of a ${template.os === 'linux' ? 'Linux' : 'Windows'} build VM (imageTemplates API ${template.apiVersion}).`,
+    `# ${KIND_TITLES[options.kind]} of a ${template.os === 'linux' ? 'Linux' : 'Windows'} build VM (imageTemplates API ${template.apiVersion}).`,
     '# Credentials are sensitive variables supplied as PKR_VAR_* environment variables; none is stored here.',
     '',
   ].join('\n');
-  const provisioners = options.steps.map((s) => provisionerFor(s, options.secrets));
-  if (options.deprovisionScript)
-    provisioners.push(deprovisionProvisioner(template, options.deprovisionScript));
+  const tag = options.kind === 'validation' ? 'v' : 'c';
+  const provisioners =
+    options.kind === 'deprovision'
+      ? [deprovisionProvisioner(template, options.deprovisionScript ?? '')]
+      : options.steps.map((s) =>
+          provisionerFor(s, options.secrets, `${tag}${String(s.step.index).padStart(2, '0')}`),
+        );
   const blocks: HclBlock[] = [
     packerBlock,
     ...variableBlocks(template, options.secrets),
@@ -124,6 +133,12 @@ function variableBlocks(template: ImageTemplate, secrets: readonly SecretReferen
       'string',
       DEFAULT_CONNECT_TIMEOUT[template.os],
       'How long to wait for the communicator to connect.',
+    ),
+    variable(
+      v.runId,
+      'string',
+      'manual',
+      'Run id; remote script files are named after it so a cancelled run can be cleaned up.',
     ),
   ];
   const auth =
@@ -174,7 +189,17 @@ function sourceBlock(template: ImageTemplate): HclBlock {
   return { type: 'source', labels: ['null', 'build_vm'], attributes };
 }
 
-function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReference[]): HclBlock {
+const KIND_TITLES = {
+  customization: 'Customization',
+  validation: 'In-VM validation',
+  deprovision: 'Deprovisioning',
+} as const;
+
+function remoteFile(tag: string): [string, HclValue] {
+  return ['remote_file', expr(`"${REMOTE_SCRIPT_PREFIX}\${var.${PACKER_VARIABLES.runId}}-${tag}.sh"`)];
+}
+
+function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReference[], tag: string): HclBlock {
   const { step, artifact } = rendered;
   const name = maskSecrets(
     step.name,
@@ -186,7 +211,12 @@ function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReferenc
     artifact ? ['script', artifactPath(artifact)] : ['inline', (s.inline ?? []).map(text)];
   switch (step.type) {
     case 'Shell':
-      return { type: 'provisioner', labels: ['shell'], comment, attributes: [scriptOrInline(step)] };
+      return {
+        type: 'provisioner',
+        labels: ['shell'],
+        comment,
+        attributes: [scriptOrInline(step), remoteFile(tag)],
+      };
     case 'PowerShell': {
       const attributes: [string, HclValue][] = [
         scriptOrInline(step),
@@ -245,7 +275,7 @@ function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlo
       type: 'provisioner',
       labels: ['shell'],
       comment,
-      attributes: [['script', artifactPath(script)]],
+      attributes: [['script', artifactPath(script)], remoteFile('deprovision')],
     };
   return {
     type: 'provisioner',

@@ -1,7 +1,7 @@
 /**
- * Renders everything Packer needs for one template into a directory: fetched artifacts, the deprovision
- * script, customization.pkr.hcl and (when there are in-VM validators) validation.pkr.hcl. It works in a
- * scratch directory and swaps it in only when complete, so a failure never leaves a half-written output
+ * Renders everything Packer needs for one template into a directory: fetched artifacts,
+ * customization.pkr.hcl, validation.pkr.hcl (when there are in-VM validators) and deprovision.pkr.hcl
+ * with its script. It works in a scratch directory and swaps it in only when complete, so a failure never leaves a half-written output
  * and never destroys a previous one.
  */
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -21,6 +21,7 @@ import { WINDOWS_UPDATE_PLUGIN, renderPackerFile, type RenderedStep } from './pa
 
 export const CUSTOMIZATION_FILE = 'customization.pkr.hcl';
 export const VALIDATION_FILE = 'validation.pkr.hcl';
+export const DEPROVISION_FILE = 'deprovision.pkr.hcl';
 export const ARTIFACTS_DIR = 'artifacts';
 export const MANIFEST_FILE = 'isobuild-render.json';
 
@@ -79,15 +80,6 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       });
 
     const files: string[] = [];
-    let deprovisionScript: string | undefined;
-    if (!options.skipDeprovision) {
-      const name = template.os === 'linux' ? 'isobuild-deprovision.sh' : 'isobuild-deprovision.ps1';
-      await writeFile(
-        join(scratch, ARTIFACTS_DIR, name),
-        template.os === 'linux' ? LINUX_DEPROVISION_SCRIPT : WINDOWS_DEPROVISION_SCRIPT,
-      );
-      deprovisionScript = `${ARTIFACTS_DIR}/${name}`;
-    }
     const common = {
       template,
       supportsPlugins: options.packer.supportsPlugins,
@@ -96,12 +88,7 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     };
     await writeFile(
       join(scratch, CUSTOMIZATION_FILE),
-      renderPackerFile({
-        ...common,
-        kind: 'customization',
-        steps: stepsOf(template.customize),
-        deprovisionScript,
-      }),
+      renderPackerFile({ ...common, kind: 'customization', steps: stepsOf(template.customize) }),
     );
     files.push(CUSTOMIZATION_FILE);
     if (template.validate.inVMValidations.length > 0) {
@@ -114,6 +101,21 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
         }),
       );
       files.push(VALIDATION_FILE);
+    }
+    // Deprovisioning runs last, after in-VM validation, so it is a file of its own.
+    let deprovisionScript: string | undefined;
+    if (!options.skipDeprovision) {
+      const name = template.os === 'linux' ? 'isobuild-deprovision.sh' : 'isobuild-deprovision.ps1';
+      await writeFile(
+        join(scratch, ARTIFACTS_DIR, name),
+        template.os === 'linux' ? LINUX_DEPROVISION_SCRIPT : WINDOWS_DEPROVISION_SCRIPT,
+      );
+      deprovisionScript = `${ARTIFACTS_DIR}/${name}`;
+      await writeFile(
+        join(scratch, DEPROVISION_FILE),
+        renderPackerFile({ ...common, kind: 'deprovision', steps: [], deprovisionScript }),
+      );
+      files.push(DEPROVISION_FILE);
     }
     const artifacts = [...fetched.byStep.values()].sort((a, b) => a.file.localeCompare(b.file));
     const manifest = {
