@@ -10,8 +10,11 @@ export const EXIT_CODES = {
   invalidInput: 2,
   artifactFailed: 3,
   environment: 4,
+  vmUnreachable: 5,
   internal: 70,
+  timedOut: 124,
   interrupted: 130,
+  terminated: 143,
 } as const;
 
 export type ExitCode = (typeof EXIT_CODES)[keyof typeof EXIT_CODES];
@@ -25,6 +28,7 @@ export const ERROR_CODES = {
   packerUnsupported: { exit: EXIT_CODES.environment },
   packerRejected: { exit: EXIT_CODES.internal },
   outputUnwritable: { exit: EXIT_CODES.environment },
+  vmUnreachable: { exit: EXIT_CODES.vmUnreachable },
   cancelled: { exit: EXIT_CODES.interrupted },
 } as const;
 

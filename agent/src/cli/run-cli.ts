@@ -28,6 +28,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.RENDER_HELP, run: m.runRender };
     },
   },
+  build: {
+    summary: 'run a template on a build VM with Packer and report what happened',
+    load: async () => {
+      const m = await import('./commands/build.js');
+      return { help: m.BUILD_HELP, run: m.runBuildCommand };
+    },
+  },
   testvm: {
     summary: 'start, list and stop disposable Linux test VMs (needs root)',
     load: async () => {

@@ -83,10 +83,11 @@ export function renderPackerFile(options: PackerFileOptions): string {
   const tag = options.kind === 'validation' ? 'v' : 'c';
   const provisioners =
     options.kind === 'deprovision'
-      ? [deprovisionProvisioner(template, options.deprovisionScript ?? '')]
-      : options.steps.map((s) =>
-          provisionerFor(s, options.secrets, `${tag}${String(s.step.index).padStart(2, '0')}`),
-        );
+      ? [stepMarker('deprovision'), deprovisionProvisioner(template, options.deprovisionScript ?? '')]
+      : options.steps.flatMap((s) => {
+          const stepTag = `${tag}${String(s.step.index).padStart(2, '0')}`;
+          return [stepMarker(stepTag), provisionerFor(s, options.secrets, stepTag)];
+        });
   const blocks: HclBlock[] = [
     packerBlock,
     ...variableBlocks(template, options.secrets),
@@ -194,6 +195,17 @@ const KIND_TITLES = {
   validation: 'In-VM validation',
   deprovision: 'Deprovisioning',
 } as const;
+
+/** Printed (locally) before each step, so isobuild knows which step runs: Debian's Packer has no telemetry lines. */
+export const STEP_MARKER = 'isobuild-step-start';
+
+function stepMarker(tag: string): HclBlock {
+  return {
+    type: 'provisioner',
+    labels: ['shell-local'],
+    attributes: [['inline', [`echo ${STEP_MARKER} ${tag}`]]],
+  };
+}
 
 function remoteFile(tag: string): [string, HclValue] {
   return ['remote_file', expr(`"${REMOTE_SCRIPT_PREFIX}\${var.${PACKER_VARIABLES.runId}}-${tag}.sh"`)];

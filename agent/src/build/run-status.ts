@@ -1,0 +1,102 @@
+/**
+ * The run state of a build, modelled on AIB's lastRunStatus (runState, runSubState, message, times)
+ * plus a result per customizer, validator and distribution target. Kept in status.json in the run
+ * directory and rewritten atomically on every change, so a reader never sees half a file.
+ */
+import { rename, writeFile } from 'node:fs/promises';
+import type { ImageTemplate, Step } from '../template/model.js';
+
+export type RunState = 'Running' | 'Succeeded' | 'PartiallySucceeded' | 'Failed' | 'Canceled';
+export type RunSubState = 'Queued' | 'Building' | 'Customizing' | 'Validating' | 'Distributing';
+export type StepOutcome =
+  'pending' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'timedOut' | 'skipped';
+
+export interface StepResult {
+  readonly index: number;
+  readonly name: string;
+  readonly type: string;
+  outcome: StepOutcome;
+  startTime?: string;
+  endTime?: string;
+  durationMs?: number;
+}
+
+export interface RunStatus {
+  readonly runId: string;
+  readonly template: string;
+  runState: RunState;
+  runSubState: RunSubState;
+  message: string;
+  readonly startTime: string;
+  endTime?: string;
+  readonly customizers: StepResult[];
+  readonly validators: StepResult[];
+  readonly deprovision: StepResult;
+  readonly distribute: { runOutputName: string; type: string; outcome: 'skipped'; reason: string }[];
+  readonly logs: { customization: string; validation: string };
+}
+
+export function initialStatus(
+  runId: string,
+  templateLabel: string,
+  template: ImageTemplate,
+  logs: RunStatus['logs'],
+): RunStatus {
+  const step = (s: Step): StepResult => ({ index: s.index, name: s.name, type: s.type, outcome: 'pending' });
+  return {
+    runId,
+    template: templateLabel,
+    runState: 'Running',
+    runSubState: 'Queued',
+    message: 'queued',
+    startTime: new Date().toISOString(),
+    customizers: template.customize.map(step),
+    validators: template.validate.inVMValidations.map(step),
+    deprovision: {
+      index: 0,
+      name: 'deprovision',
+      type: template.os === 'linux' ? 'Shell' : 'PowerShell',
+      outcome: 'pending',
+    },
+    distribute: template.distribute.map((d) => ({
+      runOutputName: d.runOutputName,
+      type: d.type,
+      outcome: 'skipped',
+      reason:
+        'isobuild customizes an existing build VM and captures no image; distribute it with your own pipeline',
+    })),
+    logs,
+  };
+}
+
+export function startStep(step: StepResult): void {
+  step.outcome = 'running';
+  step.startTime = new Date().toISOString();
+}
+
+export function endStep(step: StepResult, outcome: StepOutcome): void {
+  if (step.outcome !== 'running') return;
+  step.outcome = outcome;
+  step.endTime = new Date().toISOString();
+  step.durationMs = Date.parse(step.endTime) - Date.parse(step.startTime ?? step.endTime);
+}
+
+/** Writes status.json atomically; writes are serialised so the file always holds the latest state. */
+export class StatusFile {
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly path: string,
+    private readonly mask: (text: string) => string,
+  ) {}
+
+  write(status: RunStatus): Promise<void> {
+    const text = `${this.mask(JSON.stringify(status, null, 2))}\n`;
+    this.pending = this.pending.then(async () => {
+      const temp = `${this.path}.tmp`;
+      await writeFile(temp, text);
+      await rename(temp, this.path);
+    });
+    return this.pending;
+  }
+}

@@ -1,0 +1,111 @@
+/** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
+import { parseArgs } from 'node:util';
+import { loadBuildConfig, parseDuration } from '../../build/build-config.js';
+import { runBuild } from '../../build/run-build.js';
+import { IsobuildError } from '../../errors.js';
+import type { CommandIo } from '../command.js';
+import { formatProblems } from '../output.js';
+import { TEMPLATE_OPTIONS, TEMPLATE_OPTIONS_HELP, toLoadOptions } from '../template-options.js';
+
+export const BUILD_HELP = `Usage: isobuild build <template.json> --host ADDRESS [options]
+
+Builds on an existing build VM as AIB does: validates the template, downloads and verifies its artifacts
+(before touching the VM), renders the Packer files, checks that the VM accepts SSH (and says exactly why
+not), then runs the customizers, the in-VM validators and the deprovision step with Packer. Progress goes
+to stderr; the run directory (WORK_DIR/RUN_ID) holds status.json, customization.log, validation.log and
+the rendered files. Distribution targets are reported as skipped: isobuild captures no image.
+
+Options (each also as an environment variable, which the flag overrides):
+  --host ADDRESS           build VM address                                      ISOBUILD_HOST
+  --port N                 SSH port (default 22)                                 ISOBUILD_PORT
+  --user NAME              admin user on the VM (default packer)                 ISOBUILD_USER
+  --ssh-key-file FILE      private key file                                      ISOBUILD_SSH_KEY_FILE
+                           (or the key itself in ISOBUILD_SSH_KEY, or a password in ISOBUILD_SSH_PASSWORD)
+  --run-id ID              run id (default: a new UUID)                          ISOBUILD_RUN_ID
+  --work-dir DIR           where run directories go (default .work/runs)         ISOBUILD_WORK_DIR
+  --ready-timeout DUR      how long to wait for SSH (default 5m)                 ISOBUILD_READY_TIMEOUT
+  --build-timeout DUR      override the template's buildTimeoutInMinutes         ISOBUILD_BUILD_TIMEOUT
+  --kill-grace DUR         Packer's cleanup time after a cancel (default 15m)    ISOBUILD_KILL_GRACE
+  --packer PATH            Packer binary (default packer on PATH)                ISOBUILD_PACKER
+  --skip-deprovision       leave out AIB's deprovision step (test VMs)           ISOBUILD_SKIP_DEPROVISION=1
+  --rewrite-uri FROM=TO    fetch artifact URLs from a mirror (repeatable)        ISOBUILD_REWRITE_URI
+  --json                   print the final status as JSON on stdout
+  -h, --help               show this help
+  Durations look like 90s, 5m or 1h30m. The template may also come from ISOBUILD_TEMPLATE.
+
+${TEMPLATE_OPTIONS_HELP}
+
+Exit codes: 0 succeeded, 1 a customizer, validator or the deprovision step failed, 2 invalid template or
+configuration, 3 an artifact could not be fetched or verified, 4 Packer missing or unusable, 5 the build VM
+cannot be reached or refused the login, 124 buildTimeoutInMinutes passed, 130 interrupted (SIGINT),
+143 terminated (SIGTERM).`;
+
+export async function runBuildCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...TEMPLATE_OPTIONS,
+      host: { type: 'string' },
+      port: { type: 'string' },
+      user: { type: 'string' },
+      'ssh-key-file': { type: 'string' },
+      'run-id': { type: 'string' },
+      'work-dir': { type: 'string' },
+      'ready-timeout': { type: 'string' },
+      'build-timeout': { type: 'string' },
+      'kill-grace': { type: 'string' },
+      packer: { type: 'string' },
+      'skip-deprovision': { type: 'boolean' },
+      'rewrite-uri': { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    io.out(BUILD_HELP);
+    return 0;
+  }
+  const templateFile = positionals[0] ?? process.env.ISOBUILD_TEMPLATE;
+  if (!templateFile || positionals.length > 1) {
+    throw new IsobuildError(
+      'usage',
+      'build needs one template file: isobuild build <template.json> --host ADDRESS (or set ISOBUILD_TEMPLATE).',
+    );
+  }
+  const config = loadBuildConfig(values, process.env);
+  io.registerSecrets(
+    [
+      process.env.ISOBUILD_SSH_KEY,
+      process.env.ISOBUILD_SSH_PASSWORD,
+      process.env.ISOBUILD_WINRM_PASSWORD,
+    ].filter((v): v is string => !!v),
+  );
+  const timeoutText = values['build-timeout'] ?? process.env.ISOBUILD_BUILD_TIMEOUT;
+  const buildTimeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText);
+  if (timeoutText !== undefined && buildTimeoutMs === undefined) {
+    throw new IsobuildError(
+      'usage',
+      `--build-timeout ${timeoutText}: write a duration such as 90s, 30m or 2h.`,
+    );
+  }
+
+  const outcome = await runBuild({
+    templateFile,
+    load: toLoadOptions(values),
+    config,
+    ...(buildTimeoutMs !== undefined ? { buildTimeoutMs } : {}),
+    signal: io.signal,
+    report: (line) => io.err(line),
+    registerSecrets: (secrets) => io.registerSecrets(secrets),
+  });
+  const { status } = outcome;
+  if (values.json) {
+    io.out(JSON.stringify(status, null, 2));
+  } else {
+    io.out(`${status.runState}: ${status.message}`);
+    io.out(`Run ${status.runId}: status ${outcome.runDir}/status.json, log ${status.logs.customization}`);
+  }
+  if (outcome.problems.length > 0 && !values.json) io.err(formatProblems(outcome.problems));
+  return outcome.exitCode;
+}
