@@ -196,6 +196,9 @@ const KIND_TITLES = {
   deprovision: 'Deprovisioning',
 } as const;
 
+/** Packer's default execute_command, run through sudo; `{{ }}` here is Packer's own template syntax. */
+export const SUDO_EXECUTE_COMMAND = 'chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}';
+
 /** Printed (locally) before each step, so isobuild knows which step runs: Debian's Packer has no telemetry lines. */
 export const STEP_MARKER = 'isobuild-step-start';
 
@@ -222,13 +225,13 @@ function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReferenc
   const scriptOrInline = (s: { inline?: readonly string[] }): [string, HclValue] =>
     artifact ? ['script', artifactPath(artifact)] : ['inline', (s.inline ?? []).map(text)];
   switch (step.type) {
-    case 'Shell':
-      return {
-        type: 'provisioner',
-        labels: ['shell'],
-        comment,
-        attributes: [scriptOrInline(step), remoteFile(tag)],
-      };
+    case 'Shell': {
+      const attributes: [string, HclValue][] = [scriptOrInline(step), remoteFile(tag)];
+      // AIB runs downloaded scripts as root (the quickstart's customizeScript.sh writes /etc/motd without
+      // sudo) and inline commands as the build user (they need sudo).
+      if (step.scriptUri) attributes.push(['execute_command', SUDO_EXECUTE_COMMAND]);
+      return { type: 'provisioner', labels: ['shell'], comment, attributes };
+    }
     case 'PowerShell': {
       const attributes: [string, HclValue][] = [
         scriptOrInline(step),
