@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux socat haproxy iperf3 hyperfine python3-winrm
+# The test VM is a copy-on-write view of this machine: packages the public quickstart templates install must be here.
+TEST_VM_PACKAGES := unattended-upgrades
 NODE_STAMP := node_modules/.package-lock.stamp
 
 .PHONY: help deps apt-deps node-deps build demo test lint typecheck bench clean
@@ -15,7 +17,7 @@ help:
 deps: apt-deps node-deps
 
 apt-deps:
-	@bash scripts/install-apt-deps.sh $(APT_PACKAGES)
+	@bash scripts/install-apt-deps.sh $(APT_PACKAGES) $(TEST_VM_PACKAGES)
 
 # npm ci only when package-lock.json changed since the last install.
 node-deps: $(NODE_STAMP)

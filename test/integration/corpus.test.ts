@@ -4,10 +4,9 @@
  * passes `packer validate` with Debian's Packer. Templates with WindowsUpdate may instead stop with the clear
  * missing-plugin error, because Packer 1.6.6 cannot load plugins.
  */
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRewrite } from '../../agent/src/artifacts/rewrite-uri.js';
 import { isIsobuildError } from '../../agent/src/errors.js';
@@ -15,53 +14,7 @@ import { detectPacker, type PackerInfo } from '../../agent/src/packer/packer-ver
 import { packerValidate } from '../../agent/src/packer/validate-rendered.js';
 import { renderBuild } from '../../agent/src/render/render-build.js';
 import { loadTemplate } from '../../agent/src/template/load-template.js';
-
-const CORPUS = resolve('test/fixtures/aib-corpus');
-const MIRROR = resolve('test/fixtures/corpus-mirror');
-const UPSTREAM = 'https://raw.githubusercontent.com/danielsollondon/azvmimagebuilder/master/';
-const SUB = '11111111-2222-3333-4444-555555555555';
-
-/** What the quickstarts substitute with sed before submitting. */
-const PLACEHOLDERS: Record<string, string> = {
-  '<subscriptionID>': SUB,
-  '<rgName>': 'aibImageRG',
-  '<region>': 'westus2',
-  '<region1>': 'westus2',
-  '<region2>': 'eastus',
-  '<runOutputName>': 'aibCustomImageOutput',
-  '<imgBuilderId>': `/subscriptions/${SUB}/resourceGroups/aibImageRG/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aibBuiUserId1`,
-  '<imageName>': 'aibCustomLinuxImage01',
-  '<imageDefName>': 'myIbImageDef',
-  '<sharedImageGalName>': 'myIbGallery',
-  '<acgName>': 'myIbGallery',
-  '<sigDefImgVersionId>': `/subscriptions/${SUB}/resourceGroups/aibImageRG/providers/Microsoft.Compute/galleries/myIbGallery/images/myIbImageDef/versions/0.24105.52755`,
-  '<srcImageName>': 'aibCustomLinuxImage01',
-  '<vnetName>': 'aibVnet',
-  '<subnetName>': 'aibSubnet',
-  '<vnetRgName>': 'aibVnetRG',
-  '<scriptUrl>': `${UPSTREAM}quickquickstarts/customizeScript.sh`,
-};
-
-/** ARM parameters as the quickstarts pass them to `az deployment group create`. */
-const PARAMETERS: Record<string, Record<string, string>> = {
-  default: { imageTemplateName: 'helloImageTemplate01', 'api-version': '2020-02-14', svclocation: 'westus2' },
-  'solutions__4_Using_ENV_Variables__devOpsEnvTemplate.json': {
-    imageTemplateName: 'devOpsEnvTemplate01',
-    svcLocation: 'westus2',
-    managedImageResGroupId: `/subscriptions/${SUB}/resourceGroups/aibImageRG/providers/Microsoft.Compute/images/`,
-    managedImageName: 'devOpsImage01',
-    packagesToInstall: 'nginx',
-    targetOS: 'ubuntu',
-  },
-};
-
-/** Upstream sha256 values pinned in the templates, by the file they pin (replaced by the stand-ins' hashes). */
-const PINNED: Record<string, string> = {
-  ade4c5214c3c675e92c66e2d067a870c5b81b9844b3de3cc72c49ff36425fc93: 'quickquickstarts/customizeScript2.sh',
-  '2c6ff6902a4a52deee69e8db26d0036a53388651008aaf31795bb20dabd21fd8': 'quickquickstarts/customizeScript.sh',
-  d9715d72889fb1a0463d06ce9e89d1d2bd33b2c5e5362a736db6f5a25e601a58:
-    'quickquickstarts/exampleArtifacts/buildArtifacts/index.html',
-};
+import { CORPUS, MIRROR, PARAMETERS, UPSTREAM, fillTemplate } from '../helpers/aib-corpus.js';
 
 let work: string;
 let packer: PackerInfo;
@@ -74,18 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function fillTemplate(file: string): Promise<string> {
-  let text = await readFile(join(CORPUS, file), 'utf8');
-  for (const [placeholder, value] of Object.entries(PLACEHOLDERS)) text = text.replaceAll(placeholder, value);
-  for (const [upstream, path] of Object.entries(PINNED)) {
-    const standIn = createHash('sha256')
-      .update(await readFile(join(MIRROR, path)))
-      .digest('hex');
-    text = text.replaceAll(upstream, standIn);
-  }
-  return text;
-}
 
 describe('the public AIB template corpus', () => {
   it('has the templates the corpus README lists', () => {
