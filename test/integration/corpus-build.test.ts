@@ -43,7 +43,9 @@ describe('Linux quickstart templates on the test VM', () => {
 
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.status.runState).toBe('Succeeded');
-    if (template.customize.some((s) => s.scriptUri?.endsWith('customizeScript.sh'))) {
+    if (
+      template.customize.some((s) => s.type === 'Shell' && (s.scriptUri ?? '').endsWith('customizeScript.sh'))
+    ) {
       expect((await sshExec(vm, 'cat /etc/motd')).stdout).toContain('AZURE VM IMAGE BUILDER Custom Image');
     }
   });
