@@ -29,7 +29,7 @@ build: node-deps
 	npm run --silent build
 
 demo: deps build
-	@bash scripts/demo.sh
+	@node scripts/demo.mjs
 
 lint: node-deps
 	npm run --silent lint

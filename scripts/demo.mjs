@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// `make demo`: a real build of images/linux-baseline on a disposable test VM.
+// It starts the VM, serves the image's artifacts from a local HTTP server (so scriptUri downloads and
+// sha256Checksum checks run for real), runs `isobuild build`, prints the result and where the log is,
+// and tears everything down, also on Ctrl-C. The Windows example is validated and rendered (Windows
+// builds need a Windows VM).
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join, normalize, resolve } from 'node:path';
+import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
+
+const root = resolve(import.meta.dirname, '..');
+const cli = join(root, 'dist/agent/src/cli/main.js');
+const imagesDir = join(root, 'images');
+
+function run(args) {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: 'inherit' });
+    child.once('close', (code) => done(code ?? 1));
+  });
+}
+
+// Serves images/ at /artifacts/, the path the example templates use on their (fictional) storage account.
+const server = createServer((request, response) => {
+  const path = normalize(decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)).replace(
+    /^\/artifacts\//,
+    '',
+  );
+  const file = join(imagesDir, path);
+  if (!file.startsWith(imagesDir) || !existsSync(file)) {
+    response.writeHead(404).end();
+    return;
+  }
+  createReadStream(file).pipe(response);
+});
+await new Promise((done) => server.listen(0, '127.0.0.1', done));
+const artifactsUrl = `http://127.0.0.1:${server.address().port}/artifacts/`;
+
+let vm;
+let exitCode = 1;
+const teardown = async () => {
+  server.close();
+  if (vm) await stopTestVm(vm.id);
+};
+process.once('SIGINT', () => void teardown().then(() => process.exit(130)));
+
+try {
+  console.log('=== starting a disposable test VM');
+  vm = await startTestVm();
+  console.log(`    ${vm.user}@${vm.address} (sshd in its own namespaces; writes stay inside the VM)`);
+  console.log(
+    `=== isobuild build images/linux-baseline/template.json (artifacts served from ${artifactsUrl})`,
+  );
+  exitCode = await run([
+    'build',
+    join(imagesDir, 'linux-baseline/template.json'),
+    '--host',
+    vm.address,
+    '--user',
+    vm.user,
+    '--ssh-key-file',
+    vm.keyFile,
+    '--work-dir',
+    join(root, '.work/runs'),
+    // Test VMs have no Azure Linux agent (waagent), so AIB's generalization step is left out.
+    '--skip-deprovision',
+    '--rewrite-uri',
+    `https://isobuildexamples.blob.core.windows.net/artifacts/=${artifactsUrl}`,
+  ]);
+  console.log(
+    '=== isobuild validate + render images/windows-baseline/template.json (Windows builds need a Windows VM)',
+  );
+  const windows = await run([
+    'render',
+    join(imagesDir, 'windows-baseline/template.json'),
+    '--out',
+    join(root, '.work/demo/windows-baseline'),
+    '--check',
+    '--rewrite-uri',
+    `https://isobuildexamples.blob.core.windows.net/artifacts/=${imagesDir}/`,
+  ]);
+  if (exitCode === 0) exitCode = windows;
+} finally {
+  await teardown();
+  console.log('=== test VM removed');
+}
+process.exitCode = exitCode;
