@@ -3,7 +3,7 @@
  * Packer neither kills remote commands on cancel (without a PTY) nor cleans up after SIGKILL, so isobuild
  * finds the sessions running this run's scripts (/tmp/isobuild-<runId>-*) and kills them whole.
  */
-import { Client } from 'ssh2';
+import { loadSsh2 } from '../readiness/load-ssh2.js';
 import type { SshProbeTarget } from '../readiness/ssh-probe.js';
 
 export const CLEANUP_BUDGET_MS = 30_000;
@@ -22,11 +22,12 @@ echo "sessions-stopped=$killed"`;
 }
 
 /** Returns how many remote sessions were stopped; rejects when the VM cannot be reached within the budget. */
-export function cleanUpRemoteRun(
+export async function cleanUpRemoteRun(
   target: SshProbeTarget,
   runId: string,
   budgetMs = CLEANUP_BUDGET_MS,
 ): Promise<number> {
+  const { Client } = await loadSsh2();
   return new Promise((resolve, reject) => {
     const client = new Client();
     const timer = setTimeout(() => {

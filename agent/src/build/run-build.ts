@@ -10,6 +10,7 @@ import { EXIT_CODES, IsobuildError, type ExitCode, type Problem } from '../error
 import { maskSecrets } from '../mask-secrets.js';
 import { detectPacker } from '../packer/packer-version.js';
 import { runPacker } from '../packer/run-packer.js';
+import { loadSsh2 } from '../readiness/load-ssh2.js';
 import { ProbeFailure, waitForSsh, type SshProbeTarget } from '../readiness/ssh-probe.js';
 import { PACKER_VARIABLES, STEP_MARKER } from '../render/packer-template.js';
 import {
@@ -64,6 +65,10 @@ interface PhaseResult {
 export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const { config, report } = options;
   const started = Date.now();
+  // `packer version` runs while the template loads and ssh2 initialises (they overlap on I/O).
+  const packerInfo = detectPacker(config.packerPath, options.signal);
+  packerInfo.catch(() => undefined); // awaited (and reported) below; never an unhandled rejection
+  void loadSsh2();
   const loaded = await loadTemplate(options.templateFile, options.load);
   const template = loaded.template;
   const secrets = [...configSecrets(config), ...template.secureValues];
@@ -142,7 +147,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   // Artifacts and HCL, before any contact with the VM.
   let files: readonly string[];
   try {
-    const packer = await detectPacker(config.packerPath, signal);
+    const packer = await packerInfo;
     const rendered = await renderBuild(template, {
       outDir: packerDir,
       sourceLabel: options.templateFile,

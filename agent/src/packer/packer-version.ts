@@ -1,5 +1,5 @@
 /** Finds the installed Packer and its version, which decides what the rendered HCL may use. */
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import { IsobuildError } from '../errors.js';
 
 export interface PackerInfo {
@@ -9,32 +9,43 @@ export interface PackerInfo {
   readonly supportsPlugins: boolean;
 }
 
-export async function detectPacker(path = 'packer', signal?: AbortSignal): Promise<PackerInfo> {
-  let stdout: string;
-  try {
-    ({ stdout } = await execa(path, ['version'], {
-      timeout: 30_000,
-      cancelSignal: signal,
-      env: { CHECKPOINT_DISABLE: '1' },
-      stdin: 'ignore',
-    }));
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    const code = (error as { code?: string }).code;
-    throw new IsobuildError(
-      'packerMissing',
-      code === 'ENOENT'
-        ? `Packer was not found (${path === 'packer' ? 'no packer on PATH' : path}). Install it with "apt-get install packer" (or run "make deps"), or point --packer at the binary.`
-        : `"${path} version" failed: ${(error as { shortMessage?: string }).shortMessage ?? String(error)}.`,
+export function detectPacker(path = 'packer', signal?: AbortSignal): Promise<PackerInfo> {
+  // node:child_process rather than execa here: this runs on every build and execa's import alone costs ~70 ms.
+  return new Promise((resolve, reject) => {
+    execFile(
+      path,
+      ['version'],
+      {
+        timeout: 30_000,
+        signal,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CHECKPOINT_DISABLE: '1' },
+      },
+      (error, stdout) => {
+        if (signal?.aborted) return reject(signal.reason as Error);
+        if (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          return reject(
+            new IsobuildError(
+              'packerMissing',
+              code === 'ENOENT'
+                ? `Packer was not found (${path === 'packer' ? 'no packer on PATH' : path}). Install it with "apt-get install packer" (or run "make deps"), or point --packer at the binary.`
+                : `"${path} version" failed: ${error.message.split('\n')[0]}.`,
+            ),
+          );
+        }
+        const version = /Packer v(\d+\.\d+\.\d+)/.exec(stdout)?.[1];
+        if (!version) {
+          return reject(
+            new IsobuildError(
+              'packerMissing',
+              `"${path} version" printed no version ("${stdout.slice(0, 80)}"); is it really Packer?`,
+            ),
+          );
+        }
+        resolve({ path, version, supportsPlugins: compareVersions(version, '1.7.0') >= 0 });
+      },
     );
-  }
-  const version = /Packer v(\d+\.\d+\.\d+)/.exec(stdout)?.[1];
-  if (!version)
-    throw new IsobuildError(
-      'packerMissing',
-      `"${path} version" printed no version ("${stdout.slice(0, 80)}"); is it really Packer?`,
-    );
-  return { path, version, supportsPlugins: compareVersions(version, '1.7.0') >= 0 };
+  });
 }
 
 export function compareVersions(a: string, b: string): number {

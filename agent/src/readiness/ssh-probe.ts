@@ -6,7 +6,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from 'ssh2';
+import { loadSsh2 } from './load-ssh2.js';
 
 export type ProbeFailureKind = 'refused' | 'timeout' | 'unreachable' | 'auth-rejected' | 'handshake';
 
@@ -59,12 +59,13 @@ export async function waitForSsh(
 }
 
 /** One login attempt: undefined on success, otherwise the classified failure. */
-export function probeOnce(
+export async function probeOnce(
   target: SshProbeTarget,
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<ProbeFailure | undefined> {
   const where = `${target.host}:${target.port}`;
+  const { Client } = await loadSsh2();
   return new Promise((resolve) => {
     const client = new Client();
     let connected = false;

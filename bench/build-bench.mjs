@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Benchmark for `isobuild build` (issue 3), side by side in one run on a disposable test VM:
+//  1. wall time of `isobuild build` (validate, fetch, render, SSH probe, Packer, status) against
+//     `packer build` run directly on the same rendered HCL, 3-customizer template (hyperfine);
+//  2. peak RSS of the isobuild process (VmHWM, sampled from /proc while it runs).
+// Usage: node bench/build-bench.mjs   (after `npm run build`; needs root, packer and hyperfine)
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
+
+const cli = resolve(import.meta.dirname, '../dist/agent/src/cli/main.js');
+const work = mkdtempSync(join(tmpdir(), 'isobuild-build-bench-'));
+const SUB = '11111111-2222-3333-4444-555555555555';
+const template = {
+  type: 'Microsoft.VirtualMachineImages/imageTemplates',
+  apiVersion: '2024-02-01',
+  location: 'westeurope',
+  identity: {
+    type: 'UserAssigned',
+    userAssignedIdentities: {
+      [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
+        {},
+    },
+  },
+  properties: {
+    source: {
+      type: 'PlatformImage',
+      publisher: 'Canonical',
+      offer: 'ubuntu-24_04-lts',
+      sku: 'server',
+      version: 'latest',
+    },
+    customize: [
+      { type: 'Shell', name: 'packages', inline: ['echo installing', 'sudo mkdir -p /opt/app'] },
+      { type: 'Shell', name: 'config', inline: ['echo "setting=1" | sudo tee /opt/app/app.conf'] },
+      { type: 'Shell', name: 'motd', inline: ['echo "built by isobuild" | sudo tee -a /etc/motd'] },
+    ],
+    distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
+  },
+};
+const templateFile = join(work, 'template.json');
+writeFileSync(templateFile, JSON.stringify(template));
+
+const vm = await startTestVm();
+try {
+  const common = [
+    '--host',
+    vm.address,
+    '--user',
+    vm.user,
+    '--ssh-key-file',
+    vm.keyFile,
+    '--skip-deprovision',
+    '--work-dir',
+    join(work, 'runs'),
+  ];
+  // The rendered HCL plain Packer runs: exactly what isobuild runs.
+  execFileSync(
+    process.execPath,
+    [cli, 'render', templateFile, '--out', join(work, 'hcl'), '--skip-deprovision'],
+    { stdio: 'ignore' },
+  );
+  const packerEnv = `PKR_VAR_build_host=${vm.address} PKR_VAR_build_username=${vm.user} PKR_VAR_ssh_private_key_file=${vm.keyFile} CHECKPOINT_DISABLE=1`;
+  execFileSync(
+    'hyperfine',
+    [
+      '-N',
+      '--warmup',
+      '2',
+      '--runs',
+      '15',
+      '--style',
+      'none',
+      '--export-json',
+      join(work, 'hf.json'),
+      '-n',
+      'isobuild build (3 customizers)',
+      `${process.execPath} ${cli} build ${templateFile} ${common.join(' ')}`,
+      '-n',
+      'packer build, same HCL (peer)',
+      `env ${packerEnv} sh -c "cd ${join(work, 'hcl')} && packer build -color=false customization.pkr.hcl"`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const results = JSON.parse(readFileSync(join(work, 'hf.json'), 'utf8')).results;
+
+  const peaks = [];
+  for (let i = 0; i < 5; i++) peaks.push(await peakRssMb([cli, 'build', templateFile, ...common]));
+  peaks.sort((a, b) => a - b);
+
+  const ms = (s) => (s * 1000).toFixed(0);
+  console.log(
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
+  );
+  console.log('');
+  console.log('| measurement | median | σ / range | target |');
+  console.log('|---|---|---|---|');
+  for (const r of results)
+    console.log(
+      `| ${r.command} (15 runs) | ${ms(r.median)} ms | σ ${ms(r.stddev)} ms | ${r.command.startsWith('isobuild') ? '≤ 1.15× packer' : '—'} |`,
+    );
+  console.log(
+    `| peak RSS of the isobuild process (5 runs) | ${peaks[2].toFixed(0)} MB | ${peaks[0].toFixed(0)}–${peaks[4].toFixed(0)} MB | ≤ 150 MB |`,
+  );
+  const [iso, peer] = results;
+  console.log('');
+  console.log(`Ratio (medians): isobuild build / packer build = ${(iso.median / peer.median).toFixed(2)}.`);
+} finally {
+  await stopTestVm(vm.id);
+  rmSync(work, { recursive: true, force: true });
+}
+
+/** Runs the command and returns the process's peak RSS (VmHWM) in MB, sampled until it exits. */
+function peakRssMb(args) {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, args, { stdio: 'ignore' });
+    let peak = 0;
+    const timer = setInterval(() => {
+      try {
+        const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
+        peak = Math.max(peak, kb / 1024);
+      } catch {
+        // The process has exited.
+      }
+    }, 10);
+    child.once('exit', () => {
+      clearInterval(timer);
+      done(peak);
+    });
+  });
+}
