@@ -3,6 +3,7 @@
  * work extends this to every encoding; here the raw and JSON-escaped forms are covered.
  */
 export const SECRET_MASK = '***';
+const MIN_PREFIX = 8;
 
 export function maskSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
@@ -10,6 +11,10 @@ export function maskSecrets(text: string, secrets: readonly string[]): string {
   for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
     if (secret === '') continue;
     out = out.replaceAll(secret, SECRET_MASK).replaceAll(JSON.stringify(secret).slice(1, -1), SECRET_MASK);
+    // Messages shorten long values with "…": a shortened secret is still a secret.
+    for (let length = secret.length - 1; length >= MIN_PREFIX; length--) {
+      out = out.replaceAll(`${secret.slice(0, length)}…`, `${SECRET_MASK}…`);
+    }
   }
   return out;
 }

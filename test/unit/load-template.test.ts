@@ -1808,10 +1808,16 @@ describe('identity', () => {
     expect(errors[0]?.message).toContain('"None"');
   });
 
-  it('accepts type None without identities and records no identity', () => {
-    const loaded = load(resource(properties(), { identity: { type: 'None' } }));
+  it('accepts type None without identities before 2024-02-01 and records no identity', () => {
+    const loaded = load(resource(properties(), { apiVersion: '2022-07-01', identity: { type: 'None' } }));
 
     expect(loaded.template.identity).toBeUndefined();
+  });
+
+  it('rejects type None from 2024-02-01, where AIB requires the identity', () => {
+    const errors = errorsOf(resource(properties(), { apiVersion: '2024-02-01', identity: { type: 'None' } }));
+
+    expect(errors.map((p) => p.path)).toContain('identity');
   });
 
   it('records the one identity', () => {

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { hideQuery } from '../hide-query.js';
 
 export interface DownloadLimits {
   readonly maxBytes: number;
@@ -101,7 +102,10 @@ async function downloadOnce(
   try {
     parsed = new URL(url);
   } catch {
-    throw new DownloadError(`${JSON.stringify(url)} is not a valid URL (check --rewrite-uri targets)`, false);
+    throw new DownloadError(
+      `${JSON.stringify(hideQuery(url))} is not a valid URL (check --rewrite-uri targets)`,
+      false,
+    );
   }
   if (parsed.protocol === 'file:') return copyLocalFile(parsed, destination, limits, signal);
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
@@ -109,7 +113,8 @@ async function downloadOnce(
   }
   const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(limits.attemptTimeoutMs)]);
   const headers: Record<string, string> = { 'user-agent': 'isobuild' };
-  if (isAzureBlobUrl(parsed) && !parsed.searchParams.has('sig')) {
+  // A bearer token only ever travels over https.
+  if (parsed.protocol === 'https:' && isAzureBlobUrl(parsed) && !parsed.searchParams.has('sig')) {
     headers.authorization = `Bearer ${await (blobToken ?? defaultBlobToken)()}`;
     headers['x-ms-version'] = '2023-11-03';
   }
@@ -160,6 +165,13 @@ async function copyLocalFile(
   if (info.isDirectory()) {
     throw new DownloadError(
       `${path} is a directory; a File step copies exactly one file (zip directories and expand them in a script)`,
+      false,
+    );
+  }
+  // Kernel and device files (/proc/self/environ, /dev/zero) are never artifacts, and could leak the agent's secrets.
+  if (!info.isFile() || /^\/(proc|sys|dev)(\/|$)/.test(path)) {
+    throw new DownloadError(
+      `${path} is not a regular file that can be an artifact; point the URL at a script or file`,
       false,
     );
   }
@@ -236,7 +248,8 @@ async function storageErrorDetail(response: Response, waitMs: number): Promise<s
       'the blob is private: add a SAS to the URL or give the identity Storage Blob Data Reader',
   };
   if (!found) return '';
-  return ` (${found}${hints[found] ? `: ${hints[found]}` : ''})`;
+  const hint = Object.hasOwn(hints, found) ? `: ${hints[found]}` : '';
+  return ` (${found}${hint})`;
 }
 
 const ERROR_BODY_BYTES = 4096;
@@ -288,7 +301,7 @@ function describeNetworkError(error: unknown): string {
     DEPTH_ZERO_SELF_SIGNED_CERT: 'the server uses a self-signed TLS certificate',
     UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server TLS certificate cannot be verified',
   };
-  if (code && known[code]) return `${known[code]} (${code})`;
+  if (code && Object.hasOwn(known, code)) return `${known[code]} (${code})`;
   const message = cause?.message ?? (error instanceof Error ? error.message : String(error));
   return code ? `${message} (${code})` : message;
 }

@@ -61,7 +61,10 @@ Exit codes: 0 ok, 2 invalid template or arguments, 3 artifact download or checks
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    const topic =
+      name === 'help' && rest[0] !== undefined && Object.hasOwn(COMMANDS, rest[0])
+        ? COMMANDS[rest[0]]
+        : undefined;
     io.out(topic ? (await topic.load()).help : USAGE);
     return name === undefined ? EXIT_CODES.invalidInput : 0;
   }
@@ -69,7 +72,7 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
     io.out(VERSION);
     return 0;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
     io.err(
       `isobuild: unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}, version. See isobuild --help.`,

@@ -31,10 +31,14 @@ export interface EvaluatedResource {
   readonly secureValues: readonly string[];
 }
 
+/** How deep variables() and parameters() may refer to each other. */
+const MAX_REFERENCE_DEPTH = 64;
+
 /** A failure already reported where it originates (a parameter without a value); uses stay quiet. */
 class AlreadyReported extends ExpressionError {}
 
 const SECURE_TYPES = new Set(['securestring', 'secureobject']);
+const PARAMETER_TYPES = new Set(['string', 'securestring', 'int', 'bool', 'object', 'secureobject', 'array']);
 
 interface ParameterDeclaration {
   readonly name: string;
@@ -111,10 +115,26 @@ export function evaluateDeploymentResource(
         throw new ExpressionError('resourceGroup().location needs a value: pass --location <region>');
       return context.location;
     },
+    derived(args, result) {
+      // A value computed from a secret (toUpper, concat, format …) is as secret as the secret itself.
+      const inputs: string[] = [];
+      collectStrings([...args], inputs);
+      if (
+        secureValues.length > 0 &&
+        inputs.some((text) => secureValues.some((secret) => secret !== '' && text.includes(secret)))
+      ) {
+        collectStrings(result, secureValues);
+      }
+    },
   };
 
   function guard<T>(label: string, run: () => T): T {
     if (inProgress.has(label)) throw new ExpressionError(`${label} refers to itself (a cycle)`);
+    if (inProgress.size >= MAX_REFERENCE_DEPTH) {
+      throw new ExpressionError(
+        `${label} is reached through more than ${MAX_REFERENCE_DEPTH} nested variables or parameters`,
+      );
+    }
     inProgress.add(label);
     try {
       return run();
@@ -180,7 +200,16 @@ function readParameterDeclarations(
       });
       continue;
     }
-    declarations.set(name.toLowerCase(), { name, type: declaration.type.toLowerCase(), declaration });
+    const type = declaration.type.toLowerCase();
+    if (!PARAMETER_TYPES.has(type)) {
+      problems.push({
+        severity: 'error',
+        path: formatPath(['parameters', name, 'type']),
+        message: `"${declaration.type}" is not an ARM parameter type; use one of string, securestring, int, bool, object, secureObject or array.`,
+      });
+      continue;
+    }
+    declarations.set(name.toLowerCase(), { name, type, declaration });
   }
   return declarations;
 }
@@ -240,7 +269,7 @@ function checkParameterValue(declared: ParameterDeclaration, value: ArmValue): v
     bool: 'boolean',
   };
   const want = expected[declared.type];
-  if (want && typeof value !== want) {
+  if ((want && typeof value !== want) || (declared.type === 'int' && !Number.isInteger(value))) {
     throw new ExpressionError(
       `the parameter "${declared.name}" is declared ${declared.type} but its value is not`,
     );

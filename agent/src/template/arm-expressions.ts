@@ -16,7 +16,15 @@ export interface ExpressionScope {
   subscriptionId(): string;
   resourceGroupName(): string;
   resourceGroupLocation(): string;
+  /**
+   * Told about every function result computed from its arguments, so values derived from a secret
+   * (toUpper(parameters('password'))) can be treated as secrets too.
+   */
+  derived?(args: readonly ArmValue[], result: ArmValue): void;
 }
+
+/** Nesting limit for one expression: real templates nest a handful of calls. */
+export const MAX_EXPRESSION_DEPTH = 64;
 
 /** True when a JSON string is an ARM expression (`[...]`), not an escaped literal (`[[...`). */
 export function isExpression(value: string): boolean {
@@ -29,7 +37,24 @@ export function evaluateString(value: string, scope: ExpressionScope): ArmValue 
   if (!isExpression(value)) return value;
   const parser = new ExpressionParser(value.slice(1, -1));
   const ast = parser.parseAll();
-  return evaluate(ast, scope);
+  // Objects from subscription()/resourceGroup() compute properties on access: settle them here, where a
+  // missing --subscription-id is still an ExpressionError with a path, not a crash later.
+  return materialize(evaluate(ast, scope));
+}
+
+function materialize(value: ArmValue): ArmValue {
+  if (Array.isArray(value)) return value.map(materialize);
+  if (value === null || typeof value !== 'object') return value;
+  const out: { [key: string]: ArmValue } = {};
+  for (const key of Object.keys(value)) {
+    Object.defineProperty(out, key, {
+      value: materialize(value[key] ?? null),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
 }
 
 type Node =
@@ -58,7 +83,19 @@ class ExpressionParser {
     while (this.text[this.pos] === ' ' || this.text[this.pos] === '\t') this.pos++;
   }
 
+  private depth = 0;
+
   private parseExpression(): Node {
+    if (++this.depth > MAX_EXPRESSION_DEPTH)
+      this.fail(`it nests more than ${MAX_EXPRESSION_DEPTH} levels deep`);
+    try {
+      return this.parseExpressionBody();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private parseExpressionBody(): Node {
     this.skipSpaces();
     let node = this.parsePrimary();
     for (;;) {
@@ -140,10 +177,14 @@ const FUNCTIONS: Record<string, ArmFunction> = {
   format: (args) => formatString(args),
   tolower: (args) => stringArg('toLower', args, 0).toLowerCase(),
   toupper: (args) => stringArg('toUpper', args, 0).toUpperCase(),
-  replace: (args) =>
-    stringArg('replace', args, 0)
-      .split(stringArg('replace', args, 1))
-      .join(stringArg('replace', args, 2)),
+  replace: (args) => {
+    const oldText = stringArg('replace', args, 1);
+    if (oldText === '')
+      throw new ExpressionError('replace() cannot replace an empty string (ARM rejects it too)');
+    return stringArg('replace', args, 0)
+      .split(oldText)
+      .join(stringArg('replace', args, 2));
+  },
   resourceid: (args, scope) => resourceId(args, scope),
   subscription: (_args, scope) =>
     lazyObject({
@@ -189,17 +230,18 @@ function evaluate(node: Node, scope: ExpressionScope): ArmValue {
       return node.value;
     case 'call': {
       // ARM function names are case-insensitive.
-      const fn = FUNCTIONS[node.name.toLowerCase()];
+      const name = node.name.toLowerCase();
+      const fn = Object.hasOwn(FUNCTIONS, name) ? FUNCTIONS[name] : undefined;
       if (!fn) {
         throw new ExpressionError(
           `the ARM function ${node.name}() is not supported by isobuild (supported: ${SUPPORTED_FUNCTIONS.join(', ')}); ` +
             'replace the expression with its value',
         );
       }
-      return fn(
-        node.args.map((arg) => evaluate(arg, scope)),
-        scope,
-      );
+      const args = node.args.map((arg) => evaluate(arg, scope));
+      const result = fn(args, scope);
+      scope.derived?.(args, result);
+      return result;
     }
     case 'property': {
       const target = evaluate(node.target, scope);

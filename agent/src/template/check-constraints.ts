@@ -3,6 +3,7 @@
  * build wrong or impossible. Runs on the schema-checked copy, so field names and enums are canonical.
  */
 import { formatPath, type Problem } from '../errors.js';
+import { hideQuery } from '../hide-query.js';
 import { atLeast, type ApiVersion } from './api-versions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
 import { splitSubnetId } from './resource-ids.js';
@@ -22,9 +23,11 @@ export function checkConstraints(properties: JsonObject, base: Path, ctx: Constr
   // A field whose value failed schema checks is absent from `properties`, and an unresolved one (failed
   // expression, placeholder) is still its raw text: both already have an error, so rules skip them
   // rather than report the field as missing or its text as malformed.
+  // Paths with an error from the schema check, collected once (a scan per lookup is quadratic).
+  const failed = new Set(ctx.problems.filter((p) => p.severity === 'error').map((p) => p.path));
   const unusable: Unusable = (path) => {
     const where = formatPath([...base, ...path]);
-    return ctx.unresolved.has(where) || ctx.problems.some((p) => p.severity === 'error' && p.path === where);
+    return ctx.unresolved.has(where) || failed.has(where);
   };
 
   const customize = arrayOf(properties.customize);
@@ -155,7 +158,7 @@ function checkUri(uri: string, path: Path, report: Report): void {
     report(
       'error',
       path,
-      `${JSON.stringify(uri)} is not an absolute URL; use https://… (or file:// for local files).`,
+      `${JSON.stringify(hideQuery(uri))} is not an absolute URL; use https://… (or file:// for local files).`,
     );
     return;
   }

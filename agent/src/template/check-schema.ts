@@ -183,7 +183,8 @@ function checkFields(
     if (consumed.has(key)) continue;
     const childPath = [...path, key];
     const here = formatPath(childPath);
-    const canonical = fields[key]
+    // Object.hasOwn: a field named "constructor" or "__proto__" must not find Object.prototype's members.
+    const canonical = Object.hasOwn(fields, key)
       ? key
       : Object.keys(fields).find((name) => name.toLowerCase() === key.toLowerCase());
     if (canonical === undefined) {
@@ -212,7 +213,17 @@ function checkFields(
     }
     canonicalSeen.set(canonical, key);
     const field = fields[canonical]!;
-    if (child === null) continue; // null means "not set", as Go's JSON decoder treats it
+    if (child === null) {
+      // null means "not set", as Go's JSON decoder treats it: a required field set to null is missing.
+      if (field.required) {
+        ctx.problems.push({
+          severity: 'error',
+          path: here,
+          message: `missing required field "${canonical}" (it is null).`,
+        });
+      }
+      continue;
+    }
     if (field.since && !atLeast(ctx.version, field.since)) {
       ctx.problems.push({
         severity: 'error',
@@ -249,13 +260,11 @@ function checkFields(
   for (const [name, field] of Object.entries(fields)) {
     if (!field.required || canonicalSeen.has(name)) continue;
     if (field.since && !atLeast(ctx.version, field.since)) continue;
-    const present = canonicalSeen.has(name) && value[canonicalSeen.get(name)!] !== null;
-    if (!present)
-      ctx.problems.push({
-        severity: 'error',
-        path: formatPath([...path, name]),
-        message: `missing required field "${name}".`,
-      });
+    ctx.problems.push({
+      severity: 'error',
+      path: formatPath([...path, name]),
+      message: `missing required field "${name}".`,
+    });
   }
   return out;
 }

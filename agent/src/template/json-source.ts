@@ -21,7 +21,7 @@ export interface JsonDocument {
 export function decodeTemplateBytes(bytes: Uint8Array, fileLabel: string): string {
   if (bytes.length > MAX_TEMPLATE_BYTES) {
     throw unreadable(
-      `${fileLabel} is ${bytes.length} bytes; templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit). ` +
+      `${fileLabel} is too large: templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit). ` +
         'Check that this is the right file, or move large scripts into scriptUri artifacts.',
     );
   }

@@ -3,7 +3,7 @@
  * a bare `properties` object, an ARM resource object, or an ARM deployment template with parameters.
  * Every problem is collected and reported at once, each with its JSON path and line.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { IsobuildError, formatPath, type Problem } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
 import {
@@ -81,26 +81,41 @@ export async function loadTemplate(file: string, options: LoadOptions = {}): Pro
 }
 
 export async function readTemplateText(file: string): Promise<string> {
-  let size: number;
+  // One open file: fstat and read the same inode, and never read more than the limit (no /dev/zero, no FIFOs).
+  let handle;
   try {
-    const info = await stat(file);
+    handle = await open(file, 'r');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new IsobuildError(
+      'templateUnreadable',
+      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((error as Error).message)}.`,
+    );
+  }
+  try {
+    const info = await handle.stat();
     if (info.isDirectory())
       throw new IsobuildError('templateUnreadable', `${file} is a directory; pass the template's JSON file.`);
-    size = info.size;
-  } catch (error) {
-    if (error instanceof IsobuildError) throw error;
-    throw new IsobuildError(
-      'templateUnreadable',
-      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message)}.`,
-    );
+    if (!info.isFile())
+      throw new IsobuildError(
+        'templateUnreadable',
+        `${file} is not a regular file; save the template to a file and pass that.`,
+      );
+    const buffer = Buffer.alloc(MAX_TEMPLATE_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0 || length + bytesRead >= buffer.length) {
+        length += bytesRead;
+        break;
+      }
+      length += bytesRead;
+    }
+    // decodeTemplateBytes rejects anything over the limit with the size-limit message.
+    return decodeTemplateBytes(buffer.subarray(0, length), file);
+  } finally {
+    await handle.close();
   }
-  if (size > MAX_TEMPLATE_BYTES) {
-    throw new IsobuildError(
-      'templateUnreadable',
-      `${file} is ${size} bytes; templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit). Check that this is the right file.`,
-    );
-  }
-  return decodeTemplateBytes(await readFile(file), file);
 }
 
 async function readParameterFile(file: string): Promise<Map<string, JsonValue>> {
@@ -460,10 +475,14 @@ function checkEnvelope(
       });
     }
   }
-  if (
-    envelope.location !== undefined &&
-    (typeof envelope.location !== 'string' || envelope.location.trim() === '')
-  ) {
+  if (envelope.location === undefined || envelope.location === null) {
+    problems.push({
+      severity: 'error',
+      path: at('location'),
+      message:
+        'missing required field "location": the Azure region of the image template, such as "westus2".',
+    });
+  } else if (typeof envelope.location !== 'string' || envelope.location.trim() === '') {
     problems.push({
       severity: 'error',
       path: at('location'),
@@ -508,6 +527,14 @@ function checkEnvelope(
       severity: 'error',
       path: at('identity'),
       message: `AIB supports exactly one template identity; ${ids.length === 0 ? 'none is listed' : `${ids.length} are listed`} in userAssignedIdentities.`,
+    });
+  }
+  if (checked.type === 'None' && ids.length === 0 && isStrict(version)) {
+    problems.push({
+      severity: 'error',
+      path: at('identity'),
+      message:
+        'identity type "None" leaves the template without the user-assigned identity AIB requires from API version 2024-02-01; add one.',
     });
   }
   if (checked.type === 'None' && ids.length > 0) {
