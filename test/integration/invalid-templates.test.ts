@@ -154,7 +154,7 @@ describe('negative corpus (test/fixtures/invalid)', () => {
 
     // One defect, one error: follow-on noise would hide the real problem.
     const problemErrors = result.stderr.split('\n').filter((line) => /^\s+error\s/.test(line));
-    const counted = /: (\d+) problems? found;/.exec(result.stderr);
+    const counted = /: (\d+) errors?(?: \(and \d+ warnings?\))? found;/.exec(result.stderr);
     if (counted) {
       expect(counted[1], result.stderr).toBe('1');
       expect(problemErrors, result.stderr).toHaveLength(1);

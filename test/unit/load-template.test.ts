@@ -1145,7 +1145,7 @@ describe('reporting', () => {
 
     const lines = error?.problems.map((p) => p.line ?? 0) ?? [];
     expect(lines).toEqual([...lines].sort((a, b) => a - b));
-    expect(error?.message).toContain('3 problems found');
+    expect(error?.message).toContain('3 errors');
   });
 
   it('places a missing field at the line of its parent', () => {

@@ -7,6 +7,7 @@ import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError, type Problem } from '../errors.js';
 import { hideQuery } from '../hide-query.js';
+import { maskSecrets } from '../mask-secrets.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { DownloadError, downloadArtifact, type DownloadLimits, type TokenProvider } from './download.js';
 import { rewriteUri, type UriRewrite } from './rewrite-uri.js';
@@ -58,8 +59,8 @@ export async function fetchArtifacts(
   options: FetchArtifactsOptions,
 ): Promise<FetchedArtifacts> {
   const jobs = [
-    ...template.customize.flatMap((step) => jobFor(step, 'customize')),
-    ...template.validate.inVMValidations.flatMap((step) => jobFor(step, 'validate')),
+    ...template.customize.flatMap((step) => jobFor(step, 'customize', template.secureValues)),
+    ...template.validate.inVMValidations.flatMap((step) => jobFor(step, 'validate', template.secureValues)),
   ];
   const byStep = new Map<string, ArtifactRecord>();
   const warnings: Problem[] = [];
@@ -113,7 +114,8 @@ export async function fetchArtifacts(
   return { byStep, warnings };
 }
 
-function jobFor(step: Step, kind: 'customize' | 'validate'): Job[] {
+/** File names come from step names and URLs, which may hold securestring values: those are masked first. */
+function jobFor(step: Step, kind: 'customize' | 'validate', secrets: readonly string[]): Job[] {
   const prefix = `${kind}-${String(step.index).padStart(2, '0')}`;
   if ((step.type === 'Shell' || step.type === 'PowerShell') && step.scriptUri) {
     const ext = step.type === 'Shell' ? 'sh' : 'ps1';
@@ -124,7 +126,7 @@ function jobFor(step: Step, kind: 'customize' | 'validate'): Job[] {
         uri: step.scriptUri,
         field: 'scriptUri',
         expected: step.sha256Checksum,
-        file: `${prefix}-${safeName(step.name)}.${ext}`,
+        file: `${prefix}-${safeName(maskSecrets(step.name, secrets))}.${ext}`,
       },
     ];
   }
@@ -137,7 +139,7 @@ function jobFor(step: Step, kind: 'customize' | 'validate'): Job[] {
         uri: step.sourceUri,
         field: 'sourceUri',
         expected: step.sha256Checksum,
-        file: `${prefix}-${safeName(decodeURIComponentSafe(base))}`,
+        file: `${prefix}-${safeName(maskSecrets(decodeURIComponentSafe(base), secrets))}`,
       },
     ];
   }

@@ -2,6 +2,7 @@
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
 import { EXIT_CODES, IsobuildError } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
+import { killAllPacker } from '../packer/run-packer.js';
 import type { CommandIo } from './command.js';
 import { main } from './run-cli.js';
 
@@ -9,9 +10,25 @@ const controller = new AbortController();
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    if (interrupted) return; // a second signal changes nothing: cleanup is already under way
+    const code = signal === 'SIGINT' ? EXIT_CODES.interrupted : EXIT_CODES.terminated;
+    if (interrupted) {
+      // A second signal means "now": stop Packer hard and exit without waiting for cleanup.
+      process.stderr.write(
+        `isobuild: second ${signal}: stopping now; cleanup on the build VM may be incomplete.\n`,
+      );
+      killAllPacker();
+      process.exit(code);
+    }
     interrupted = true;
     controller.abort(new IsobuildError('cancelled', `interrupted by ${signal}; stopped before finishing.`));
+  });
+}
+
+// A closed pipe (isobuild ... | head) is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
   });
 }
 

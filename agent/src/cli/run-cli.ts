@@ -103,6 +103,15 @@ function reportError(error: unknown, command: string, io: CommandIo, json: boole
   // parseArgs reports unknown or malformed options with these codes.
   const code = (error as { code?: string }).code;
   if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    if (json) {
+      io.out(
+        JSON.stringify(
+          { ok: false, error: { code: 'usage', message: (error as Error).message }, problems: [] },
+          null,
+          2,
+        ),
+      );
+    }
     io.err(`isobuild ${command}: ${(error as Error).message}. See isobuild ${command} --help.`);
     return EXIT_CODES.invalidInput;
   }

@@ -30,6 +30,14 @@ export interface PackerResult {
   readonly killed: boolean;
 }
 
+/** Process groups of running Packer builds, for a hard stop on a second SIGINT/SIGTERM. */
+const running = new Set<number>();
+
+/** SIGKILLs every running Packer process group (used only when the user insists on stopping now). */
+export function killAllPacker(): void {
+  for (const pid of running) signalProcess(-pid, 'SIGKILL');
+}
+
 /** How long to wait for Packer's output pipes to close after it exits (plugins may still hold them). */
 const STDIO_GRACE_MS = 5000;
 
@@ -49,6 +57,7 @@ export function runPacker(options: RunPackerOptions): Promise<PackerResult> {
     ['build', '-color=false', `-on-error=${options.onError}`, basename(options.file)],
     { cwd: dirname(options.file), env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  if (child.pid !== undefined) running.add(child.pid);
   createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (line) =>
     options.onLine('out', line),
   );
@@ -79,7 +88,10 @@ export function runPacker(options: RunPackerOptions): Promise<PackerResult> {
       options.signal?.removeEventListener('abort', onAbort);
       clearTimeout(killTimer);
       // Plugins are Packer's children in the same group: make sure none outlives the run.
-      if (child.pid !== undefined) signalProcess(-child.pid, 'SIGKILL');
+      if (child.pid !== undefined) {
+        signalProcess(-child.pid, 'SIGKILL');
+        running.delete(child.pid);
+      }
       const stdioTimer = setTimeout(() => {
         child.stdout.destroy();
         child.stderr.destroy();

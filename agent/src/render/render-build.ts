@@ -4,7 +4,7 @@
  * with its script. It works in a scratch directory and swaps it in only when complete, so a failure never leaves a half-written output
  * and never destroys a previous one.
  */
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   fetchArtifacts,
@@ -12,6 +12,7 @@ import {
   type FetchArtifactsOptions,
 } from '../artifacts/fetch-artifacts.js';
 import { IsobuildError, type Problem } from '../errors.js';
+import { maskSecrets } from '../mask-secrets.js';
 import type { PackerInfo } from '../packer/packer-version.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { LINUX_DEPROVISION_SCRIPT, WINDOWS_DEPROVISION_SCRIPT } from './deprovision.js';
@@ -53,10 +54,15 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     );
   }
   const outDir = resolve(options.outDir);
-  await assertReplaceable(outDir);
+  const replacing = await assertReplaceable(outDir);
   const scratch = join(dirname(outDir), `.${basename(outDir)}.rendering-${process.pid}`);
-  await rm(scratch, { recursive: true, force: true });
-  await mkdir(join(scratch, ARTIFACTS_DIR), { recursive: true });
+  try {
+    await rm(scratch, { recursive: true, force: true });
+    await mkdir(scratch);
+    await mkdir(join(scratch, ARTIFACTS_DIR));
+  } catch (error) {
+    throw outputError(outDir, error);
+  }
   try {
     const fetched = await fetchArtifacts(template, {
       ...options.fetch,
@@ -128,10 +134,13 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       deprovision: deprovisionScript ?? null,
       artifacts,
     };
-    await writeFile(join(scratch, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    // Step names and URLs may carry securestring values: the manifest is masked like every output.
+    await writeFile(
+      join(scratch, MANIFEST_FILE),
+      `${maskSecrets(JSON.stringify(manifest, null, 2), template.secureValues)}\n`,
+    );
     options.signal?.throwIfAborted();
-    await rm(outDir, { recursive: true, force: true });
-    await rename(scratch, outDir);
+    await swapIn(scratch, outDir, replacing);
     return { outDir, files, artifacts, warnings: fetched.warnings };
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -158,25 +167,79 @@ function checkPackerCanRun(template: ImageTemplate, packer: PackerInfo): void {
   );
 }
 
-/** The output directory may be replaced only if it is empty, missing, or an earlier isobuild render. */
-async function assertReplaceable(outDir: string): Promise<void> {
+/** What an earlier render leaves in its directory; anything else there belongs to someone else. */
+const RENDER_ENTRIES = new Set([
+  CUSTOMIZATION_FILE,
+  VALIDATION_FILE,
+  DEPROVISION_FILE,
+  ARTIFACTS_DIR,
+  MANIFEST_FILE,
+  'packer_cache',
+]);
+
+/**
+ * The output directory may be replaced only if it is missing, empty, or exactly an earlier isobuild render.
+ * Its parent must exist. Returns whether there is an old directory to replace.
+ */
+async function assertReplaceable(outDir: string): Promise<boolean> {
+  const refuse = (why: string): IsobuildError =>
+    new IsobuildError(
+      'outputUnwritable',
+      `${outDir} ${why}; refusing to replace it. Choose an empty or new directory for --out.`,
+    );
+  try {
+    const parent = await stat(dirname(outDir));
+    if (!parent.isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new IsobuildError(
+      'outputUnwritable',
+      `the parent of --out, ${dirname(outDir)}, is not an existing directory; create it first or choose another --out.`,
+    );
+  }
   let entries: string[];
   try {
     const info = await stat(outDir);
-    if (!info.isDirectory())
-      throw new IsobuildError(
-        'outputUnwritable',
-        `${outDir} exists and is not a directory; choose another --out.`,
-      );
+    if (!info.isDirectory()) throw refuse('exists and is not a directory');
     entries = await readdir(outDir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
+    if (error instanceof IsobuildError) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw outputError(outDir, error);
   }
-  if (entries.length > 0 && !entries.includes(MANIFEST_FILE)) {
-    throw new IsobuildError(
-      'outputUnwritable',
-      `${outDir} is not empty and was not written by isobuild render; refusing to replace it. Choose an empty or new directory for --out.`,
-    );
+  if (entries.length === 0) return true;
+  if (!entries.includes(MANIFEST_FILE) || entries.some((entry) => !RENDER_ENTRIES.has(entry))) {
+    throw refuse('is not empty and was not written by isobuild render');
   }
+  const manifest = await readFile(join(outDir, MANIFEST_FILE), 'utf8').catch(() => '');
+  if (!manifest.includes('"renderedBy": "isobuild"'))
+    throw refuse(`has an ${MANIFEST_FILE} that isobuild did not write`);
+  return true;
+}
+
+/** Replaces the old output only once the new one is complete: old aside, new in, old deleted. */
+async function swapIn(scratch: string, outDir: string, replacing: boolean): Promise<void> {
+  const old = join(dirname(outDir), `.${basename(outDir)}.old-${process.pid}`);
+  try {
+    if (replacing) await rename(outDir, old);
+    try {
+      await rename(scratch, outDir);
+    } catch (error) {
+      if (replacing) await rename(old, outDir);
+      throw error;
+    }
+    if (replacing) await rm(old, { recursive: true, force: true });
+  } catch (error) {
+    throw outputError(outDir, error);
+  }
+}
+
+function outputError(outDir: string, error: unknown): IsobuildError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return new IsobuildError(
+    'outputUnwritable',
+    `cannot write the output directory ${outDir} (${code}); check the path and its permissions, or choose another --out.`,
+    {
+      cause: error,
+    },
+  );
 }

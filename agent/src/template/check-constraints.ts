@@ -3,6 +3,7 @@
  * build wrong or impossible. Runs on the schema-checked copy, so field names and enums are canonical.
  */
 import { formatPath, type Problem } from '../errors.js';
+import { parseDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
 import { atLeast, type ApiVersion } from './api-versions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
@@ -82,10 +83,27 @@ export function checkConstraints(properties: JsonObject, base: Path, ctx: Constr
 type Report = (severity: Problem['severity'], path: Path, message: string) => void;
 type Unusable = (path: Path) => boolean;
 
+/** Longest restartTimeout accepted: beyond this a typo is likelier than a real wait (Packer overflows at ~292 years). */
+const MAX_RESTART_TIMEOUT_MS = 48 * 3_600_000;
+
 function checkStep(step: JsonValue, path: Path, report: Report, unusable: Unusable): void {
   const s = objectOf(step);
   if (!s) return;
   const type = s.type;
+  if (
+    type === 'WindowsRestart' &&
+    typeof s.restartTimeout === 'string' &&
+    !unusable([...path, 'restartTimeout'])
+  ) {
+    const ms = parseDuration(s.restartTimeout);
+    if (ms !== undefined && ms > MAX_RESTART_TIMEOUT_MS) {
+      report(
+        'error',
+        [...path, 'restartTimeout'],
+        `${s.restartTimeout} is longer than 48h; use a duration such as 15m or 2h.`,
+      );
+    }
+  }
   if (type === 'Shell' || type === 'PowerShell') {
     const hasUri = typeof s.scriptUri === 'string';
     const hasInline = Array.isArray(s.inline);

@@ -584,9 +584,11 @@ function dedupe(problems: Problem[]): Problem[] {
 function invalid(label: string, problems: readonly Problem[]): IsobuildError {
   const sorted = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   const count = sorted.filter((p) => p.severity === 'error').length;
+  const warnings = sorted.length - count;
+  const also = warnings > 0 ? ` (and ${warnings} warning${warnings === 1 ? '' : 's'})` : '';
   return new IsobuildError(
     'templateInvalid',
-    `${label}: ${count} problem${count === 1 ? '' : 's'} found; the template cannot be built as it is.`,
+    `${label}: ${count} error${count === 1 ? '' : 's'}${also} found; the template cannot be built as it is.`,
     { problems: sorted },
   );
 }

@@ -55,7 +55,9 @@ const str = (extra: Omit<Extract<Spec, { kind: 'string' }>, 'kind'> = {}): Spec 
   kind: 'string',
   ...extra,
 });
-const int = (min?: number, max?: number): Spec => ({ kind: 'int', min, max });
+/** AIB's integers are int32; Windows exit codes are unsigned 32-bit. */
+const INT32 = { min: -2_147_483_648, max: 2_147_483_647 };
+const int = (min = INT32.min, max = INT32.max): Spec => ({ kind: 'int', min, max });
 const bool: Spec = { kind: 'bool' };
 const stringList: Spec = { kind: 'array', items: str() };
 const enumOf = (...values: (string | EnumValue)[]): Spec =>
@@ -80,7 +82,7 @@ const powerShellFields = {
   ...scriptFields,
   runElevated: f(bool),
   runAsSystem: f(bool),
-  validExitCodes: f({ kind: 'array', items: int() }),
+  validExitCodes: f({ kind: 'array', items: int(INT32.min, 4_294_967_295) }),
 };
 const fileFields = {
   name: f(str()),
