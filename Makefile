@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.package-lock.stamp
 help:
 	@echo "make demo   validate and render the example templates under images/"
 	@echo "make test   install what is missing, lint, type-check and run the whole test suite"
-	@echo "make bench  run the benchmarks under bench/"
+	@echo "make bench  run the benchmarks under bench/ (needs root for the build benchmark)"
 
 deps: apt-deps node-deps
 
@@ -42,6 +42,7 @@ test: deps build lint typecheck
 
 bench: deps build
 	node bench/template-bench.mjs
+	node bench/build-bench.mjs
 
 clean:
 	rm -rf dist .work coverage
