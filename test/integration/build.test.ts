@@ -1,5 +1,6 @@
 /** `isobuild build` end to end: real Packer, a real test VM (sshd in namespaces), real HTTP artifacts. */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -70,6 +71,53 @@ describe('isobuild build', () => {
     expect(log).toMatch(/PACKER OUT\s+null\.build_vm: inline uid [1-9]\d*$/m);
     expect(log).toContain('(telemetry) Starting provisioner shell');
     expect((await sshExec(vm, 'cat /tmp/page.html /tmp/copied')).stdout).toBe(`${PAGE}from-script\n`);
+  });
+
+  it('keeps what customizers write to /etc, /usr and /root inside the VM', async () => {
+    const marker = `isobuild-build-probe-${process.pid}`;
+    const paths = [`/etc/${marker}`, `/usr/local/${marker}`, `/root/${marker}`];
+    const template = linuxTemplate({
+      customize: [
+        { type: 'Shell', name: 'writes', inline: paths.map((p) => `echo changed | sudo tee ${p}`) },
+      ],
+    });
+
+    const run = await runBuildCli(vm, work, template);
+
+    expect(run.code, run.stderr).toBe(0);
+    expect((await sshExec(vm, `sudo cat ${paths.join(' ')}`)).stdout).toBe('changed\n'.repeat(3));
+    for (const path of paths) expect(existsSync(path), path).toBe(false);
+  });
+
+  it('validates the source image alone with sourceValidationOnly', async () => {
+    const template = linuxTemplate({
+      validate: {
+        sourceValidationOnly: true,
+        inVMValidations: [{ type: 'Shell', name: 'source-ok', inline: ['test -x /bin/sh'] }],
+      },
+    });
+
+    const run = await runBuildCli(vm, work, template);
+
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.status.runState).toBe('Succeeded');
+    expect(run.status.validators[0]?.outcome).toBe('succeeded');
+  });
+
+  it('reports Failed after a failed validation even with continueDistributeOnFailure', async () => {
+    const template = linuxTemplate({
+      customize: [{ type: 'Shell', inline: ['true'] }],
+      validate: {
+        continueDistributeOnFailure: true,
+        inVMValidations: [{ type: 'Shell', name: 'check', inline: ['exit 4'] }],
+      },
+    });
+
+    const run = await runBuildCli(vm, work, template);
+
+    expect(run.code).toBe(1);
+    expect(run.status.runState).toBe('Failed');
+    expect(run.status.runSubState).toBe('Distributing');
   });
 
   it('names the failing customizer, its exit code and its last output lines', async () => {
