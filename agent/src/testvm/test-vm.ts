@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,8 @@ export const TEST_VM_USER = 'isobuild';
 const NETNS_PREFIX = 'isobuild-vm-';
 const MAX_VMS = 250;
 const BOOT_TIMEOUT_MS = 10_000;
+/** A VM without a record younger than this is being started by someone else, not left over. */
+const STARTING_GRACE_MS = 2 * BOOT_TIMEOUT_MS;
 
 export interface TestVm {
   readonly id: number;
@@ -153,8 +155,13 @@ export async function cleanupStaleTestVms(): Promise<number[]> {
   const removed: number[] = [];
   for (const id of await knownIds()) {
     const record = await readRecord(join(testVmRoot(), String(id)));
-    const stale =
-      !record || (record.ownerPid !== 0 && !isAlive(record.ownerPid)) || !isAlive(record.holderPid);
+    // No record yet may just mean another process is starting this VM right now: only old ones are leftovers.
+    const stale = record
+      ? (record.ownerPid !== 0 && !isAlive(record.ownerPid)) || !isAlive(record.holderPid)
+      : !(await changedWithin(
+          [`/run/netns/${NETNS_PREFIX}${id}`, join(testVmRoot(), String(id))],
+          STARTING_GRACE_MS,
+        ));
     if (stale) {
       await stopTestVm(id);
       removed.push(id);
@@ -243,6 +250,15 @@ async function readRecord(stateDir: string): Promise<TestVm | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** True when any of the paths that exist was modified less than `ageMs` ago. */
+async function changedWithin(paths: readonly string[], ageMs: number): Promise<boolean> {
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs < ageMs) return true;
+  }
+  return false;
 }
 
 async function namespacePids(name: string): Promise<number[]> {
