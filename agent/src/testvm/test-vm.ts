@@ -58,27 +58,11 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
     await rm(stateDir, { recursive: true, force: true });
     for (const dir of ['upper', 'overlay-work', 'root'])
       await mkdir(join(stateDir, dir), { recursive: true });
-    await execa('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
-      '',
-      '-C',
-      `isobuild-vm-${id}-host`,
-      '-f',
-      join(stateDir, 'ssh_host_ed25519_key'),
-    ]);
-    await execa('ssh-keygen', [
-      '-q',
-      '-t',
-      'ed25519',
-      '-N',
-      '',
-      '-C',
-      `isobuild-vm-${id}`,
-      '-f',
-      join(stateDir, 'id_ed25519'),
+    const keygen = (comment: string, file: string) =>
+      execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(stateDir, file)]);
+    await Promise.all([
+      keygen(`isobuild-vm-${id}-host`, 'ssh_host_ed25519_key'),
+      keygen(`isobuild-vm-${id}`, 'id_ed25519'),
     ]);
     await writeFile(join(stateDir, 'authorized_key.pub'), await readFile(join(stateDir, 'id_ed25519.pub')));
     await writeFile(join(stateDir, 'sshd_config'), sshdConfig(TEST_VM_USER));
