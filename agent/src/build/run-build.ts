@@ -78,6 +78,12 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     `validate template ${options.templateFile} ✓ (${template.os}, ${template.customize.length} customizer(s), ${template.validate.inVMValidations.length} validator(s))`,
   );
 
+  // Credentials are checked before the run directory exists, so a bad key path leaves nothing behind.
+  const privateKey = config.sshKeyFile
+    ? await readKeyFile(config.sshKeyFile)
+    : config.sshPrivateKey
+      ? Buffer.from(config.sshPrivateKey.reveal())
+      : undefined;
   const runDir = join(config.workDir, config.runId);
   if (await exists(runDir)) {
     throw new IsobuildError(
@@ -181,8 +187,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     host: config.host,
     port,
     user: config.user,
-    ...(config.sshPrivateKey ? { privateKey: Buffer.from(config.sshPrivateKey.reveal()) } : {}),
-    ...(config.sshKeyFile ? { privateKey: await readFile(config.sshKeyFile) } : {}),
+    ...(privateKey ? { privateKey } : {}),
     ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
   };
   if (template.os === 'linux') {
@@ -430,6 +435,18 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+async function readKeyFile(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new IsobuildError(
+      'usage',
+      `cannot read the SSH key file ${file} (${code}); check --ssh-key-file / ISOBUILD_SSH_KEY_FILE.`,
+    );
   }
 }
 
