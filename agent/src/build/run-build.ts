@@ -148,278 +148,290 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           cancelExitCode(options.signal),
         );
 
-  await update({ runSubState: 'Building', message: `run ${config.runId} started` });
-
-  // Artifacts and HCL, before any contact with the VM.
-  let files: readonly string[];
   try {
-    const packer = await packerInfo;
-    const rendered = await renderBuild(template, {
-      outDir: packerDir,
-      sourceLabel: options.templateFile,
-      packer,
-      skipDeprovision: config.skipDeprovision,
-      fetch: { rewrites: config.rewrites, onProgress: (line) => customizationLog.write('ISOBUILD', line) },
-      signal,
-    });
-    files = rendered.files;
-    problems.push(...loaded.warnings, ...rendered.warnings);
-    progress.phase(
-      'fetch artifacts and render Packer files',
-      'ok',
-      `(${rendered.artifacts.length} artifact(s), Packer ${packer.version})`,
-    );
-  } catch (error) {
-    if (signal.aborted) return stopped();
-    if (!(error instanceof IsobuildError)) throw error;
-    problems.push(...error.problems);
-    progress.phase('fetch artifacts and render Packer files', 'failed');
-    return finish(
-      'Failed',
-      `${error.message}${error.problems.length > 0 ? ` ${error.problems.map((p) => `${p.path}: ${p.message}`).join(' ')}` : ''}`,
-      error.exitCode,
-    );
-  }
+    await update({ runSubState: 'Building', message: `run ${config.runId} started` });
 
-  // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
-  const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
-  const target: SshProbeTarget = {
-    host: config.host,
-    port,
-    user: config.user,
-    ...(privateKey ? { privateKey } : {}),
-    ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
-  };
-  if (template.os === 'linux') {
-    const probeStart = Date.now();
+    // Artifacts and HCL, before any contact with the VM.
+    let files: readonly string[];
     try {
-      await waitForSsh(target, {
-        timeoutMs: config.readyTimeoutMs,
+      const packer = await packerInfo;
+      const rendered = await renderBuild(template, {
+        outDir: packerDir,
+        sourceLabel: options.templateFile,
+        packer,
+        skipDeprovision: config.skipDeprovision,
+        fetch: { rewrites: config.rewrites, onProgress: (line) => customizationLog.write('ISOBUILD', line) },
         signal,
-        onAttempt: (attempt, failure) =>
-          customizationLog.write('ISOBUILD', `readiness attempt ${attempt}: ${failure.message}`),
       });
+      files = rendered.files;
+      problems.push(...loaded.warnings, ...rendered.warnings);
       progress.phase(
-        `build VM ${config.host}:${port} accepts SSH`,
+        'fetch artifacts and render Packer files',
         'ok',
-        `(${seconds(Date.now() - probeStart)})`,
+        `(${rendered.artifacts.length} artifact(s), Packer ${packer.version})`,
       );
     } catch (error) {
       if (signal.aborted) return stopped();
-      if (!(error instanceof ProbeFailure)) throw error;
-      progress.phase(`build VM ${config.host}:${port}`, 'failed');
+      if (!(error instanceof IsobuildError)) throw error;
+      problems.push(...error.problems);
+      progress.phase('fetch artifacts and render Packer files', 'failed');
       return finish(
         'Failed',
-        `the build VM is not reachable over SSH: ${error.message}.`,
-        EXIT_CODES.vmUnreachable,
+        `${error.message}${error.problems.length > 0 ? ` ${error.problems.map((p) => `${p.path}: ${p.message}`).join(' ')}` : ''}`,
+        error.exitCode,
       );
     }
-  }
 
-  // The Packer phases.
-  const keyFile =
-    config.sshKeyFile ??
-    (config.sshPrivateKey ? await writeKeyFile(tmpDir, config.sshPrivateKey.reveal()) : '');
-  const variables: Record<string, string> = {
-    [PACKER_VARIABLES.host]: config.host,
-    [PACKER_VARIABLES.port]: String(port),
-    [PACKER_VARIABLES.username]: config.user,
-    [PACKER_VARIABLES.runId]: config.runId,
-    [PACKER_VARIABLES.connectTimeout]: `${Math.ceil(config.readyTimeoutMs / 1000)}s`,
-    ...(template.os === 'linux' ? { [PACKER_VARIABLES.sshKeyFile]: keyFile } : {}),
-    ...(config.sshPassword ? { [PACKER_VARIABLES.sshPassword]: config.sshPassword.reveal() } : {}),
-    ...(config.winrmPassword ? { [PACKER_VARIABLES.winrmPassword]: config.winrmPassword.reveal() } : {}),
-  };
-  template.secureValues.forEach((value, i) => (variables[`secure_parameter_${i}`] = value));
-
-  const runPhase = async (
-    file: string,
-    steps: StepResult[],
-    tags: string[],
-    log: BuildLog,
-    onError: 'cleanup' | 'abort',
-  ): Promise<PhaseResult> => {
-    const byTag = new Map(tags.map((tag, i) => [tag, steps[i]!]));
-    let current: StepResult | undefined;
-    let currentPosition = 0;
-    let tail: string[] = [];
-    let packerError: string | undefined;
-    const label = (step: StepResult): string => `${step.type} ${JSON.stringify(step.name)}`;
-    const begin = (step: StepResult): void => {
-      finishCurrent('succeeded');
-      current = step;
-      currentPosition = ++position;
-      tail = [];
-      startStep(step);
-      log.write(
-        'PACKER ERR',
-        `(telemetry) Starting provisioner ${step.type === 'Shell' ? 'shell' : step.type.toLowerCase()}`,
-      );
-      log.write('ISOBUILD', `step ${currentPosition}/${total}: ${label(step)} started`);
-      progress.stepStarted(currentPosition, label(step), () => tail[tail.length - 1]);
-      void statusFile.write(status);
+    // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
+    const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
+    const target: SshProbeTarget = {
+      host: config.host,
+      port,
+      user: config.user,
+      ...(privateKey ? { privateKey } : {}),
+      ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
     };
-    const finishCurrent = (outcome: StepResult['outcome']): void => {
-      if (!current) return;
-      endStep(current, outcome);
-      progress.stepFinished(currentPosition, label(current), current.durationMs ?? 0, outcome);
-      log.write(
-        'ISOBUILD',
-        `step ${currentPosition}/${total}: ${label(current)} ${outcome} after ${seconds(current.durationMs ?? 0)}`,
-      );
-      void statusFile.write(status);
-    };
-    const result = await runPacker({
-      packerPath: config.packerPath,
-      file: join(packerDir, file),
-      variables,
-      onError,
-      tmpDir,
-      killGraceMs: config.killGraceMs,
-      signal,
-      onLine: (stream, line) => {
-        log.write(stream === 'out' ? 'PACKER OUT' : 'PACKER ERR', line);
-        if (stream !== 'out') return;
-        const marker = new RegExp(`^\\s+[\\w.]+: ${STEP_MARKER} (\\S+)$`).exec(line);
-        if (marker) {
-          const step = byTag.get(marker[1]!);
-          if (step) begin(step);
-          return;
-        }
-        const failed = /^Build '[^']+' errored(?: after [^:]*)?: (.*)$/.exec(line);
-        if (failed) packerError = failed[1];
-        if (/Running local shell script|^\s*$/.test(line)) return;
-        tail.push(mask(line.replace(/^(==>| {3}) [\w.]+: ?/, '')));
-        if (tail.length > TAIL_LINES) tail.shift();
-      },
-    });
-    const timedOut = result.cancelled && deadline.aborted && !options.signal.aborted;
-    if (result.exitCode === 0 && !result.cancelled) {
-      finishCurrent('succeeded');
-      return { ok: true, cancelled: false, timedOut: false };
-    }
-    const failedStep = current;
-    const outcome = timedOut ? 'timedOut' : result.cancelled ? 'canceled' : 'failed';
-    finishCurrent(outcome);
-    if (outcome === 'failed' && failedStep) progress.tail(label(failedStep), tail);
-    // Nothing of this run may keep running on the VM: cancel always cleans up; failures unless errorHandling says abort.
-    if (template.os === 'linux' && (result.cancelled && !timedOut ? true : onError === 'cleanup')) {
+    if (template.os === 'linux') {
+      const probeStart = Date.now();
       try {
-        const stoppedSessions = await cleanUpRemoteRun(target, config.runId);
-        log.write(
-          'ISOBUILD',
-          `remote cleanup: stopped ${stoppedSessions} session(s) of run ${config.runId} and removed its scripts`,
+        await waitForSsh(target, {
+          timeoutMs: config.readyTimeoutMs,
+          signal,
+          onAttempt: (attempt, failure) =>
+            customizationLog.write('ISOBUILD', `readiness attempt ${attempt}: ${failure.message}`),
+        });
+        progress.phase(
+          `build VM ${config.host}:${port} accepts SSH`,
+          'ok',
+          `(${seconds(Date.now() - probeStart)})`,
         );
       } catch (error) {
-        log.write('ISOBUILD', `remote cleanup failed: ${(error as Error).message}`);
-        report(`warning: could not clean up on the build VM: ${(error as Error).message}`);
+        if (signal.aborted) return stopped();
+        if (!(error instanceof ProbeFailure)) throw error;
+        progress.phase(`build VM ${config.host}:${port}`, 'failed');
+        return finish(
+          'Failed',
+          `the build VM is not reachable over SSH: ${error.message}.`,
+          EXIT_CODES.vmUnreachable,
+        );
       }
     }
-    return {
-      ok: false,
-      cancelled: result.cancelled,
-      timedOut,
-      failedStep,
-      reason: result.killed
-        ? `Packer did not stop within the ${seconds(config.killGraceMs)} grace period and was killed`
-        : (packerError ?? `Packer exited with code ${result.exitCode}`),
-    };
-  };
 
-  const fail = (
-    phase: 'customizer' | 'validator' | 'deprovision step',
-    result: PhaseResult,
-    onError: 'cleanup' | 'abort',
-  ): Promise<BuildOutcome> => {
-    const step = result.failedStep;
-    const where = step
-      ? ` while ${phase} ${step.index + 1} ${step.type} ${JSON.stringify(step.name)} had been running for ${seconds(step.durationMs ?? 0)}`
-      : '';
-    const kept =
-      onError === 'abort' ? ' The build VM was left as it is for inspection (errorHandling: abort).' : '';
-    const logHint = ` Full log: ${phase === 'validator' ? logs.validation : logs.customization}.`;
-    if (result.timedOut) {
+    // The Packer phases.
+    const keyFile =
+      config.sshKeyFile ??
+      (config.sshPrivateKey ? await writeKeyFile(tmpDir, config.sshPrivateKey.reveal()) : '');
+    const variables: Record<string, string> = {
+      [PACKER_VARIABLES.host]: config.host,
+      [PACKER_VARIABLES.port]: String(port),
+      [PACKER_VARIABLES.username]: config.user,
+      [PACKER_VARIABLES.runId]: config.runId,
+      [PACKER_VARIABLES.connectTimeout]: `${Math.ceil(config.readyTimeoutMs / 1000)}s`,
+      ...(template.os === 'linux' ? { [PACKER_VARIABLES.sshKeyFile]: keyFile } : {}),
+      ...(config.sshPassword ? { [PACKER_VARIABLES.sshPassword]: config.sshPassword.reveal() } : {}),
+      ...(config.winrmPassword ? { [PACKER_VARIABLES.winrmPassword]: config.winrmPassword.reveal() } : {}),
+    };
+    template.secureValues.forEach((value, i) => (variables[`secure_parameter_${i}`] = value));
+
+    const runPhase = async (
+      file: string,
+      steps: StepResult[],
+      tags: string[],
+      log: BuildLog,
+      onError: 'cleanup' | 'abort',
+    ): Promise<PhaseResult> => {
+      const byTag = new Map(tags.map((tag, i) => [tag, steps[i]!]));
+      let current: StepResult | undefined;
+      let currentPosition = 0;
+      let tail: string[] = [];
+      let packerError: string | undefined;
+      const label = (step: StepResult): string => `${step.type} ${JSON.stringify(step.name)}`;
+      const begin = (step: StepResult): void => {
+        finishCurrent('succeeded');
+        current = step;
+        currentPosition = ++position;
+        tail = [];
+        startStep(step);
+        log.write(
+          'PACKER ERR',
+          `(telemetry) Starting provisioner ${step.type === 'Shell' ? 'shell' : step.type.toLowerCase()}`,
+        );
+        log.write('ISOBUILD', `step ${currentPosition}/${total}: ${label(step)} started`);
+        progress.stepStarted(currentPosition, label(step), () => tail[tail.length - 1]);
+        void statusFile.write(status);
+      };
+      const finishCurrent = (outcome: StepResult['outcome']): void => {
+        if (!current) return;
+        endStep(current, outcome);
+        progress.stepFinished(currentPosition, label(current), current.durationMs ?? 0, outcome);
+        log.write(
+          'ISOBUILD',
+          `step ${currentPosition}/${total}: ${label(current)} ${outcome} after ${seconds(current.durationMs ?? 0)}`,
+        );
+        void statusFile.write(status);
+      };
+      const result = await runPacker({
+        packerPath: config.packerPath,
+        file: join(packerDir, file),
+        variables,
+        onError,
+        tmpDir,
+        killGraceMs: config.killGraceMs,
+        signal,
+        onLine: (stream, line) => {
+          log.write(stream === 'out' ? 'PACKER OUT' : 'PACKER ERR', line);
+          if (stream !== 'out') return;
+          const marker = new RegExp(`^\\s+[\\w.]+: ${STEP_MARKER} (\\S+)$`).exec(line);
+          if (marker) {
+            const step = byTag.get(marker[1]!);
+            if (step) begin(step);
+            return;
+          }
+          const failed = /^Build '[^']+' errored(?: after [^:]*)?: (.*)$/.exec(line);
+          if (failed) packerError = failed[1];
+          if (/Running local shell script|^\s*$/.test(line)) return;
+          tail.push(mask(line.replace(/^(==>| {3}) [\w.]+: ?/, '')));
+          if (tail.length > TAIL_LINES) tail.shift();
+        },
+      });
+      const timedOut = result.cancelled && deadline.aborted && !options.signal.aborted;
+      if (result.exitCode === 0 && !result.cancelled) {
+        finishCurrent('succeeded');
+        return { ok: true, cancelled: false, timedOut: false };
+      }
+      const failedStep = current;
+      const outcome = timedOut ? 'timedOut' : result.cancelled ? 'canceled' : 'failed';
+      finishCurrent(outcome);
+      if (outcome === 'failed' && failedStep) progress.tail(label(failedStep), tail);
+      // Nothing of this run may keep running on the VM: cancel always cleans up; failures unless errorHandling says abort.
+      if (template.os === 'linux' && (result.cancelled && !timedOut ? true : onError === 'cleanup')) {
+        try {
+          const stoppedSessions = await cleanUpRemoteRun(target, config.runId);
+          log.write(
+            'ISOBUILD',
+            `remote cleanup: stopped ${stoppedSessions} session(s) of run ${config.runId} and removed its scripts`,
+          );
+        } catch (error) {
+          log.write('ISOBUILD', `remote cleanup failed: ${(error as Error).message}`);
+          report(`warning: could not clean up on the build VM: ${(error as Error).message}`);
+        }
+      }
+      return {
+        ok: false,
+        cancelled: result.cancelled,
+        timedOut,
+        failedStep,
+        reason: result.killed
+          ? `Packer did not stop within the ${seconds(config.killGraceMs)} grace period and was killed`
+          : (packerError ?? `Packer exited with code ${result.exitCode}`),
+      };
+    };
+
+    const fail = (
+      phase: 'customizer' | 'validator' | 'deprovision step',
+      result: PhaseResult,
+      onError: 'cleanup' | 'abort',
+    ): Promise<BuildOutcome> => {
+      const step = result.failedStep;
+      const where = step
+        ? ` while ${phase} ${step.index + 1} ${step.type} ${JSON.stringify(step.name)} had been running for ${seconds(step.durationMs ?? 0)}`
+        : '';
+      const kept =
+        onError === 'abort' ? ' The build VM was left as it is for inspection (errorHandling: abort).' : '';
+      const logHint = ` Full log: ${phase === 'validator' ? logs.validation : logs.customization}.`;
+      if (result.timedOut) {
+        return finish(
+          'Failed',
+          `the build timed out after ${seconds(timeoutMs)} (buildTimeoutInMinutes)${where}.${kept}${logHint}`,
+          EXIT_CODES.timedOut,
+        );
+      }
+      if (result.cancelled) {
+        return finish(
+          'Canceled',
+          `the build was cancelled${where}; its remote processes were stopped.${logHint}`,
+          cancelExitCode(options.signal),
+        );
+      }
+      const which = step
+        ? `${phase} ${step.index + 1} ${step.type} ${JSON.stringify(step.name)}`
+        : `the ${phase} phase`;
       return finish(
         'Failed',
-        `the build timed out after ${seconds(timeoutMs)} (buildTimeoutInMinutes)${where}.${kept}${logHint}`,
-        EXIT_CODES.timedOut,
+        `${which} failed: ${mask(result.reason ?? 'unknown error')}.${kept}${logHint}`,
+        EXIT_CODES.buildFailed,
       );
-    }
-    if (result.cancelled) {
-      return finish(
-        'Canceled',
-        `the build was cancelled${where}; its remote processes were stopped.${logHint}`,
-        cancelExitCode(options.signal),
+    };
+
+    if (!template.validate.sourceValidationOnly) {
+      await update({ runSubState: 'Customizing', message: 'customizing the build VM' });
+      const tags = template.customize.map((s) => `c${String(s.index).padStart(2, '0')}`);
+      const result = await runPhase(
+        CUSTOMIZATION_FILE,
+        status.customizers,
+        tags,
+        customizationLog,
+        template.errorHandling.onCustomizerError,
       );
+      if (!result.ok) return fail('customizer', result, template.errorHandling.onCustomizerError);
     }
-    const which = step
-      ? `${phase} ${step.index + 1} ${step.type} ${JSON.stringify(step.name)}`
-      : `the ${phase} phase`;
-    return finish(
-      'Failed',
-      `${which} failed: ${mask(result.reason ?? 'unknown error')}.${kept}${logHint}`,
-      EXIT_CODES.buildFailed,
-    );
-  };
 
-  if (!template.validate.sourceValidationOnly) {
-    await update({ runSubState: 'Customizing', message: 'customizing the build VM' });
-    const tags = template.customize.map((s) => `c${String(s.index).padStart(2, '0')}`);
-    const result = await runPhase(
-      CUSTOMIZATION_FILE,
-      status.customizers,
-      tags,
-      customizationLog,
-      template.errorHandling.onCustomizerError,
-    );
-    if (!result.ok) return fail('customizer', result, template.errorHandling.onCustomizerError);
-  }
-
-  let validationFailed: PhaseResult | undefined;
-  if (files.includes(VALIDATION_FILE)) {
-    await update({ runSubState: 'Validating', message: 'running in-VM validations' });
-    const tags = template.validate.inVMValidations.map((s) => `v${String(s.index).padStart(2, '0')}`);
-    const result = await runPhase(
-      VALIDATION_FILE,
-      status.validators,
-      tags,
-      validationLog,
-      template.errorHandling.onValidationError,
-    );
-    if (!result.ok && (result.cancelled || !template.validate.continueDistributeOnFailure)) {
-      return fail('validator', result, template.errorHandling.onValidationError);
+    let validationFailed: PhaseResult | undefined;
+    if (files.includes(VALIDATION_FILE)) {
+      await update({ runSubState: 'Validating', message: 'running in-VM validations' });
+      const tags = template.validate.inVMValidations.map((s) => `v${String(s.index).padStart(2, '0')}`);
+      const result = await runPhase(
+        VALIDATION_FILE,
+        status.validators,
+        tags,
+        validationLog,
+        template.errorHandling.onValidationError,
+      );
+      if (!result.ok && (result.cancelled || !template.validate.continueDistributeOnFailure)) {
+        return fail('validator', result, template.errorHandling.onValidationError);
+      }
+      if (!result.ok) validationFailed = result;
     }
-    if (!result.ok) validationFailed = result;
-  }
 
-  if (deprovisions && files.includes(DEPROVISION_FILE)) {
-    const result = await runPhase(
-      DEPROVISION_FILE,
-      [status.deprovision],
-      ['deprovision'],
-      customizationLog,
-      template.errorHandling.onCustomizerError,
-    );
-    if (!result.ok) return fail('deprovision step', result, template.errorHandling.onCustomizerError);
-  } else {
-    status.deprovision.outcome = 'skipped';
-  }
+    if (deprovisions && files.includes(DEPROVISION_FILE)) {
+      const result = await runPhase(
+        DEPROVISION_FILE,
+        [status.deprovision],
+        ['deprovision'],
+        customizationLog,
+        template.errorHandling.onCustomizerError,
+      );
+      if (!result.ok) return fail('deprovision step', result, template.errorHandling.onCustomizerError);
+    } else {
+      status.deprovision.outcome = 'skipped';
+    }
 
-  await update({
-    runSubState: 'Distributing',
-    message: 'distribution targets are skipped (isobuild captures no image)',
-  });
-  for (const target of status.distribute)
-    progress.phase(
-      `distribute ${target.type} ${JSON.stringify(target.runOutputName)}`,
-      'skipped',
-      `(${target.reason})`,
-    );
-  if (validationFailed) {
-    // AIB reports the run Failed when validation failed, even with continueDistributeOnFailure.
-    return fail('validator', validationFailed, template.errorHandling.onValidationError);
+    await update({
+      runSubState: 'Distributing',
+      message: 'distribution targets are skipped (isobuild captures no image)',
+    });
+    for (const target of status.distribute)
+      progress.phase(
+        `distribute ${target.type} ${JSON.stringify(target.runOutputName)}`,
+        'skipped',
+        `(${target.reason})`,
+      );
+    if (validationFailed) {
+      // AIB reports the run Failed when validation failed, even with continueDistributeOnFailure.
+      return fail('validator', validationFailed, template.errorHandling.onValidationError);
+    }
+    return finish('Succeeded', `the build succeeded in ${seconds(Date.now() - started)}.`, EXIT_CODES.ok);
+  } catch (error) {
+    // Whatever went wrong, status.json must not claim the run is still going.
+    if (!status.endTime) {
+      await finish(
+        'Failed',
+        `internal error: ${mask(error instanceof Error ? error.message : String(error))}`,
+        EXIT_CODES.internal,
+      ).catch(() => undefined);
+    }
+    throw error;
   }
-  return finish('Succeeded', `the build succeeded in ${seconds(Date.now() - started)}.`, EXIT_CODES.ok);
 }
 
 function cancelExitCode(signal: AbortSignal): ExitCode {
