@@ -77,6 +77,14 @@ async function startProxy(...args: string[]): Promise<Started> {
   return { child, ssh: listening.ports.ssh, health: listening.healthPort, logs: () => out };
 }
 
+/** The proxy logs a connection after closing it: wait for the line instead of racing it. */
+async function logged(proxy: Started, text: string): Promise<string> {
+  const deadline = Date.now() + 3000;
+  while (!proxy.logs().includes(text) && Date.now() < deadline)
+    await new Promise((done) => setTimeout(done, 20));
+  return proxy.logs();
+}
+
 function exchange(port: number, payload: string): Promise<{ reply: string; closedEarly: boolean }> {
   return new Promise((done) => {
     const socket: Socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
@@ -99,9 +107,9 @@ describe('isobuild-proxy', () => {
     const result = await exchange(proxy.ssh, 'hello through the proxy');
 
     expect(result.reply).toBe('hello through the proxybye');
-    await new Promise((done) => setTimeout(done, 100));
-    expect(proxy.logs()).toMatch(/"connection closed".*|"end":"closed"/);
-    expect(proxy.logs()).toContain('"bytesIn":23');
+    const logs = await logged(proxy, '"msg":"connection closed"');
+    expect(logs).toContain('"end":"closed"');
+    expect(logs).toContain('"bytesIn":23');
   });
 
   it('cannot be told where to go: a CONNECT request just reaches the fixed target', async () => {
@@ -119,7 +127,7 @@ describe('isobuild-proxy', () => {
     const result = await exchange(proxy.ssh, 'let me in');
 
     expect(result.closedEarly).toBe(true);
-    expect(proxy.logs()).toContain('"reason":"source not allowed"');
+    expect(await logged(proxy, '"reason":"source not allowed"')).toContain('"reason":"source not allowed"');
   });
 
   it('enforces the connection cap', async () => {
@@ -132,7 +140,7 @@ describe('isobuild-proxy', () => {
 
     held.destroy();
     expect(second.closedEarly).toBe(true);
-    expect(proxy.logs()).toContain('"reason":"connection cap"');
+    expect(await logged(proxy, '"reason":"connection cap"')).toContain('"reason":"connection cap"');
   });
 
   it('logs a refused target by hop', async () => {
@@ -141,8 +149,7 @@ describe('isobuild-proxy', () => {
     const result = await exchange(proxy.ssh, 'anyone?');
 
     expect(result.reply).toBe('');
-    await new Promise((done) => setTimeout(done, 100));
-    expect(proxy.logs()).toContain('"end":"target refused"');
+    expect(await logged(proxy, '"end":"target refused"')).toContain('"end":"target refused"');
   });
 
   it('answers its health check, and drains on SIGTERM', async () => {
