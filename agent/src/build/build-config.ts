@@ -27,6 +27,10 @@ export interface BuildConfig {
   readonly packerPath: string;
   readonly skipDeprovision: boolean;
   readonly rewrites: readonly UriRewrite[];
+  /** Overrides the topology vmProfile.vnetConfig implies. */
+  readonly topology?: 'direct' | 'proxy';
+  /** The isobuild-proxy (AIB's proxy VM) for the proxy topology. */
+  readonly proxyHost?: string;
 }
 
 /** The flags `isobuild build` accepts, mapped to their environment variables. */
@@ -40,6 +44,8 @@ export const BUILD_SETTINGS = {
   readyTimeout: { env: 'ISOBUILD_READY_TIMEOUT', flag: 'ready-timeout' },
   killGrace: { env: 'ISOBUILD_KILL_GRACE', flag: 'kill-grace' },
   packer: { env: 'ISOBUILD_PACKER', flag: 'packer' },
+  topology: { env: 'ISOBUILD_TOPOLOGY', flag: 'topology' },
+  proxyHost: { env: 'ISOBUILD_PROXY_HOST', flag: 'proxy-host' },
 } as const;
 
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
@@ -112,6 +118,15 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     }
   }
 
+  const topology = read('topology');
+  if (topology.value !== undefined && topology.value !== 'direct' && topology.value !== 'proxy') {
+    bad(
+      topology.source,
+      `"${topology.value}" is not a topology: use direct (to the build VM) or proxy (through isobuild-proxy).`,
+    );
+  }
+  const proxyHost = read('proxyHost').value;
+
   if (problems.length > 0) {
     throw new IsobuildError(
       'usage',
@@ -137,6 +152,8 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       env.ISOBUILD_SKIP_DEPROVISION === '1' ||
       env.ISOBUILD_SKIP_DEPROVISION === 'true',
     rewrites,
+    ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
+    ...(proxyHost ? { proxyHost } : {}),
   });
 }
 

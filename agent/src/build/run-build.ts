@@ -10,6 +10,7 @@ import { EXIT_CODES, IsobuildError, type ExitCode, type Problem } from '../error
 import { maskSecrets } from '../mask-secrets.js';
 import { detectPacker } from '../packer/packer-version.js';
 import { runPacker } from '../packer/run-packer.js';
+import { describeHop, startRelay, type Hop, type Relay } from '../relay/relay.js';
 import { loadSsh2 } from '../readiness/load-ssh2.js';
 import { ProbeFailure, waitForSsh, type SshProbeTarget } from '../readiness/ssh-probe.js';
 import { PACKER_VARIABLES, STEP_MARKER } from '../render/packer-template.js';
@@ -20,6 +21,7 @@ import {
   renderBuild,
 } from '../render/render-build.js';
 import { loadTemplate, type LoadOptions } from '../template/load-template.js';
+import { PROXY_PORT } from '../template/topology.js';
 import { configSecrets, type BuildConfig } from './build-config.js';
 import { BuildLog } from './build-log.js';
 import { Progress, TAIL_LINES, seconds } from './progress.js';
@@ -123,12 +125,14 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   let position = 0;
   const problems: Problem[] = [];
 
+  let relay: Relay | undefined;
   const finish = async (
     runState: RunStatus['runState'],
     message: string,
     exitCode: ExitCode,
   ): Promise<BuildOutcome> => {
     progress.stopHeartbeat();
+    await relay?.close();
     status.endTime = new Date().toISOString();
     await update({ runState, message });
     await Promise.all([customizationLog.close(), validationLog.close()]);
@@ -182,15 +186,46 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       );
     }
 
-    // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
+    // The network path (aib-reference §4): Packer talks to a local relay, which dials the build VM
+    // directly or through the proxy, as vmProfile.vnetConfig (or --topology) says.
     const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
+    const topology = config.topology ?? (template.topology === 'proxy' ? 'proxy' : 'direct');
+    if (topology === 'proxy' && !config.proxyHost) {
+      return finish(
+        'Failed',
+        "this template uses AIB's proxy topology (vmProfile.vnetConfig.subnetId without containerInstanceSubnetId), but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.",
+        EXIT_CODES.invalidInput,
+      );
+    }
+    const hop: Hop =
+      topology === 'proxy'
+        ? {
+            kind: 'proxy',
+            host: config.proxyHost ?? '',
+            port: PROXY_PORT[template.os],
+            vm: `${config.host}:${port}`,
+          }
+        : { kind: 'direct', host: config.host, port };
+    relay = await startRelay({
+      upstream: hop,
+      connectTimeoutMs: Math.min(10_000, config.readyTimeoutMs),
+      onConnection: (c) =>
+        customizationLog.write(
+          'ISOBUILD',
+          `relay connection ${c.connId} via ${c.hop}: ${c.bytesToUpstream} bytes out, ${c.bytesFromUpstream} bytes in, ${seconds(c.durationMs)}, ${c.end}`,
+        ),
+    });
+    const activeRelay = relay;
     const target: SshProbeTarget = {
-      host: config.host,
-      port,
+      host: activeRelay.host,
+      port: activeRelay.port,
+      label: describeHop(hop),
       user: config.user,
       ...(privateKey ? { privateKey } : {}),
       ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
     };
+
+    // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
     if (template.os === 'linux') {
       const probeStart = Date.now();
       try {
@@ -198,20 +233,22 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           timeoutMs: config.readyTimeoutMs,
           signal,
           onAttempt: (attempt, failure) =>
-            customizationLog.write('ISOBUILD', `readiness attempt ${attempt}: ${failure.message}`),
+            customizationLog.write(
+              'ISOBUILD',
+              `readiness attempt ${attempt}: ${activeRelay.lastFailure() ?? failure.message}`,
+            ),
         });
-        progress.phase(
-          `build VM ${config.host}:${port} accepts SSH`,
-          'ok',
-          `(${seconds(Date.now() - probeStart)})`,
-        );
+        progress.phase(`${describeHop(hop)} accepts SSH`, 'ok', `(${seconds(Date.now() - probeStart)})`);
       } catch (error) {
         if (signal.aborted) return stopped();
         if (!(error instanceof ProbeFailure)) throw error;
-        progress.phase(`build VM ${config.host}:${port}`, 'failed');
+        progress.phase(describeHop(hop), 'failed');
+        // The relay saw the upstream failure first-hand (refused, unreachable, proxy without a VM behind it).
+        const reason =
+          error.kind === 'auth-rejected' ? error.message : (activeRelay.lastFailure() ?? error.message);
         return finish(
           'Failed',
-          `the build VM is not reachable over SSH: ${error.message}.`,
+          `the build VM is not reachable over SSH: ${reason}.`,
           EXIT_CODES.vmUnreachable,
         );
       }
@@ -222,8 +259,8 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       config.sshKeyFile ??
       (config.sshPrivateKey ? await writeKeyFile(tmpDir, config.sshPrivateKey.reveal()) : '');
     const variables: Record<string, string> = {
-      [PACKER_VARIABLES.host]: config.host,
-      [PACKER_VARIABLES.port]: String(port),
+      [PACKER_VARIABLES.host]: activeRelay.host,
+      [PACKER_VARIABLES.port]: String(activeRelay.port),
       [PACKER_VARIABLES.username]: config.user,
       [PACKER_VARIABLES.runId]: config.runId,
       [PACKER_VARIABLES.connectTimeout]: `${Math.ceil(config.readyTimeoutMs / 1000)}s`,

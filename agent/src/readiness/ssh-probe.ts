@@ -25,6 +25,8 @@ export interface SshProbeTarget {
   readonly user: string;
   readonly privateKey?: Buffer;
   readonly password?: string;
+  /** How messages name the target, e.g. "build VM 10.0.0.4:22" when host:port is a local relay. */
+  readonly label?: string;
 }
 
 export interface WaitForSshOptions {
@@ -64,7 +66,7 @@ export async function probeOnce(
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<ProbeFailure | undefined> {
-  const where = `${target.host}:${target.port}`;
+  const where = target.label ?? `${target.host}:${target.port}`;
   const { Client } = await loadSsh2();
   return new Promise((resolve) => {
     const client = new Client();
