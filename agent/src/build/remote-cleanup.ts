@@ -33,7 +33,9 @@ export async function cleanUpRemoteRun(
     const timer = setTimeout(() => {
       client.end();
       reject(
-        new Error(`the cleanup on ${target.host}:${target.port} did not finish within ${budgetMs / 1000} s`),
+        new Error(
+          `the cleanup on ${target.label ?? `${target.host}:${target.port}`} did not finish within ${budgetMs / 1000} s`,
+        ),
       );
     }, budgetMs);
     const fail = (error: Error): void => {
@@ -55,7 +57,8 @@ export async function cleanUpRemoteRun(
           });
         });
       })
-      .once('error', fail)
+      // ssh2 may emit more than one error for a broken connection: every one must be handled.
+      .on('error', fail)
       .connect({
         host: target.host,
         port: target.port,

@@ -254,7 +254,8 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       }
     }
 
-    // The Packer phases.
+    // The Packer phases. Relay failures from before this point (readiness retries) are not news.
+    const relayFailureBefore = activeRelay.lastFailure();
     const keyFile =
       config.sshKeyFile ??
       (config.sshPrivateKey ? await writeKeyFile(tmpDir, config.sshPrivateKey.reveal()) : '');
@@ -393,9 +394,13 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       const which = step
         ? `${phase} ${step.index + 1} ${step.type} ${JSON.stringify(step.name)}`
         : `the ${phase} phase`;
+      // When the connection broke, say which hop broke it (Packer only says "disconnected").
+      const network = activeRelay.lastFailure();
+      const hopNote =
+        network && network !== relayFailureBefore ? ` The network path failed: ${network}.` : '';
       return finish(
         'Failed',
-        `${which} failed: ${mask(result.reason ?? 'unknown error')}.${kept}${logHint}`,
+        `${which} failed: ${mask(result.reason ?? 'unknown error')}.${hopNote}${kept}${logHint}`,
         EXIT_CODES.buildFailed,
       );
     };

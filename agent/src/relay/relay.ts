@@ -81,14 +81,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       remote.pipe(client);
       client.resume();
     });
+    // A proxy that accepts and hangs up (or resets) without a byte could not reach the VM behind it.
+    const vmBehindProxySilent = (): boolean =>
+      upstream.kind === 'proxy' && upstreamConnected && remote.bytesRead === 0;
+    const silentVm =
+      upstream.kind === 'proxy'
+        ? `${hop} accepted the connection but the build VM behind it (${upstream.vm}) did not answer`
+        : '';
     remote.once('error', (error: NodeJS.ErrnoException) =>
-      fail(upstreamError(error, hop, upstreamConnected)),
+      fail(vmBehindProxySilent() ? silentVm : upstreamError(error, hop, upstreamConnected)),
     );
     client.once('error', () => fail('Packer side closed with an error'));
     remote.once('end', () => {
       // A proxy that accepts and hangs up without a byte could not reach the VM behind it.
-      if (upstream.kind === 'proxy' && remote.bytesRead === 0 && end === 'closed') {
-        failure = `${hop} accepted the connection but the build VM behind it (${upstream.vm}) did not answer`;
+      if (vmBehindProxySilent() && end === 'closed') {
+        failure = silentVm;
         end = failure;
       }
     });

@@ -11,7 +11,9 @@ export const BUILD_HELP = `Usage: isobuild build <template.json> --host ADDRESS 
 
 Builds on an existing build VM as AIB does: validates the template, downloads and verifies its artifacts
 (before touching the VM), renders the Packer files, checks that the VM accepts SSH (and says exactly why
-not), then runs the customizers, the in-VM validators and the deprovision step with Packer. Progress goes
+not), then runs the customizers, the in-VM validators and the deprovision step with Packer. Packer reaches
+the VM through a local relay, directly or through isobuild-proxy, as vmProfile.vnetConfig says: no subnet
+or subnetId + containerInstanceSubnetId → direct; subnetId only → via the proxy. Progress goes
 to stderr; the run directory (WORK_DIR/RUN_ID) holds status.json, customization.log, validation.log and
 the rendered files. Distribution targets are reported as skipped: isobuild captures no image.
 
@@ -27,6 +29,8 @@ Options (each also as an environment variable, which the flag overrides):
   --build-timeout DUR      override the template's buildTimeoutInMinutes         ISOBUILD_BUILD_TIMEOUT
   --kill-grace DUR         Packer's cleanup time after a cancel (default 15m)    ISOBUILD_KILL_GRACE
   --packer PATH            Packer binary (default packer on PATH)                ISOBUILD_PACKER
+  --topology direct|proxy  override the network path vnetConfig implies       ISOBUILD_TOPOLOGY
+  --proxy-host ADDRESS     isobuild-proxy for the proxy topology (:60001/60000) ISOBUILD_PROXY_HOST
   --skip-deprovision       leave out AIB's deprovision step (test VMs)           ISOBUILD_SKIP_DEPROVISION=1
   --rewrite-uri FROM=TO    fetch artifact URLs from a mirror (repeatable)        ISOBUILD_REWRITE_URI
   --json                   print the final status as JSON on stdout
@@ -55,6 +59,8 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'build-timeout': { type: 'string' },
       'kill-grace': { type: 'string' },
       packer: { type: 'string' },
+      topology: { type: 'string' },
+      'proxy-host': { type: 'string' },
       'skip-deprovision': { type: 'boolean' },
       'rewrite-uri': { type: 'string', multiple: true },
       json: { type: 'boolean' },
