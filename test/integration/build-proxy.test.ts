@@ -14,10 +14,10 @@ import { writeFile } from 'node:fs/promises';
 
 let vm: TestVm;
 let work: string;
-const viaProxy = ['--topology', 'proxy', '--proxy-host', '127.0.0.1'];
+const viaProxy = ['--topology', 'proxy', '--proxy-host', '127.0.0.3'];
 const proxyArgs = (target: string): string[] => [
   '--listen',
-  '127.0.0.1',
+  '127.0.0.3',
   '--ssh-port',
   '60001',
   '--winrm-port',
@@ -62,7 +62,7 @@ describe('isobuild build through isobuild-proxy', () => {
       const broken = await done;
       expect(broken.code).toBe(1);
       expect(broken.status.message).toMatch(
-        /customizer 1 Shell "long" failed: .*The network path failed: proxy 127\.0\.0\.1:60001/,
+        /customizer 1 Shell "long" failed: .*The network path failed: proxy 127\.0\.0\.3:60001/,
       );
 
       proxy = await startProxyProcess(proxyArgs(vm.address));

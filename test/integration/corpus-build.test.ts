@@ -11,6 +11,7 @@ import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/tes
 import { loadTemplate } from '../../agent/src/template/load-template.js';
 import { CORPUS, MIRROR, PARAMETERS, UPSTREAM, fillTemplate } from '../helpers/aib-corpus.js';
 import { runBuildCli } from '../helpers/build-cli.js';
+import { startProxyProcess } from '../helpers/proxy-process.js';
 import { sshExec } from '../helpers/ssh.js';
 
 let work: string;
@@ -39,6 +40,22 @@ describe('Linux quickstart templates on the test VM', () => {
     // Like AIB, every build gets a fresh VM: the quickstarts' `sudo mkdir /buildArtifacts` fails on a used one.
     const vm: TestVm = await startTestVm();
     onTestFinished(() => stopTestVm(vm.id));
+    if (template.topology === 'proxy') {
+      // The existing-VNet quickstarts select AIB's proxy topology: put an isobuild-proxy in front of the VM.
+      const proxy = await startProxyProcess([
+        '--listen',
+        '127.0.0.2',
+        '--ssh-port',
+        '60001',
+        '--winrm-port',
+        '0',
+        '--health-port=-1',
+        '--target',
+        vm.address,
+      ]);
+      onTestFinished(() => proxy.stop());
+      args.push('--proxy-host', '127.0.0.2');
+    }
     const run = await runBuildCli(vm, work, await fillTemplate(file), args);
 
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
