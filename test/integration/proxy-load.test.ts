@@ -1,0 +1,146 @@
+/**
+ * isobuild-proxy under pressure: 2,000 concurrent connections, slowloris-style idle clients, random bytes and
+ * a flood over the connection cap neither crash it nor starve a legitimate connection, and memory stays bounded.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+
+let echo: Server;
+let echoPort: number;
+const sockets: Socket[] = [];
+let proxy: ProxyProcess | undefined;
+
+beforeAll(async () => {
+  echo = createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', (chunk: Buffer) => socket.write(chunk));
+    socket.on('end', () => socket.end());
+    socket.on('error', () => undefined);
+  });
+  echo.maxConnections = 10_000;
+  await new Promise<void>((done) => echo.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, done));
+  echoPort = (echo.address() as { port: number }).port;
+});
+afterAll(async () => {
+  await new Promise((done) => echo.close(done));
+});
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await proxy?.stop();
+  proxy = undefined;
+});
+
+async function start(...extra: string[]): Promise<ProxyProcess> {
+  proxy = await startProxyProcess([
+    '--listen',
+    '127.0.0.1',
+    '--ssh-port',
+    '0',
+    '--winrm-port',
+    '0',
+    '--health-port',
+    '0',
+    '--target',
+    '127.0.0.1',
+    '--target-ssh-port',
+    String(echoPort),
+    ...extra,
+  ]);
+  return proxy;
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((done, fail) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    sockets.push(socket);
+    socket.once('connect', () => done(socket));
+    socket.once('error', fail);
+  });
+}
+
+function roundTrip(socket: Socket, payload: Buffer): Promise<Buffer> {
+  return new Promise((done) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= payload.length) {
+        socket.off('data', onData);
+        done(Buffer.concat(chunks));
+      }
+    };
+    socket.on('data', onData);
+    socket.write(payload);
+  });
+}
+
+function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+async function healthy(p: ProxyProcess): Promise<boolean> {
+  const response = await fetch(`http://127.0.0.1:${p.healthPort}/healthz`);
+  return response.ok;
+}
+
+describe('isobuild-proxy under load', () => {
+  it('carries 2,000 concurrent connections with bounded memory, and a legitimate one still works', async () => {
+    const p = await start('--max-connections', '2500');
+    const held: Socket[] = [];
+    for (let batch = 0; batch < 20; batch++)
+      held.push(...(await Promise.all(Array.from({ length: 100 }, () => open(p.ports.ssh)))));
+    const replies = await Promise.all(held.map((socket, i) => roundTrip(socket, Buffer.from(`c${i};`))));
+
+    const legit = await roundTrip(await open(p.ports.ssh), Buffer.from('legitimate build traffic'));
+
+    expect(replies.every((reply, i) => reply.toString() === `c${i};`)).toBe(true);
+    expect(legit.toString()).toBe('legitimate build traffic');
+    expect(rssMb(p.child.pid!)).toBeLessThan(150);
+    expect(await healthy(p)).toBe(true);
+  });
+
+  it('refuses a flood over the cap without harm, and serves again when it ends', async () => {
+    const p = await start('--max-connections', '50');
+    const flood = await Promise.all(
+      Array.from({ length: 300 }, () => open(p.ports.ssh).catch(() => undefined)),
+    );
+    await new Promise((done) => setTimeout(done, 200));
+    for (const socket of flood) socket?.destroy();
+    await new Promise((done) => setTimeout(done, 200));
+
+    const legit = await roundTrip(await open(p.ports.ssh), Buffer.from('after the flood'));
+
+    expect(legit.toString()).toBe('after the flood');
+    expect(p.logs()).toContain('"reason":"connection cap"');
+    expect(await healthy(p)).toBe(true);
+  });
+
+  it('closes slowloris-style idle connections at the idle timeout while a busy one keeps working', async () => {
+    const p = await start('--idle-timeout', '1000');
+    const idle = await Promise.all(Array.from({ length: 100 }, () => open(p.ports.ssh)));
+    const closedIdle = Promise.all(idle.map((socket) => new Promise((done) => socket.once('close', done))));
+    const busy = await open(p.ports.ssh);
+
+    for (let i = 0; i < 8; i++) {
+      expect((await roundTrip(busy, Buffer.from(`tick${i}`))).toString()).toBe(`tick${i}`);
+      await new Promise((done) => setTimeout(done, 200));
+    }
+    await closedIdle;
+
+    expect(busy.destroyed).toBe(false);
+    expect(p.logs()).toContain('"end":"idle"');
+  });
+
+  it('forwards random bytes as they are and keeps running', async () => {
+    const p = await start();
+    const payload = randomBytes(1024 * 1024);
+
+    const reply = await roundTrip(await open(p.ports.ssh), payload);
+
+    expect(reply.equals(payload)).toBe(true);
+    expect(await healthy(p)).toBe(true);
+  });
+});
