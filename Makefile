@@ -43,6 +43,7 @@ test: deps build lint typecheck
 bench: deps build
 	node bench/template-bench.mjs
 	node bench/build-bench.mjs
+	node bench/relay-bench.mjs
 
 clean:
 	rm -rf dist .work coverage
