@@ -1,10 +1,9 @@
 /** isobuild-proxy as a real process: forwarding, fixed target, allowlist, cap, health, drain, config errors. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { resolve } from 'node:path';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { PROXY_CLI, startProxyProcess } from '../helpers/proxy-process.js';
 
-const PROXY = resolve('dist/proxy/src/main.js');
 let echo: Server;
 let echoPort: number;
 const received: string[] = [];
@@ -41,40 +40,23 @@ interface Started {
 }
 
 async function startProxy(...args: string[]): Promise<Started> {
-  const child = spawn(
-    process.execPath,
-    [
-      PROXY,
-      '--listen',
-      '127.0.0.1',
-      '--ssh-port',
-      '0',
-      '--winrm-port',
-      '0',
-      '--health-port',
-      '0',
-      '--target',
-      '127.0.0.1',
-      '--target-ssh-port',
-      String(echoPort),
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  running.push(child);
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const listening = await new Promise<{ ports: { ssh: number }; healthPort: number }>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`proxy did not start: ${out}`)), 5000);
-    child.stdout.on('data', () => {
-      const line = out.split('\n').find((l) => l.includes('"proxy listening"'));
-      if (line) {
-        clearTimeout(timer);
-        done(JSON.parse(line) as { ports: { ssh: number }; healthPort: number });
-      }
-    });
-  });
-  return { child, ssh: listening.ports.ssh, health: listening.healthPort, logs: () => out };
+  const proxy = await startProxyProcess([
+    '--listen',
+    '127.0.0.1',
+    '--ssh-port',
+    '0',
+    '--winrm-port',
+    '0',
+    '--health-port',
+    '0',
+    '--target',
+    '127.0.0.1',
+    '--target-ssh-port',
+    String(echoPort),
+    ...args,
+  ]);
+  running.push(proxy.child);
+  return { child: proxy.child, ssh: proxy.ports.ssh, health: proxy.healthPort, logs: () => proxy.logs() };
 }
 
 /** The proxy logs a connection after closing it: wait for the line instead of racing it. */
@@ -173,7 +155,7 @@ describe('isobuild-proxy', () => {
   });
 
   it('reports every configuration problem at once and exits 2', async () => {
-    const child = spawn(process.execPath, [PROXY, '--ssh-port', '99999', '--allow', 'nonsense'], {
+    const child = spawn(process.execPath, [PROXY_CLI, '--ssh-port', '99999', '--allow', 'nonsense'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';
