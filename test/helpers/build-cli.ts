@@ -49,10 +49,16 @@ export function startBuild(
   templateFile: string,
   runId: string,
   args: string[] = [],
+  netns?: string,
 ): ChildProcess {
+  // In a topology test, isobuild runs inside the "aci" network namespace.
+  const [command, prefix] = netns
+    ? ['ip', ['netns', 'exec', netns, process.execPath]]
+    : [process.execPath, []];
   return spawn(
-    process.execPath,
+    command,
     [
+      ...prefix,
       CLI,
       'build',
       templateFile,
@@ -83,11 +89,12 @@ export async function runBuildCli(
   workDir: string,
   template: object | string,
   args: string[] = [],
+  netns?: string,
 ): Promise<BuildRun> {
   const runId = `run-${process.pid}-${counter++}`;
   const templateFile = join(workDir, `${runId}.json`);
   await writeFile(templateFile, typeof template === 'string' ? template : JSON.stringify(template));
-  return finished(startBuild(vm, workDir, templateFile, runId, args), join(workDir, runId));
+  return finished(startBuild(vm, workDir, templateFile, runId, args, netns), join(workDir, runId));
 }
 
 export async function finished(child: ChildProcess, runDir: string): Promise<BuildRun> {

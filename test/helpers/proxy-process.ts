@@ -12,8 +12,12 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-export async function startProxyProcess(args: string[]): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, [PROXY_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts isobuild-proxy, inside network namespace `netns` when given. */
+export async function startProxyProcess(args: string[], netns?: string): Promise<ProxyProcess> {
+  const command = [process.execPath, PROXY_CLI, ...args];
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(command[0] ?? '', command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

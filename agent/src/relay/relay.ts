@@ -30,7 +30,10 @@ export interface RelayOptions {
 export interface Relay {
   readonly host: '127.0.0.1';
   readonly port: number;
-  /** The most recent upstream failure, worded by hop; readiness errors use it to say where things broke. */
+  /**
+   * The most recent upstream failure, worded by hop; readiness errors use it to say where things broke.
+   * An upstream connect still waiting for an answer counts: the client gave up before the relay did.
+   */
   lastFailure(): string | undefined;
   close(): Promise<void>;
 }
@@ -45,6 +48,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const idleTimeoutMs = options.idleTimeoutMs ?? 2 * 3_600_000;
   const hop = describeHop(upstream);
   const open = new Set<Socket>();
+  /** Start times, by connection id, of upstream connects that have not succeeded or failed yet. */
+  const connecting = new Map<number, number>();
   let nextId = 1;
   let failure: string | undefined;
 
@@ -61,9 +66,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       keepAlive: true,
     });
     open.add(client).add(remote);
+    connecting.set(connId, started);
     const fail = (why: string): void => {
       if (end === 'closed') end = why;
       failure = why;
+      connecting.delete(connId);
       client.destroy();
       remote.destroy();
     };
@@ -73,6 +80,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     );
     remote.once('connect', () => {
       clearTimeout(timer);
+      connecting.delete(connId);
       upstreamConnected = true;
       client.setKeepAlive(true, 30_000);
       for (const socket of [client, remote])
@@ -103,6 +111,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const onClose = (): void => {
       if (++closed < 2) return;
       clearTimeout(timer);
+      connecting.delete(connId);
       open.delete(client);
       open.delete(remote);
       options.onConnection?.({
@@ -124,7 +133,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   return {
     host: '127.0.0.1',
     port: (server.address() as AddressInfo).port,
-    lastFailure: () => failure,
+    lastFailure: () => {
+      if (connecting.size === 0) return failure;
+      const waited = (Date.now() - Math.min(...connecting.values())) / 1000;
+      return `${hop} did not answer (no reply after ${waited.toFixed(1)} s: the VM may be down, or a firewall/NSG drops the packets)`;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();

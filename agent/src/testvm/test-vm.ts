@@ -5,7 +5,7 @@
  * sudo. Starting one first removes leftovers of crashed runs; stopping one leaves nothing behind.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,11 +37,18 @@ export interface TestVm {
   readonly holderPid: number;
   /** Process that owns the VM: when it is gone, the VM counts as a leftover. 0 means "kept until stopped". */
   readonly ownerPid: number;
+  /** Network namespace that holds the VM's peer end (hostAddress); absent means the host's own. */
+  readonly peerNamespace?: string;
 }
 
 export interface StartTestVmOptions {
   /** Keep the VM after this process exits (the CLI's `testvm start`). */
   readonly detached?: boolean;
+  /**
+   * Put the VM's link into this network namespace instead of the host's, so only that namespace reaches
+   * the VM (the topology tests put it behind a "proxy" namespace, as AIB's build subnet is).
+   */
+  readonly peerNamespace?: string;
   readonly signal?: AbortSignal;
 }
 
@@ -66,7 +73,7 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
     ]);
     await writeFile(join(stateDir, 'authorized_key.pub'), await readFile(join(stateDir, 'id_ed25519.pub')));
     await writeFile(join(stateDir, 'sshd_config'), sshdConfig(TEST_VM_USER));
-    const { address, hostAddress } = await wireNetwork(id, name);
+    const { address, hostAddress } = await wireNetwork(id, name, options.peerNamespace);
 
     const log = openSync(join(stateDir, 'vm.log'), 'w');
     const holder = spawn(
@@ -100,6 +107,7 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
       stateDir,
       holderPid: holder.pid ?? 0,
       ownerPid: options.detached ? 0 : process.pid,
+      ...(options.peerNamespace ? { peerNamespace: options.peerNamespace } : {}),
     };
     await writeFile(join(stateDir, 'vm.json'), `${JSON.stringify(vm, null, 2)}\n`);
     await waitForSsh(vm, holder, options.signal);
@@ -134,14 +142,19 @@ export async function listTestVms(): Promise<TestVm[]> {
   return records.filter((r): r is TestVm => r !== undefined);
 }
 
-/** Removes VMs whose owner process is gone (a crashed test run) and namespaces without a record. */
+/**
+ * Removes VMs whose owner process is gone (a crashed test run), whose peer namespace was deleted, and
+ * namespaces without a record.
+ */
 export async function cleanupStaleTestVms(): Promise<number[]> {
   const removed: number[] = [];
   for (const id of await knownIds()) {
     const record = await readRecord(join(testVmRoot(), String(id)));
     // No record yet may just mean another process is starting this VM right now: only old ones are leftovers.
     const stale = record
-      ? (record.ownerPid !== 0 && !isAlive(record.ownerPid)) || !isAlive(record.holderPid)
+      ? (record.ownerPid !== 0 && !isAlive(record.ownerPid)) ||
+        !isAlive(record.holderPid) ||
+        (record.peerNamespace !== undefined && !existsSync(`/run/netns/${record.peerNamespace}`))
       : !(await changedWithin(
           [`/run/netns/${NETNS_PREFIX}${id}`, join(testVmRoot(), String(id))],
           STARTING_GRACE_MS,
@@ -168,13 +181,19 @@ async function claimNamespace(): Promise<number> {
   throw new Error(`all ${MAX_VMS} test VM slots are in use; stop some with "isobuild testvm stop --all".`);
 }
 
-async function wireNetwork(id: number, name: string): Promise<{ address: string; hostAddress: string }> {
+async function wireNetwork(
+  id: number,
+  name: string,
+  peerNamespace?: string,
+): Promise<{ address: string; hostAddress: string }> {
   const hostAddress = `10.231.${id}.1`;
   const address = `10.231.${id}.2`;
   const run = (args: string[]) => execa('ip', args);
+  const peer = peerNamespace ? ['-n', peerNamespace] : [];
   await run(['link', 'add', hostLink(id), 'type', 'veth', 'peer', 'name', `ibvm${id}`, 'netns', name]);
-  await run(['addr', 'add', `${hostAddress}/30`, 'dev', hostLink(id)]);
-  await run(['link', 'set', hostLink(id), 'up']);
+  if (peerNamespace) await run(['link', 'set', hostLink(id), 'netns', peerNamespace]);
+  await run([...peer, 'addr', 'add', `${hostAddress}/30`, 'dev', hostLink(id)]);
+  await run([...peer, 'link', 'set', hostLink(id), 'up']);
   await run(['-n', name, 'link', 'set', 'lo', 'up']);
   await run(['-n', name, 'link', 'set', `ibvm${id}`, 'name', 'eth0']);
   await run(['-n', name, 'addr', 'add', `${address}/30`, 'dev', 'eth0']);
@@ -193,7 +212,7 @@ async function waitForSsh(vm: TestVm, holder: ReturnType<typeof spawn>, signal?:
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
     if (exited) break;
-    if (await hasSshBanner(vm.address)) return;
+    if (await (vm.peerNamespace ? sshdListens(vm.name) : hasSshBanner(vm.address))) return;
     await sleep(20);
   }
   const log = await readFile(join(vm.stateDir, 'vm.log'), 'utf8').catch(() => '');
@@ -213,6 +232,12 @@ function hasSshBanner(address: string): Promise<boolean> {
     socket.once('error', () => done(false));
     socket.once('timeout', () => done(false));
   });
+}
+
+/** For a VM the host cannot reach (its link is in another namespace): is sshd listening inside it? */
+async function sshdListens(name: string): Promise<boolean> {
+  const result = await execa('ss', ['-N', name, '-H', '-l', '-t', '-n', 'sport = :22'], { reject: false });
+  return result.exitCode === 0 && result.stdout.trim() !== '';
 }
 
 async function knownIds(): Promise<number[]> {
