@@ -29,6 +29,10 @@ export const ERROR_CODES = {
   packerRejected: { exit: EXIT_CODES.internal },
   outputUnwritable: { exit: EXIT_CODES.environment },
   vmUnreachable: { exit: EXIT_CODES.vmUnreachable },
+  /** The log store (Blob Storage, or the embedded Azurite) cannot be opened or read. */
+  storeUnavailable: { exit: EXIT_CODES.environment },
+  /** `isobuild logs`: no such run in the store. */
+  runNotFound: { exit: EXIT_CODES.invalidInput },
   cancelled: { exit: EXIT_CODES.interrupted },
 } as const;
 

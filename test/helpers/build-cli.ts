@@ -77,6 +77,8 @@ export function startBuild(
       '10s',
       '--kill-grace',
       '20s',
+      // Builds keep their logs local unless the test is about the log store (any --storage-* flag).
+      ...(args.some((a) => a.startsWith('--storage-')) ? [] : ['--local-logs-only']),
       ...args,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -7,6 +7,8 @@ import { resolve } from 'node:path';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { parseDuration } from '../duration.js';
+import { hideQuery } from '../hide-query.js';
+import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
 import { Secret } from '../secret.js';
 
 export interface BuildConfig {
@@ -31,6 +33,15 @@ export interface BuildConfig {
   readonly topology?: 'direct' | 'proxy';
   /** The isobuild-proxy (AIB's proxy VM) for the proxy topology. */
   readonly proxyHost?: string;
+  /** Where logs, status and the bundle go; undefined means the embedded Azurite under the work dir. */
+  readonly store?: StoreAccess;
+  readonly storeContainer: string;
+  /** Keep logs on local disk only (no store at all). */
+  readonly localLogsOnly: boolean;
+  /** How long the end of a build waits for the last log lines to reach storage. */
+  readonly logDrainMs: number;
+  /** Bound on log bytes waiting for storage; beyond it lines are dropped and counted. */
+  readonly logSpoolBytes: number;
 }
 
 /** The flags `isobuild build` accepts, mapped to their environment variables. */
@@ -46,10 +57,19 @@ export const BUILD_SETTINGS = {
   packer: { env: 'ISOBUILD_PACKER', flag: 'packer' },
   topology: { env: 'ISOBUILD_TOPOLOGY', flag: 'topology' },
   proxyHost: { env: 'ISOBUILD_PROXY_HOST', flag: 'proxy-host' },
+  storageConnectionString: { env: 'ISOBUILD_STORAGE_CONNECTION_STRING', flag: 'storage-connection-string' },
+  storageSasUrl: { env: 'ISOBUILD_STORAGE_SAS_URL', flag: 'storage-sas-url' },
+  storageAccountUrl: { env: 'ISOBUILD_STORAGE_ACCOUNT_URL', flag: 'storage-account-url' },
+  storageContainer: { env: 'ISOBUILD_STORAGE_CONTAINER', flag: 'storage-container' },
+  logDrainTimeout: { env: 'ISOBUILD_LOG_DRAIN_TIMEOUT', flag: 'log-drain-timeout' },
+  logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
 } as const;
 
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
 export const DEFAULT_KILL_GRACE_MS = 15 * 60_000; // longer than Packer's 10-minute Azure cleanup
+export const DEFAULT_LOG_DRAIN_MS = 60_000;
+export const DEFAULT_WORK_DIR = '.work/runs';
+export const DEFAULT_LOG_SPOOL_BYTES = 1024 ** 3;
 const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface BuildFlags {
@@ -61,15 +81,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   const bad = (path: string, message: string): void => {
     problems.push({ severity: 'error', path, message });
   };
-  const read = (key: keyof typeof BUILD_SETTINGS): { value?: string; source: string } => {
-    const setting = BUILD_SETTINGS[key];
-    const flag = flags[setting.flag];
-    if (typeof flag === 'string') return { value: flag, source: `--${setting.flag}` };
-    const fromEnv = env[setting.env];
-    return fromEnv !== undefined && fromEnv !== ''
-      ? { value: fromEnv, source: setting.env }
-      : { source: `--${setting.flag}` };
-  };
+  const read = settingReader(flags, env);
 
   const host = read('host');
   if (!host.value)
@@ -127,6 +139,18 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   }
   const proxyHost = read('proxyHost').value;
 
+  const storage = readStoreAccess(read, bad);
+  const storeContainer = readContainer(read, bad);
+  const localLogsOnly =
+    flags['local-logs-only'] === true ||
+    env.ISOBUILD_LOCAL_LOGS_ONLY === '1' ||
+    env.ISOBUILD_LOCAL_LOGS_ONLY === 'true';
+  const logDrainMs = duration(read('logDrainTimeout'), DEFAULT_LOG_DRAIN_MS, bad);
+  const spool = read('logSpoolLimit');
+  const logSpoolBytes = spool.value === undefined ? DEFAULT_LOG_SPOOL_BYTES : parseSize(spool.value);
+  if (logSpoolBytes === undefined)
+    bad(spool.source, `"${spool.value}" is not a size; write it like 512MiB or 2GiB.`);
+
   if (problems.length > 0) {
     throw new IsobuildError(
       'usage',
@@ -143,7 +167,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     ...(sshPassword ? { sshPassword: new Secret(sshPassword) } : {}),
     ...(env.ISOBUILD_WINRM_PASSWORD ? { winrmPassword: new Secret(env.ISOBUILD_WINRM_PASSWORD) } : {}),
     runId,
-    workDir: resolve(cwd, read('workDir').value ?? '.work/runs'),
+    workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
     readyTimeoutMs,
     killGraceMs,
     packerPath: read('packer').value ?? 'packer',
@@ -154,14 +178,162 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     rewrites,
     ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
     ...(proxyHost ? { proxyHost } : {}),
+    ...(storage ? { store: storage } : {}),
+    storeContainer,
+    localLogsOnly,
+    logDrainMs,
+    logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
   });
+}
+
+type Read = (key: keyof typeof BUILD_SETTINGS) => { value?: string; source: string };
+
+/** Reads one setting: the flag if given, else its environment variable; `source` names where to fix it. */
+function settingReader(flags: BuildFlags, env: NodeJS.ProcessEnv): Read {
+  return (key) => {
+    const setting = BUILD_SETTINGS[key];
+    const flag = flags[setting.flag];
+    if (typeof flag === 'string') return { value: flag, source: `--${setting.flag}` };
+    const fromEnv = env[setting.env];
+    return fromEnv !== undefined && fromEnv !== ''
+      ? { value: fromEnv, source: setting.env }
+      : { source: `--${setting.flag}` };
+  };
+}
+
+export interface LogStoreConfig {
+  readonly store?: StoreAccess;
+  readonly storeContainer: string;
+  readonly workDir: string;
+}
+
+/** The log store settings alone, read the same way as for a build (for `isobuild logs`). */
+export function loadLogStoreConfig(
+  flags: BuildFlags,
+  env: NodeJS.ProcessEnv,
+  cwd = process.cwd(),
+): LogStoreConfig {
+  const problems: Problem[] = [];
+  const bad = (path: string, message: string): void => {
+    problems.push({ severity: 'error', path, message });
+  };
+  const read = settingReader(flags, env);
+  const store = readStoreAccess(read, bad);
+  const storeContainer = readContainer(read, bad);
+  if (problems.length > 0)
+    throw new IsobuildError('usage', `the log store configuration has ${problems.length} problem(s).`, {
+      problems,
+    });
+  return Object.freeze({
+    ...(store ? { store } : {}),
+    storeContainer,
+    workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
+  });
+}
+
+function readContainer(read: Read, bad: (path: string, message: string) => void): string {
+  const name = read('storageContainer').value ?? DEFAULT_CONTAINER;
+  if (!/^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name))
+    bad(
+      read('storageContainer').source,
+      `"${name}" is not a blob container name: 3–63 lowercase letters, digits and single hyphens.`,
+    );
+  return name;
+}
+
+/** At most one of the three ways to reach Blob Storage; none means the embedded Azurite. */
+export function readStoreAccess(
+  read: Read,
+  bad: (path: string, message: string) => void,
+): StoreAccess | undefined {
+  const connectionString = read('storageConnectionString');
+  const sasUrl = read('storageSasUrl');
+  const accountUrl = read('storageAccountUrl');
+  const given = [connectionString, sasUrl, accountUrl].filter((s) => s.value !== undefined);
+  if (given.length > 1) {
+    bad(
+      given.map((s) => s.source).join(' / '),
+      'configure the log store one way only: a connection string, a SAS URL or an account URL.',
+    );
+    return undefined;
+  }
+  if (connectionString.value !== undefined) {
+    if (!/(^|;)\s*(BlobEndpoint|AccountName|UseDevelopmentStorage)\s*=/i.test(connectionString.value))
+      bad(
+        connectionString.source,
+        'this is not a storage connection string (expected AccountName=…;AccountKey=… or BlobEndpoint=…).',
+      );
+    return { kind: 'connection-string', connectionString: new Secret(connectionString.value) };
+  }
+  if (sasUrl.value !== undefined) {
+    const url = parseHttpUrl(sasUrl.value);
+    if (!url || !url.searchParams.has('sig'))
+      bad(
+        sasUrl.source,
+        'expected a SAS URL such as https://ACCOUNT.blob.core.windows.net/packerlogs?sv=…&sig=… (with its signature).',
+      );
+    return { kind: 'sas-url', url: new Secret(sasUrl.value) };
+  }
+  if (accountUrl.value !== undefined) {
+    const url = parseHttpUrl(accountUrl.value);
+    if (!url || url.search !== '')
+      bad(
+        accountUrl.source,
+        `"${hideQuery(accountUrl.value)}" is not an account URL such as https://ACCOUNT.blob.core.windows.net (no query; for a SAS use --storage-sas-url).`,
+      );
+    return { kind: 'account-url', url: accountUrl.value };
+  }
+  return undefined;
+}
+
+function parseHttpUrl(text: string): URL | undefined {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sizes like 512MiB, 2GiB, 1048576 (bytes). */
+export function parseSize(text: string): number | undefined {
+  const match = /^(\d+)\s*(B|KiB|MiB|GiB)?$/i.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }[(match[2] ?? 'b').toLowerCase()] ?? 1;
+  const bytes = Number(match[1]) * unit;
+  return bytes > 0 ? bytes : undefined;
 }
 
 /** Every secret value of a config, for the masker. */
 export function configSecrets(config: BuildConfig): string[] {
-  return [config.sshPrivateKey, config.sshPassword, config.winrmPassword].flatMap((s) =>
-    s ? [s.reveal()] : [],
-  );
+  return [
+    ...[config.sshPrivateKey, config.sshPassword, config.winrmPassword].flatMap((s) =>
+      s ? [s.reveal()] : [],
+    ),
+    ...storeSecrets(config.store),
+  ];
+}
+
+/** The store's credentials, and the parts of them that travel alone (a SAS signature, an account key). */
+export function storeSecrets(store: StoreAccess | undefined): string[] {
+  if (!store || store.kind === 'account-url') return [];
+  const whole = store.kind === 'connection-string' ? store.connectionString.reveal() : store.url.reveal();
+  const parts: string[] = [whole];
+  if (store.kind === 'connection-string') {
+    const key = /(?:^|;)\s*AccountKey=([^;]+)/i.exec(whole)?.[1];
+    const sas = /(?:^|;)\s*SharedAccessSignature=([^;]+)/i.exec(whole)?.[1];
+    if (key) parts.push(key);
+    if (sas) parts.push(sas, ...sasSignatures(sas));
+  } else {
+    const query = whole.includes('?') ? whole.slice(whole.indexOf('?') + 1) : '';
+    parts.push(query, ...sasSignatures(query));
+  }
+  return parts.filter((p) => p.length >= 8);
+}
+
+function sasSignatures(query: string): string[] {
+  const sig = new URLSearchParams(query).get('sig');
+  return sig ? [sig] : [];
 }
 
 function duration(

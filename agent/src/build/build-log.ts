@@ -1,14 +1,27 @@
 /**
  * The customization and validation logs of a run, in AIB's line format (`[<runId>] PACKER OUT …`,
  * `PACKER ERR …` for Packer's debug stream) with a timestamp on every line, plus isobuild's own lines.
- * Every line is masked before it is written. The logs issue streams these to Blob Storage.
+ * Every line is masked before it is written. The local file doubles as the spool of the live upload to
+ * Blob Storage; when storage falls too far behind (the spool gate), lines are dropped, counted, and a
+ * line saying how many were lost takes their place once there is room again.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 
 export type LogSource = 'PACKER OUT' | 'PACKER ERR' | 'ISOBUILD';
 
+export interface SpoolGate {
+  readonly limitBytes: number;
+  /** Bytes written locally that storage does not have yet. */
+  backlog(writtenBytes: number): number;
+  /** The bound was hit (called once per episode). */
+  onFull(): void;
+}
+
 export class BuildLog {
   private readonly stream: WriteStream;
+  private written = 0;
+  private dropped = 0;
+  private gate: SpoolGate | undefined;
 
   constructor(
     readonly path: string,
@@ -18,13 +31,47 @@ export class BuildLog {
     this.stream = createWriteStream(path, { flags: 'a', mode: 0o600 });
   }
 
+  /** Bounds what may wait for storage (set once uploads start). */
+  setSpoolGate(gate: SpoolGate): void {
+    this.gate = gate;
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
   write(source: LogSource, line: string): void {
-    this.stream.write(`[${this.runId}] ${new Date().toISOString()} ${source} ${this.mask(line)}\n`);
+    if (this.gate && this.gate.backlog(this.written) >= this.gate.limitBytes) {
+      if (this.dropped++ === 0) this.gate.onFull();
+      return;
+    }
+    if (this.dropped > 0) {
+      const count = this.dropped;
+      this.dropped = 0;
+      this.append(
+        'ISOBUILD',
+        `${count} line(s) were dropped here: Blob Storage was unreachable and the local spool reached its bound of ${this.gate?.limitBytes ?? 0} bytes (--log-spool-limit).`,
+      );
+    }
+    this.append(source, line);
   }
 
   close(): Promise<void> {
+    if (this.dropped > 0) {
+      this.append(
+        'ISOBUILD',
+        `${this.dropped} line(s) at the end of this log were dropped: the spool was full.`,
+      );
+      this.dropped = 0;
+    }
     return new Promise((resolve, reject) =>
       this.stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
     );
+  }
+
+  private append(source: LogSource, line: string): void {
+    const text = `[${this.runId}] ${new Date().toISOString()} ${source} ${this.mask(line)}\n`;
+    this.written += Buffer.byteLength(text);
+    this.stream.write(text);
   }
 }

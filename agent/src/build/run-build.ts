@@ -22,8 +22,10 @@ import {
 } from '../render/render-build.js';
 import { loadTemplate, type LoadOptions } from '../template/load-template.js';
 import { PROXY_PORT } from '../template/topology.js';
+import { openLogStore } from '../logstore/open-log-store.js';
 import { configSecrets, type BuildConfig } from './build-config.js';
 import { BuildLog } from './build-log.js';
+import { attachLogStore, closeQuietly } from './attach-log-store.js';
 import { Progress, TAIL_LINES, seconds } from './progress.js';
 import { cleanUpRemoteRun } from './remote-cleanup.js';
 import {
@@ -71,7 +73,19 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const packerInfo = detectPacker(config.packerPath, options.signal);
   packerInfo.catch(() => undefined); // awaited (and reported) below; never an unhandled rejection
   void loadSsh2();
-  const loaded = await loadTemplate(options.templateFile, options.load);
+  // The log store opens (the embedded Azurite starts) while the template loads; the build never waits
+  // for it: uploads follow the local logs from their first byte whenever the store is ready.
+  const storeOpening = config.localLogsOnly
+    ? undefined
+    : openLogStore(config.store, config.storeContainer, config.workDir, options.signal);
+  storeOpening?.catch(() => undefined); // handled where it is awaited
+  let loaded: Awaited<ReturnType<typeof loadTemplate>>;
+  try {
+    loaded = await loadTemplate(options.templateFile, options.load);
+  } catch (error) {
+    await closeQuietly(storeOpening);
+    throw error;
+  }
   const template = loaded.template;
   const secrets = [...configSecrets(config), ...template.secureValues];
   options.registerSecrets?.(secrets);
@@ -81,17 +95,23 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   );
 
   // Credentials are checked before the run directory exists, so a bad key path leaves nothing behind.
-  const privateKey = config.sshKeyFile
-    ? await readKeyFile(config.sshKeyFile)
-    : config.sshPrivateKey
-      ? Buffer.from(config.sshPrivateKey.reveal())
-      : undefined;
+  let privateKey: Buffer | undefined;
   const runDir = join(config.workDir, config.runId);
-  if (await exists(runDir)) {
-    throw new IsobuildError(
-      'usage',
-      `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
-    );
+  try {
+    privateKey = config.sshKeyFile
+      ? await readKeyFile(config.sshKeyFile)
+      : config.sshPrivateKey
+        ? Buffer.from(config.sshPrivateKey.reveal())
+        : undefined;
+    if (await exists(runDir)) {
+      throw new IsobuildError(
+        'usage',
+        `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
+      );
+    }
+  } catch (error) {
+    await closeQuietly(storeOpening);
+    throw error;
   }
   const packerDir = join(runDir, 'packer');
   const tmpDir = join(runDir, 'tmp');
@@ -104,6 +124,17 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const statusFile = new StatusFile(join(runDir, 'status.json'), mask);
   const customizationLog = new BuildLog(logs.customization, config.runId, mask);
   const validationLog = new BuildLog(logs.validation, config.runId, mask);
+  const store = attachLogStore({
+    opening: storeOpening,
+    runId: config.runId,
+    logs,
+    customizationLog,
+    validationLog,
+    statusFile,
+    status,
+    spoolLimitBytes: config.logSpoolBytes,
+    report,
+  });
   const update = async (
     changes: Partial<Pick<RunStatus, 'runState' | 'runSubState' | 'message'>>,
   ): Promise<void> => {
@@ -130,13 +161,20 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     runState: RunStatus['runState'],
     message: string,
     exitCode: ExitCode,
+    logKind: 'customization' | 'validation' = 'customization',
   ): Promise<BuildOutcome> => {
     progress.stopHeartbeat();
     await relay?.close();
     status.endTime = new Date().toISOString();
-    await update({ runState, message });
+    // Failure messages say which run and where its full log is (the stored one when there is a store).
+    const reference =
+      runState === 'Succeeded'
+        ? ''
+        : ` Run ${config.runId}, full log: ${status.logStore?.[logKind] ?? logs[logKind]}`;
+    await update({ runState, message: `${message}${reference}` });
     await Promise.all([customizationLog.close(), validationLog.close()]);
     await rm(tmpDir, { recursive: true, force: true });
+    await store.close(config.logDrainMs);
     return { status, exitCode, runDir, problems };
   };
   const stopped = (): Promise<BuildOutcome> =>
@@ -169,6 +207,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       });
       files = rendered.files;
       problems.push(...loaded.warnings, ...rendered.warnings);
+      store.bundle(runDir, config);
       progress.phase(
         'fetch artifacts and render Packer files',
         'ok',
@@ -376,19 +415,21 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         : '';
       const kept =
         onError === 'abort' ? ' The build VM was left as it is for inspection (errorHandling: abort).' : '';
-      const logHint = ` Full log: ${phase === 'validator' ? logs.validation : logs.customization}.`;
+      const logKind = phase === 'validator' ? 'validation' : 'customization';
       if (result.timedOut) {
         return finish(
           'Failed',
-          `the build timed out after ${seconds(timeoutMs)} (buildTimeoutInMinutes)${where}.${kept}${logHint}`,
+          `the build timed out after ${seconds(timeoutMs)} (buildTimeoutInMinutes)${where}.${kept}`,
           EXIT_CODES.timedOut,
+          logKind,
         );
       }
       if (result.cancelled) {
         return finish(
           'Canceled',
-          `the build was cancelled${where}; its remote processes were stopped.${logHint}`,
+          `the build was cancelled${where}; its remote processes were stopped.`,
           cancelExitCode(options.signal),
+          logKind,
         );
       }
       const which = step
@@ -400,8 +441,9 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         network && network !== relayFailureBefore ? ` The network path failed: ${network}.` : '';
       return finish(
         'Failed',
-        `${which} failed: ${mask(result.reason ?? 'unknown error')}.${hopNote}${kept}${logHint}`,
+        `${which} failed: ${mask(result.reason ?? 'unknown error')}.${hopNote}${kept}`,
         EXIT_CODES.buildFailed,
+        logKind,
       );
     };
 

@@ -34,6 +34,18 @@ export interface RunStatus {
   readonly deprovision: StepResult;
   readonly distribute: { runOutputName: string; type: string; outcome: 'skipped'; reason: string }[];
   readonly logs: { customization: string; validation: string };
+  /** The run's blobs in the log store, once it is open; `state` says whether they are complete. */
+  logStore?: LogStoreStatus;
+}
+
+export interface LogStoreStatus {
+  customization: string;
+  validation: string;
+  status: string;
+  bundle: string;
+  /** streaming while the build runs; stored or incomplete at the end; unavailable if it never opened. */
+  state: 'streaming' | 'stored' | 'incomplete' | 'unavailable';
+  detail?: string;
 }
 
 export function initialStatus(
@@ -85,6 +97,9 @@ export function endStep(step: StepResult, outcome: StepOutcome): void {
 export class StatusFile {
   private pending: Promise<void> = Promise.resolve();
 
+  /** Called with every version written (the live upload to the log store). */
+  onWrite: ((text: string) => void) | undefined;
+
   constructor(
     readonly path: string,
     private readonly mask: (text: string) => string,
@@ -92,6 +107,7 @@ export class StatusFile {
 
   write(status: RunStatus): Promise<void> {
     const text = `${this.mask(JSON.stringify(status, null, 2))}\n`;
+    this.onWrite?.(text);
     this.pending = this.pending.then(async () => {
       const temp = `${this.path}.tmp`;
       await writeFile(temp, text);

@@ -2,6 +2,8 @@
 export interface CommandIo {
   /** Results for the user or for scripts (stdout). Registered secrets are masked. */
   readonly out: (text: string) => void;
+  /** Raw text on stdout, no newline added (streamed logs). Registered secrets are masked. */
+  readonly stream: (text: string) => void;
   /** Progress, warnings and errors (stderr). Registered secrets are masked. */
   readonly err: (text: string) => void;
   /** Values that must never be printed from now on, including in error messages. */

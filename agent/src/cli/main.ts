@@ -35,6 +35,7 @@ for (const stream of [process.stdout, process.stderr]) {
 const secrets: string[] = [];
 const io: CommandIo = {
   out: (text) => process.stdout.write(`${maskSecrets(text, secrets)}\n`),
+  stream: (text) => process.stdout.write(maskSecrets(text, secrets)),
   err: (text) => process.stderr.write(`${maskSecrets(text, secrets)}\n`),
   registerSecrets: (values) => secrets.push(...values),
   signal: controller.signal,

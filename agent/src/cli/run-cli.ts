@@ -35,6 +35,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.BUILD_HELP, run: m.runBuildCommand };
     },
   },
+  logs: {
+    summary: "print a run's status and log from the log store; --follow tails it live",
+    load: async () => {
+      const m = await import('./commands/logs.js');
+      return { help: m.LOGS_HELP, run: m.runLogs };
+    },
+  },
   testvm: {
     summary: 'start, list and stop disposable Linux test VMs (needs root)',
     load: async () => {

@@ -1,6 +1,6 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
 import { parseArgs } from 'node:util';
-import { loadBuildConfig, parseDuration } from '../../build/build-config.js';
+import { configSecrets, loadBuildConfig, parseDuration } from '../../build/build-config.js';
 import { runBuild } from '../../build/run-build.js';
 import { IsobuildError } from '../../errors.js';
 import type { CommandIo } from '../command.js';
@@ -33,6 +33,17 @@ Options (each also as an environment variable, which the flag overrides):
   --proxy-host ADDRESS     isobuild-proxy for the proxy topology (:60001/60000) ISOBUILD_PROXY_HOST
   --skip-deprovision       leave out AIB's deprovision step (test VMs)           ISOBUILD_SKIP_DEPROVISION=1
   --rewrite-uri FROM=TO    fetch artifact URLs from a mirror (repeatable)        ISOBUILD_REWRITE_URI
+
+Log store (live logs, status.json and the build bundle under CONTAINER/RUN_ID/; default: an Azurite that
+isobuild starts itself, data in WORK_DIR/.azurite, so "isobuild logs" works afterwards):
+  --storage-connection-string S   Blob Storage connection string              ISOBUILD_STORAGE_CONNECTION_STRING
+  --storage-sas-url URL    container or account SAS URL                          ISOBUILD_STORAGE_SAS_URL
+  --storage-account-url URL  account URL, signed in with DefaultAzureCredential  ISOBUILD_STORAGE_ACCOUNT_URL
+                           (managed identity in ACI)
+  --storage-container NAME container (default packerlogs)                        ISOBUILD_STORAGE_CONTAINER
+  --local-logs-only        keep logs in the run directory only                   ISOBUILD_LOCAL_LOGS_ONLY=1
+  --log-drain-timeout DUR  time to upload the last lines at the end (default 1m) ISOBUILD_LOG_DRAIN_TIMEOUT
+  --log-spool-limit SIZE   log bytes kept waiting for storage (default 1GiB)     ISOBUILD_LOG_SPOOL_LIMIT
   --json                   print the final status as JSON on stdout
   -h, --help               show this help
   Durations look like 90s, 5m or 1h30m. The template may also come from ISOBUILD_TEMPLATE.
@@ -63,6 +74,13 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'proxy-host': { type: 'string' },
       'skip-deprovision': { type: 'boolean' },
       'rewrite-uri': { type: 'string', multiple: true },
+      'storage-connection-string': { type: 'string' },
+      'storage-sas-url': { type: 'string' },
+      'storage-account-url': { type: 'string' },
+      'storage-container': { type: 'string' },
+      'local-logs-only': { type: 'boolean' },
+      'log-drain-timeout': { type: 'string' },
+      'log-spool-limit': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -80,13 +98,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     );
   }
   const config = loadBuildConfig(values, process.env);
-  io.registerSecrets(
-    [
-      process.env.ISOBUILD_SSH_KEY,
-      process.env.ISOBUILD_SSH_PASSWORD,
-      process.env.ISOBUILD_WINRM_PASSWORD,
-    ].filter((v): v is string => !!v),
-  );
+  io.registerSecrets(configSecrets(config));
   const timeoutText = values['build-timeout'] ?? process.env.ISOBUILD_BUILD_TIMEOUT;
   const buildTimeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText);
   if (timeoutText !== undefined && buildTimeoutMs === undefined) {
@@ -111,6 +123,12 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
   } else {
     io.out(`${status.runState}: ${status.message}`);
     io.out(`Run ${status.runId}: status ${outcome.runDir}/status.json, log ${status.logs.customization}`);
+    if (status.logStore && status.logStore.state !== 'unavailable') {
+      const workDir = config.store ? '' : ` --work-dir ${config.workDir}`;
+      io.out(
+        `Stored log: ${status.logStore.customization} (${status.logStore.state}); read it with: isobuild logs ${status.runId}${workDir}`,
+      );
+    }
   }
   if (outcome.problems.length > 0 && !values.json) io.err(formatProblems(outcome.problems));
   return outcome.exitCode;

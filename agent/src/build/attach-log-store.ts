@@ -1,0 +1,143 @@
+/**
+ * Joins a build to its log store: once the store is open, the run's logs stream to it live, status.json
+ * follows every change, and the build bundle is archived next to them. The build never waits for any of
+ * this; a store that cannot be opened or reached is reported (terminal, log, status) and never silent.
+ */
+import { join } from 'node:path';
+import type { OpenedLogStore } from '../logstore/open-log-store.js';
+import { packBundle, writeEffectiveConfig } from '../logstore/bundle.js';
+import { blobUrls, LOG_BLOBS, RunUploads } from '../logstore/run-uploads.js';
+import { describeStorageError } from '../logstore/append-uploader.js';
+import type { BuildConfig } from './build-config.js';
+import type { BuildLog } from './build-log.js';
+import type { RunStatus, StatusFile } from './run-status.js';
+
+export interface AttachOptions {
+  readonly opening: Promise<OpenedLogStore> | undefined;
+  readonly runId: string;
+  readonly logs: RunStatus['logs'];
+  readonly customizationLog: BuildLog;
+  readonly validationLog: BuildLog;
+  readonly statusFile: StatusFile;
+  readonly status: RunStatus;
+  readonly spoolLimitBytes: number;
+  readonly report: (line: string) => void;
+  /** Test hooks: force rollover and faster flushes. */
+  readonly maxBlocksPerBlob?: number;
+}
+
+export interface AttachedLogStore {
+  /** Packs the build bundle and uploads it (in the background). */
+  bundle(runDir: string, config: BuildConfig): void;
+  /** Drains everything within `budgetMs`, records the outcome in status, releases the store. */
+  close(budgetMs: number): Promise<void>;
+}
+
+export function attachLogStore(options: AttachOptions): AttachedLogStore {
+  const { status, statusFile, customizationLog, validationLog, report } = options;
+  let opened: OpenedLogStore | undefined;
+  let uploads: RunUploads | undefined;
+  let pendingBundle: string | undefined;
+  let bundleWork: Promise<void> | undefined;
+  const note = (line: string): void => {
+    report(line);
+    customizationLog.write('ISOBUILD', line);
+  };
+
+  const ready = options.opening?.then(
+    (store) => {
+      opened = store;
+      const urls = blobUrls(store.store, options.runId);
+      status.logStore = { ...urls, state: 'streaming' };
+      uploads = new RunUploads({
+        store: store.store,
+        runId: options.runId,
+        files: options.logs,
+        ...(options.maxBlocksPerBlob ? { maxBlocksPerBlob: options.maxBlocksPerBlob } : {}),
+        onHealthChange: (healthy, detail) =>
+          note(
+            healthy
+              ? 'log storage is reachable again; the spooled lines are being uploaded in order'
+              : `log storage is unreachable (${detail}); lines are spooled to local disk and uploaded when it is back`,
+          ),
+      });
+      const gate = (file: 'customization' | 'validation') => ({
+        limitBytes: options.spoolLimitBytes,
+        backlog: (written: number) => uploads?.backlog(file, written) ?? 0,
+        onFull: () =>
+          report(
+            `warning: the ${file} log spool reached its bound (${options.spoolLimitBytes} bytes) while storage is unreachable; new lines are dropped and counted until it drains`,
+          ),
+      });
+      customizationLog.setSpoolGate(gate('customization'));
+      validationLog.setSpoolGate(gate('validation'));
+      const live = uploads;
+      // A finished run's status goes up in close(), after the last log lines.
+      statusFile.onWrite = (text) => {
+        if (status.runState === 'Running') live.publishStatus(text);
+      };
+      void statusFile.write(status);
+      report(`logs stream to ${urls.customization}`);
+      if (pendingBundle) live.uploadBundle(pendingBundle);
+    },
+    (error: unknown) => {
+      const detail = error instanceof Error ? error.message : describeStorageError(error);
+      status.logStore = {
+        customization: '',
+        validation: '',
+        status: '',
+        bundle: '',
+        state: 'unavailable',
+        detail,
+      };
+      note(`warning: logs are kept on local disk only; the log store could not be opened: ${detail}`);
+    },
+  );
+
+  return {
+    bundle(runDir, config) {
+      const file = join(runDir, LOG_BLOBS.bundle);
+      const work = (async () => {
+        await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
+        await packBundle(file, runDir, ['packer']);
+        pendingBundle = file;
+        uploads?.uploadBundle(file);
+      })();
+      work.catch((error: unknown) =>
+        note(`warning: the build bundle could not be packed: ${(error as Error).message}`),
+      );
+      bundleWork = work.catch(() => undefined);
+    },
+    async close(budgetMs) {
+      await bundleWork;
+      await ready;
+      statusFile.onWrite = undefined;
+      if (uploads && status.logStore) {
+        // The final status goes up with the last log lines.
+        status.logStore.state = 'stored';
+        const summary = await uploads.close(budgetMs, await statusText(statusFile, status));
+        if (!summary.complete) {
+          status.logStore.state = 'incomplete';
+          status.logStore.detail = summary.problem ?? 'unknown';
+          report(`warning: not everything reached the log store: ${summary.problem ?? 'unknown'}`);
+        }
+        await statusFile.write(status);
+      }
+      await opened?.close();
+    },
+  };
+}
+
+/** The status document as StatusFile writes it (masked), without writing the local file twice. */
+async function statusText(statusFile: StatusFile, status: RunStatus): Promise<string> {
+  let text = '';
+  statusFile.onWrite = (t) => (text = t);
+  await statusFile.write(status);
+  statusFile.onWrite = undefined;
+  return text;
+}
+
+/** Closes a store that is still opening when the build ends before it needs one. */
+export async function closeQuietly(opening: Promise<OpenedLogStore> | undefined): Promise<void> {
+  await opening?.then((store) => store.close()).catch(() => undefined);
+}

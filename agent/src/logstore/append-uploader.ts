@@ -1,0 +1,295 @@
+/**
+ * Streams a growing local log file to append blobs, live. The local file is the spool: Packer's output is
+ * written there first (never blocked by storage), and this uploader follows it from the last confirmed
+ * offset. One append is in flight at a time, each with an appendPosition condition, so a retried append
+ * whose reply was lost gets a 412 instead of landing twice; the 412 is reconciled by comparing the blob's
+ * length and bytes with ours (packer-notes §5.3). Blocks stay ≤ 4 MiB and end at line breaks; a blob is
+ * rolled over (customization.log → customization.1.log → …) well before Azure's 50,000-block limit.
+ * Storage outages only grow the backlog: the loop retries with backoff and catches up when storage is back.
+ */
+import { open, stat } from 'node:fs/promises';
+import type { AppendBlobClient, ContainerClient } from '@azure/storage-blob';
+
+/** Azure's documented append block limit for older service versions; Azurite does not enforce it. */
+export const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
+/** Azure refuses append #50,001; roll over with a wide margin. */
+export const DEFAULT_MAX_BLOCKS = 40_000;
+
+export interface AppendUploaderOptions {
+  readonly container: ContainerClient;
+  /** Local file to follow. */
+  readonly file: string;
+  /** Blob name of the first part, e.g. `<runId>/customization.log`; later parts insert .1, .2, … */
+  readonly blobName: string;
+  readonly flushIntervalMs?: number;
+  readonly maxBlockBytes?: number;
+  readonly maxBlocksPerBlob?: number;
+  /** Called when the uploader starts failing or recovers (for warnings and status). */
+  readonly onHealthChange?: (healthy: boolean, detail: string) => void;
+}
+
+export interface UploadResult {
+  /** Everything in the local file reached storage. */
+  readonly complete: boolean;
+  readonly uploadedBytes: number;
+  readonly backlogBytes: number;
+  readonly parts: readonly string[];
+  readonly lastError?: string;
+}
+
+/** The name of part `index` of a rolled-over log: customization.log, customization.1.log, … */
+export function partName(blobName: string, index: number): string {
+  if (index === 0) return blobName;
+  const dot = blobName.lastIndexOf('.');
+  return dot > blobName.lastIndexOf('/')
+    ? `${blobName.slice(0, dot)}.${index}${blobName.slice(dot)}`
+    : `${blobName}.${index}`;
+}
+
+interface Part {
+  readonly index: number;
+  readonly client: AppendBlobClient;
+  /** Offset in the local file where this part begins. */
+  readonly fileStart: number;
+  created: boolean;
+  blocks: number;
+}
+
+export class AppendUploader {
+  private readonly flushIntervalMs: number;
+  private readonly maxBlockBytes: number;
+  private readonly maxBlocks: number;
+  private readonly parts: Part[] = [];
+  private uploaded = 0;
+  private fileSize = 0;
+  private closing = false;
+  private healthy = true;
+  private lastError: string | undefined;
+  private readonly stopNow = new AbortController();
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: AppendUploaderOptions) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 500;
+    this.maxBlockBytes = Math.min(options.maxBlockBytes ?? 1024 * 1024, MAX_BLOCK_BYTES);
+    this.maxBlocks = options.maxBlocksPerBlob ?? DEFAULT_MAX_BLOCKS;
+    this.parts.push(this.newPart(0, 0));
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((error: unknown) => {
+      this.setHealth(false, `log upload stopped: ${describeStorageError(error)}`);
+    });
+  }
+
+  /** Bytes confirmed in storage. */
+  get uploadedBytes(): number {
+    return this.uploaded;
+  }
+
+  /** Asks the loop to look at the file now instead of at its next tick. */
+  nudge(): void {
+    this.wake?.();
+  }
+
+  /**
+   * Uploads what is left, then stops. Gives up when `budgetMs` runs out (storage down at the end of a
+   * build) and says how much did not make it.
+   */
+  async close(budgetMs: number): Promise<UploadResult> {
+    this.closing = true;
+    this.start();
+    this.nudge();
+    const timer = setTimeout(() => this.stopNow.abort(), budgetMs);
+    try {
+      await this.loop;
+    } finally {
+      clearTimeout(timer);
+    }
+    const size = await fileSize(this.options.file);
+    return {
+      complete: this.uploaded >= size,
+      uploadedBytes: this.uploaded,
+      backlogBytes: Math.max(0, size - this.uploaded),
+      parts: this.parts.filter((p) => p.created).map((p) => p.client.name),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopNow.signal.aborted) {
+      this.fileSize = await fileSize(this.options.file);
+      if (this.fileSize > this.uploaded) {
+        try {
+          const progressed = await this.appendNext();
+          failures = 0;
+          this.setHealth(true, 'log upload recovered');
+          if (progressed) continue;
+        } catch (error) {
+          if (this.stopNow.signal.aborted) break;
+          if (error instanceof ConflictError) throw error;
+          failures++;
+          this.setHealth(false, describeStorageError(error));
+          // Back off up to 10 s; a close() still wakes the loop early.
+          await this.pause(Math.min(10_000, 250 * 2 ** Math.min(failures, 6)));
+          continue;
+        }
+      }
+      if (this.closing && this.uploaded >= this.fileSize) break;
+      await this.pause(this.flushIntervalMs);
+    }
+  }
+
+  /** Appends the next block; false when only a partial line is waiting (it goes with the next one). */
+  private async appendNext(): Promise<boolean> {
+    const part = this.currentPart();
+    if (!part.created) await this.create(part);
+    const chunk = await this.readChunk();
+    if (chunk.length === 0) return false;
+    const position = this.uploaded - part.fileStart;
+    try {
+      const reply = await part.client.appendBlock(chunk, chunk.length, {
+        conditions: { appendPosition: position },
+        abortSignal: this.stopNow.signal,
+      });
+      part.blocks = reply.blobCommittedBlockCount ?? part.blocks + 1;
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === 'AppendPositionConditionNotMet') {
+        await this.reconcile(part, position, chunk);
+      } else if (code === 'BlockCountExceedsLimit') {
+        this.rollOver();
+        return true;
+      } else if (code === 'BlobNotFound' || code === 'ContainerNotFound') {
+        // Storage lost the blob (an in-memory emulator restarted): write this part again from our spool.
+        part.created = false;
+        this.uploaded = part.fileStart;
+        return true;
+      } else {
+        throw error;
+      }
+    }
+    this.uploaded += chunk.length;
+    if (part.blocks >= this.maxBlocks) this.rollOver();
+    return true;
+  }
+
+  /**
+   * After a 412 on append: did our block land already (its reply was lost) or did somebody else write?
+   * Only an exact match of length and bytes counts as ours.
+   */
+  private async reconcile(part: Part, position: number, chunk: Buffer): Promise<void> {
+    const properties = await part.client.getProperties({ abortSignal: this.stopNow.signal });
+    const length = properties.contentLength ?? 0;
+    if (length === position + chunk.length) {
+      const stored = await part.client.downloadToBuffer(position, chunk.length, {
+        abortSignal: this.stopNow.signal,
+      });
+      if (stored.equals(chunk)) {
+        part.blocks = properties.blobCommittedBlockCount ?? part.blocks + 1;
+        return;
+      }
+    }
+    if (length === position) throw new Error('append position mismatch reported, but the blob is unchanged');
+    throw new ConflictError(
+      `${part.client.name} was changed by another writer (it holds ${length} bytes, isobuild expected ${position}); is another isobuild using the same run id?`,
+    );
+  }
+
+  private async create(part: Part): Promise<void> {
+    await this.options.container.createIfNotExists({ abortSignal: this.stopNow.signal });
+    try {
+      await part.client.create({ conditions: { ifNoneMatch: '*' }, abortSignal: this.stopNow.signal });
+    } catch (error) {
+      if (errorCode(error) !== 'BlobAlreadyExists') throw error;
+      // Ours if it holds exactly what we uploaded so far (a create or append whose reply was lost).
+      const length = (await part.client.getProperties({ abortSignal: this.stopNow.signal })).contentLength;
+      if (length !== this.uploaded - part.fileStart)
+        throw new ConflictError(
+          `${part.client.name} already exists in storage with other content: logs of an earlier run with the same run id? Use a new --run-id.`,
+        );
+    }
+    part.created = true;
+  }
+
+  /** The next block: up to maxBlockBytes, ending at the last line break unless the build is over. */
+  private async readChunk(): Promise<Buffer> {
+    const length = Math.min(this.fileSize - this.uploaded, this.maxBlockBytes);
+    const handle = await open(this.options.file, 'r');
+    let chunk: Buffer;
+    try {
+      chunk = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(chunk, 0, length, this.uploaded);
+      chunk = chunk.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+    if (this.closing) return chunk;
+    const lastBreak = chunk.lastIndexOf(0x0a);
+    // A block full of one endless line goes as it is; otherwise whole lines only.
+    if (lastBreak < 0) return chunk.length >= this.maxBlockBytes ? chunk : Buffer.alloc(0);
+    return chunk.subarray(0, lastBreak + 1);
+  }
+
+  private currentPart(): Part {
+    return this.parts[this.parts.length - 1]!;
+  }
+
+  private rollOver(): void {
+    this.parts.push(this.newPart(this.currentPart().index + 1, this.uploaded));
+  }
+
+  private newPart(index: number, fileStart: number): Part {
+    const client = this.options.container.getAppendBlobClient(partName(this.options.blobName, index));
+    return { index, client, fileStart, created: false, blocks: 0 };
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.stopNow.signal.removeEventListener('abort', done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+      this.stopNow.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private setHealth(healthy: boolean, detail: string): void {
+    if (!healthy) this.lastError = detail;
+    if (healthy === this.healthy) return;
+    this.healthy = healthy;
+    this.options.onHealthChange?.(healthy, detail);
+  }
+}
+
+class ConflictError extends Error {}
+
+export function errorCode(error: unknown): string | undefined {
+  const e = error as { code?: unknown; details?: { errorCode?: unknown } };
+  if (typeof e?.details?.errorCode === 'string') return e.details.errorCode;
+  return typeof e?.code === 'string' ? e.code : undefined;
+}
+
+/** One line about a storage failure: status, service error code or errno, and the message's first line. */
+export function describeStorageError(error: unknown): string {
+  const e = error as { statusCode?: number; message?: string };
+  const code = errorCode(error);
+  const first = (e?.message ?? String(error)).split('\n')[0]?.trim() ?? '';
+  return [e?.statusCode ? `HTTP ${e.statusCode}` : undefined, code, first]
+    .filter((part) => part !== undefined && part !== '')
+    .filter((part, index, all) => all.indexOf(part) === index)
+    .join(' ');
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}

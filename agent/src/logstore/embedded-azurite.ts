@@ -1,0 +1,193 @@
+/**
+ * The default log store when none is configured: an Azurite blob service that isobuild starts itself,
+ * with its data on disk under the work directory (`.azurite/`), so local runs and `make demo` use the real blob path
+ * and `isobuild logs` still finds a run's logs after the build. One Azurite serves a data directory at a
+ * time: a second isobuild (another build, `logs --follow`) reuses the running one, found through
+ * `endpoint.json`, and registers in `users/`. Azurite runs until its last user is gone (see
+ * azurite-child.ts); nothing is left running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IsobuildError } from '../errors.js';
+import { Secret } from '../secret.js';
+
+/** Azurite's public, well-known development account (not a secret; documented by Microsoft). */
+const ACCOUNT = 'devstoreaccount1';
+const ACCOUNT_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const START_TIMEOUT_MS = 15_000;
+
+export interface EmbeddedAzurite {
+  readonly url: string;
+  readonly connectionString: Secret;
+  readonly dataDir: string;
+  /** Leaves Azurite; it shuts down (and this waits for it) when no other isobuild uses it. */
+  stop(): Promise<void>;
+}
+
+interface EndpointRecord {
+  readonly pid: number;
+  readonly url: string;
+}
+
+/** A dot directory: run ids start with a letter or digit, so no run directory can clash with it. */
+export function azuriteDataDir(workDir: string): string {
+  return join(workDir, '.azurite');
+}
+
+export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal): Promise<EmbeddedAzurite> {
+  const dataDir = azuriteDataDir(workDir);
+  const usersDir = join(dataDir, 'users');
+  const endpointFile = join(dataDir, 'endpoint.json');
+  await mkdir(usersDir, { recursive: true, mode: 0o700 });
+  // Registered before looking, so a running Azurite does not shut down between our look and our use.
+  const userFile = join(usersDir, String(process.pid));
+  await writeFile(userFile, '');
+  const leave = (): Promise<void> => rm(userFile, { force: true });
+
+  const running = await readEndpoint(endpointFile);
+  if (running && isAlive(running.pid)) return describe(running.url, dataDir, leave);
+
+  const child = spawn(
+    process.execPath,
+    [
+      fileURLToPath(new URL('./azurite-child.js', import.meta.url)),
+      azuriteMain(),
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      '0',
+      '--location',
+      dataDir,
+      '--disableTelemetry', // Azurite collects telemetry by default; isobuild makes no outbound calls
+      '--skipApiVersionCheck', // @azure/storage-blob 12.32 sends an API version Azurite 3.35 does not list
+      '--silent',
+    ],
+    {
+      // The IPC channel tells Azurite when its starter is gone, however it ends.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ISOBUILD_AZURITE_USERS: usersDir, ISOBUILD_AZURITE_ENDPOINT: endpointFile },
+    },
+  );
+  let url: string;
+  try {
+    url = await listeningUrl(child, signal);
+  } catch (error) {
+    await leave();
+    throw error;
+  }
+  await writeFile(endpointFile, JSON.stringify({ pid: child.pid ?? 0, url } satisfies EndpointRecord), {
+    mode: 0o600,
+  });
+  return describe(url, dataDir, async () => {
+    await leave();
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    // Azurite stops by itself once no other registered isobuild uses it; wait when that is now.
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child.connected) child.disconnect();
+    if (await othersUsing(usersDir)) return;
+    child.ref(); // keep this process alive until Azurite has saved its data and exited
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  });
+}
+
+async function othersUsing(usersDir: string): Promise<boolean> {
+  const entries = await readdir(usersDir).catch(() => []);
+  return entries.some((entry) => Number(entry) !== process.pid && isAlive(Number(entry)));
+}
+
+function describe(url: string, dataDir: string, stop: () => Promise<void>): EmbeddedAzurite {
+  const accountUrl = `${url}/${ACCOUNT}`;
+  return {
+    url: accountUrl,
+    connectionString: new Secret(
+      `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${accountUrl};`,
+    ),
+    dataDir,
+    stop,
+  };
+}
+
+function azuriteMain(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return join(dirname(require.resolve('azurite/package.json')), 'dist/src/blob/main.js');
+  } catch {
+    throw new IsobuildError(
+      'storeUnavailable',
+      'no log store is configured and the embedded Azurite is not installed: run "npm ci" in the isobuild directory, or configure a store with --storage-connection-string, --storage-sas-url or --storage-account-url.',
+    );
+  }
+}
+
+function listeningUrl(child: ChildProcess, signal?: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const fail = (why: string): void => {
+      cleanup();
+      child.kill('SIGKILL');
+      reject(
+        new IsobuildError(
+          'storeUnavailable',
+          `the embedded Azurite (local log store) ${why}. Its output: ${output.trim().slice(-500) || '(none)'}`,
+        ),
+      );
+    };
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /successfully listens on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match?.[1]) {
+        cleanup();
+        // Azurite keeps talking on its pipes; drain them so it never blocks.
+        child.stdout?.resume();
+        child.stderr?.resume();
+        // Neither Azurite nor its pipes keep isobuild alive; stop() ends it, or the IPC channel does.
+        child.unref();
+        (child.stdout as { unref?: () => void } | null)?.unref?.();
+        (child.stderr as { unref?: () => void } | null)?.unref?.();
+        (child.channel as { unref?: () => void } | null | undefined)?.unref?.();
+        resolve(match[1]);
+      }
+    };
+    const onExit = (): void => fail('exited while starting');
+    const onAbort = (): void => fail('start was cancelled');
+    const timer = setTimeout(
+      () => fail(`did not start within ${START_TIMEOUT_MS / 1000} s`),
+      START_TIMEOUT_MS,
+    );
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', onExit);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function readEndpoint(file: string): Promise<EndpointRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as EndpointRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

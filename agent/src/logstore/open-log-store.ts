@@ -1,0 +1,35 @@
+/**
+ * Opens the log store a command was configured with: the given Blob Storage, or, with none configured,
+ * the embedded Azurite over `<workDir>/azurite` (started here, or the one another isobuild is running).
+ */
+import { openBlobStore, type BlobStore, type StoreAccess } from './blob-store.js';
+import { startEmbeddedAzurite } from './embedded-azurite.js';
+
+export interface OpenedLogStore {
+  readonly store: BlobStore;
+  /** True for the embedded Azurite: `isobuild logs` then needs the same --work-dir. */
+  readonly embedded: boolean;
+  /** Releases what opening started (the embedded Azurite). */
+  close(): Promise<void>;
+}
+
+export async function openLogStore(
+  access: StoreAccess | undefined,
+  container: string,
+  workDir: string,
+  signal?: AbortSignal,
+): Promise<OpenedLogStore> {
+  if (access)
+    return { store: await openBlobStore(access, container), embedded: false, close: async () => {} };
+  const azurite = await startEmbeddedAzurite(workDir, signal);
+  try {
+    const store = await openBlobStore(
+      { kind: 'connection-string', connectionString: azurite.connectionString },
+      container,
+    );
+    return { store, embedded: true, close: () => azurite.stop() };
+  } catch (error) {
+    await azurite.stop();
+    throw error;
+  }
+}
