@@ -87,3 +87,70 @@ export async function startAzurite(): Promise<AzuriteInstance> {
     },
   };
 }
+
+export interface AzuriteProcess {
+  readonly port: number;
+  readonly url: string;
+  readonly connectionString: string;
+  /** Stops the process (SIGTERM: Azurite saves its data) and waits until it has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Azurite's own CLI as a separate process with on-disk data, for outage tests: stop it and start it
+ * again on the same port and data directory, and the blobs are still there (packer-notes §5.6).
+ */
+export async function startAzuriteProcess(dataDir: string, port = 0): Promise<AzuriteProcess> {
+  const { spawn } = await import('node:child_process');
+  const main = require.resolve('azurite/dist/src/blob/main.js');
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      String(port),
+      '--location',
+      dataDir,
+      '--disableTelemetry',
+      '--skipApiVersionCheck',
+      '--silent',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const realPort = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`Azurite did not start: ${out}`)), 15_000);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const match = /successfully listens on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`Azurite exited: ${out}`));
+    });
+  });
+  const constants = require('azurite/dist/src/blob/utils/constants') as {
+    EMULATOR_ACCOUNT_NAME: string;
+    EMULATOR_ACCOUNT_KEY_STR: string;
+  };
+  const url = `http://127.0.0.1:${realPort}/${constants.EMULATOR_ACCOUNT_NAME}`;
+  return {
+    port: realPort,
+    url,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${constants.EMULATOR_ACCOUNT_NAME};AccountKey=${constants.EMULATOR_ACCOUNT_KEY_STR};BlobEndpoint=${url};`,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -26,7 +26,11 @@ export async function writeEffectiveConfig(file: string, config: object): Promis
  * Unpacks a bundle tarball into `dir`, refusing anything that could write outside it: absolute paths,
  * `..`, links and device files. Throws an IsobuildError naming the first offending entry.
  */
-export async function unpackBundle(file: string, dir: string, limits = BUNDLE_LIMITS): Promise<number> {
+export async function unpackBundle(
+  file: string,
+  dir: string,
+  limits: { readonly maxEntries: number; readonly maxBytes: number } = BUNDLE_LIMITS,
+): Promise<number> {
   const tar = await import('tar');
   await mkdir(dir, { recursive: true });
   let entries = 0;

@@ -1,0 +1,268 @@
+/**
+ * The log store against real Azurite: live appends that match the local file byte for byte, rollover and
+ * reading across parts (also while they are written), a lost append reply that must not duplicate, a
+ * second writer that must be detected, both end-of-blob answers, the spool bound, and safe bundle unpacking.
+ */
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BuildLog } from '../../agent/src/build/build-log.js';
+import { isIsobuildError } from '../../agent/src/errors.js';
+import { AppendUploader, partName } from '../../agent/src/logstore/append-uploader.js';
+import { openBlobStore, type BlobStore } from '../../agent/src/logstore/blob-store.js';
+import { unpackBundle } from '../../agent/src/logstore/bundle.js';
+import { readLog, readRange } from '../../agent/src/logstore/log-reader.js';
+import { Secret } from '../../agent/src/secret.js';
+import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
+import { startLossyProxy } from '../helpers/lossy-proxy.js';
+
+let azurite: AzuriteInstance;
+let store: BlobStore;
+let work: string;
+let counter = 0;
+
+beforeAll(async () => {
+  azurite = await startAzurite();
+  store = await openBlobStore({
+    kind: 'connection-string',
+    connectionString: new Secret(azurite.connectionString),
+  });
+  work = await mkdtemp(join(tmpdir(), 'isobuild-log-store-'));
+});
+afterAll(async () => {
+  await azurite.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+const newRun = (): { runId: string; file: string } => {
+  const runId = `run-${counter++}`;
+  return { runId, file: join(work, `${runId}.log`) };
+};
+const lines = (from: number, count: number): string =>
+  Array.from({ length: count }, (_, i) => `[r] PACKER OUT line ${from + i} ✓ ünïcode\n`).join('');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of source) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+describe('AppendUploader', () => {
+  it('streams a growing file live and ends byte-identical', async () => {
+    const { runId, file } = newRun();
+    await writeFile(file, '');
+    const uploader = new AppendUploader({
+      container: store.container,
+      file,
+      blobName: `${runId}/customization.log`,
+      flushIntervalMs: 30,
+    });
+    uploader.start();
+    for (let i = 0; i < 10; i++) {
+      await appendFile(file, lines(i * 50, 50));
+      await sleep(60);
+    }
+    // Live: most of it is there before close.
+    expect(uploader.uploadedBytes).toBeGreaterThan(0);
+    const result = await uploader.close(10_000);
+
+    expect(result.complete).toBe(true);
+    const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
+    expect(stored.equals(await readFile(file))).toBe(true);
+    const properties = await store.container
+      .getAppendBlobClient(`${runId}/customization.log`)
+      .getProperties();
+    expect(properties.blobCommittedBlockCount).toBeGreaterThan(3);
+  });
+
+  it('rolls over to .1, .2 … and a follower reads across the parts while they are written', async () => {
+    const { runId, file } = newRun();
+    await writeFile(file, '');
+    const uploader = new AppendUploader({
+      container: store.container,
+      file,
+      blobName: `${runId}/customization.log`,
+      flushIntervalMs: 20,
+      maxBlocksPerBlob: 3,
+    });
+    uploader.start();
+    const follower = collect(
+      readLog(store.container, runId, 'customization', { follow: true, intervalMs: 20 }),
+    );
+    for (let i = 0; i < 12; i++) {
+      await appendFile(file, lines(i * 10, 10));
+      await sleep(50);
+    }
+    const result = await uploader.close(10_000);
+    await store.container.getBlockBlobClient(`${runId}/status.json`).upload('{"runState":"Succeeded"}', 24);
+
+    expect(result.complete).toBe(true);
+    expect(result.parts.length).toBeGreaterThanOrEqual(3);
+    expect(result.parts[1]).toBe(`${runId}/customization.1.log`);
+    const local = await readFile(file);
+    expect((await follower).equals(local)).toBe(true);
+    const again = await collect(readLog(store.container, runId, 'customization', { follow: false }));
+    expect(again.equals(local)).toBe(true);
+  });
+
+  it('does not duplicate an append whose reply was lost', async () => {
+    const { runId, file } = newRun();
+    let appends = 0;
+    const proxy = await startLossyProxy(
+      Number(new URL(azurite.url).port),
+      (head) => head.includes('comp=appendblock') && ++appends === 3,
+    );
+    try {
+      const lossy = await openBlobStore({
+        kind: 'connection-string',
+        connectionString: new Secret(azurite.connectionString.replace(/:\d+\//, `:${proxy.port}/`)),
+      });
+      await writeFile(file, '');
+      const uploader = new AppendUploader({
+        container: lossy.container,
+        file,
+        blobName: `${runId}/customization.log`,
+        flushIntervalMs: 20,
+      });
+      uploader.start();
+      for (let i = 0; i < 6; i++) {
+        await appendFile(file, lines(i, 1));
+        await sleep(80);
+      }
+      const result = await uploader.close(10_000);
+
+      expect(proxy.dropped()).toBe(1);
+      expect(result.complete).toBe(true);
+      const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
+      expect(stored.toString()).toBe((await readFile(file)).toString());
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('stops and says so when another writer changed the blob', async () => {
+    const { runId, file } = newRun();
+    await writeFile(file, lines(0, 5));
+    const blobName = `${runId}/customization.log`;
+    const uploader = new AppendUploader({ container: store.container, file, blobName, flushIntervalMs: 20 });
+    uploader.start();
+    while (uploader.uploadedBytes === 0) await sleep(10);
+    await store.container.getAppendBlobClient(blobName).appendBlock('intruder\n', 9);
+    await appendFile(file, lines(5, 5));
+
+    const result = await uploader.close(5_000);
+
+    expect(result.complete).toBe(false);
+    expect(result.lastError).toContain('changed by another writer');
+  });
+});
+
+describe('reading the end of a blob', () => {
+  it('treats Azurite’s empty 200 at the end and the 416 past it as "nothing new"', async () => {
+    const blob = store.container.getAppendBlobClient(`eof-${counter++}/customization.log`);
+    await blob.create();
+    await blob.appendBlock('0123456789', 10);
+
+    expect((await readRange(blob, 4)).toString()).toBe('456789');
+    expect((await readRange(blob, 10)).length).toBe(0); // Azurite: 200, empty
+    expect((await readRange(blob, 50)).length).toBe(0); // 416 InvalidRange
+    expect((await readRange(store.container.getBlobClient('missing/customization.log'), 0)).length).toBe(0);
+  });
+});
+
+describe('the spool bound', () => {
+  it('drops lines beyond the bound, counts them, and says so once there is room', async () => {
+    const { runId, file } = newRun();
+    const log = new BuildLog(file, runId, (t) => t);
+    let uploaded = 0;
+    let warnings = 0;
+    log.setSpoolGate({ limitBytes: 300, backlog: (written) => written - uploaded, onFull: () => warnings++ });
+    for (let i = 0; i < 20; i++) log.write('PACKER OUT', `line ${i}`);
+    uploaded = log.bytesWritten; // storage caught up
+    log.write('PACKER OUT', 'after the outage');
+    await log.close();
+
+    const text = await readFile(file, 'utf8');
+    expect(warnings).toBe(1);
+    expect(text).toContain('line 0');
+    expect(text).not.toContain('line 19');
+    expect(text).toMatch(/ISOBUILD \d+ line\(s\) were dropped here: .*--log-spool-limit/);
+    expect(text.trimEnd().endsWith('after the outage')).toBe(true);
+  });
+});
+
+describe('unpacking a build bundle', () => {
+  async function tarball(name: string, build: (src: string) => Promise<string[]>, preservePaths = false) {
+    const src = join(work, `${name}-src`);
+    await mkdir(src, { recursive: true });
+    const entries = await build(src);
+    const file = join(work, `${name}.tar.gz`);
+    await tar.create({ gzip: true, file, cwd: src, preservePaths }, entries);
+    return file;
+  }
+
+  it('unpacks files and directories', async () => {
+    const file = await tarball('good', async (src) => {
+      await mkdir(join(src, 'packer'), { recursive: true });
+      await writeFile(join(src, 'packer', 'customization.pkr.hcl'), 'build {}\n');
+      return ['packer'];
+    });
+    const dir = join(work, 'good-out');
+    expect(await unpackBundle(file, dir)).toBe(2);
+    expect(await readFile(join(dir, 'packer', 'customization.pkr.hcl'), 'utf8')).toBe('build {}\n');
+  });
+
+  it.each([
+    [
+      'a symbolic link',
+      async (src: string) => {
+        await symlink('/etc/passwd', join(src, 'passwd'));
+        return ['passwd'];
+      },
+      false,
+      /"passwd" is a SymbolicLink/,
+    ],
+    [
+      'a path climbing out',
+      async (src: string) => {
+        await mkdir(join(src, '..', 'escaped-src'), { recursive: true });
+        await writeFile(join(src, '..', 'escaped-src', 'x'), 'x');
+        return ['../escaped-src/x'];
+      },
+      true,
+      /points outside the target directory/,
+    ],
+  ])('refuses %s and writes nothing outside the directory', async (_what, build, preservePaths, message) => {
+    const name = `bad-${counter++}`;
+    const file = await tarball(name, build, preservePaths);
+    const dir = join(work, `${name}-out`, 'inner');
+
+    const error = await unpackBundle(file, dir).catch((e: unknown) => e);
+
+    expect(isIsobuildError(error) && error.message).toMatch(message);
+    await expect(stat(join(dir, 'passwd'))).rejects.toThrow();
+    await expect(stat(join(work, `${name}-out`, 'escaped-src'))).rejects.toThrow();
+  });
+
+  it('refuses a bundle over the size limit', async () => {
+    const file = await tarball('big', async (src) => {
+      await writeFile(join(src, 'big.bin'), Buffer.alloc(4096));
+      return ['big.bin'];
+    });
+    const error = await unpackBundle(file, join(work, 'big-out'), { maxEntries: 10, maxBytes: 1000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(isIsobuildError(error) && error.message).toMatch(/more than 1000 bytes/);
+  });
+});
+
+describe('partName', () => {
+  it('numbers parts before the extension', () => {
+    expect(partName('r/customization.log', 0)).toBe('r/customization.log');
+    expect(partName('r/customization.log', 2)).toBe('r/customization.2.log');
+    expect(partName('r.1/log', 1)).toBe('r.1/log.1');
+  });
+});
