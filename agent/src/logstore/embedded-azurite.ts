@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { IsobuildError } from '../errors.js';
 import { Secret } from '../secret.js';
@@ -49,7 +50,14 @@ export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal
   const leave = (): Promise<void> => rm(userFile, { force: true });
 
   const running = await readEndpoint(endpointFile);
-  if (running && isAlive(running.pid)) return describe(running.url, dataDir, leave);
+  if (running && isAlive(running.pid)) {
+    return describe(running.url, dataDir, async () => {
+      await leave();
+      // The last user out waits until Azurite has saved its data and exited, so nothing outlives us.
+      if (await othersUsing(usersDir)) return;
+      for (let waited = 0; waited < 10_000 && isAlive(running.pid); waited += 50) await sleep(50);
+    });
+  }
 
   const child = spawn(
     process.execPath,

@@ -1,0 +1,136 @@
+/**
+ * `isobuild logs` against the default store (the embedded Azurite under the work directory): follow a
+ * build live to its end, read it again afterwards, fetch its bundle, and leave nothing running.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
+import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+
+let vm: TestVm;
+let work: string;
+
+beforeAll(async () => {
+  vm = await startTestVm();
+  work = await mkdtemp(join(tmpdir(), 'isobuild-logs-cli-'));
+});
+afterAll(async () => {
+  await stopTestVm(vm.id);
+  await rm(work, { recursive: true, force: true });
+});
+
+function logsCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'logs', ...args, '--work-dir', work], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Azurite processes serving this test's work directory. */
+async function azuriteProcesses(): Promise<string[]> {
+  const found = await execa('pgrep', ['-f', join(work, '.azurite')], { reject: false });
+  return found.stdout.split('\n').filter(Boolean);
+}
+
+async function waitForFile(path: string, contains: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await readFile(path, 'utf8').catch(() => '')).includes(contains)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${path} never contained ${contains}`);
+}
+
+describe('isobuild logs with the embedded store', () => {
+  it('follows a build live to its end, then reads it again and fetches its bundle', async () => {
+    const runId = `follow-${process.pid}`;
+    const templateFile = join(work, `${runId}.json`);
+    await writeFile(
+      templateFile,
+      JSON.stringify(
+        linuxTemplate({
+          customize: [
+            {
+              type: 'Shell',
+              name: 'count',
+              inline: ['for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.4; done'],
+            },
+            { type: 'Shell', name: 'fails', inline: ['echo "about to fail"; exit 7'] },
+          ],
+        }),
+      ),
+    );
+    // Any --storage-* flag keeps the store on in the test helper; the container is the default one.
+    const build = startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']);
+    const built = finished(build, join(work, runId));
+    await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"');
+
+    const follow = await logsCli([runId, '--follow', '--interval', '100ms']);
+    const run = await built;
+
+    expect(run.code).toBe(1);
+    expect(run.status.message).toMatch(
+      /Run follow-\d+, full log: http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1\/packerlogs\/follow-\d+\/customization\.log/,
+    );
+    expect(run.stdout).toContain(`read it with: isobuild logs ${runId} --work-dir ${work}`);
+    const local = await readFile(join(work, runId, 'customization.log'), 'utf8');
+    expect(follow.stdout).toBe(local);
+    expect(follow.stdout).toContain('PACKER ERR (telemetry) Starting provisioner shell');
+    expect(follow.stderr).toMatch(/Run follow-\d+: Running\//);
+    expect(follow.stderr).toMatch(/Run follow-\d+: Failed\/Customizing: customizer 2 Shell "fails" failed/);
+    expect(follow.code).toBe(1);
+
+    // After the build: its Azurite is gone, `logs` starts one over the same data and finds everything.
+    const again = await logsCli([runId]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe(local);
+
+    const bundleDir = join(work, 'bundle');
+    const bundle = await logsCli([runId, '--bundle', bundleDir]);
+    expect(bundle.code, bundle.stderr).toBe(0);
+    expect((await readdir(join(bundleDir, 'packer'))).sort()).toEqual(
+      ['artifacts', 'customization.pkr.hcl', 'effective-config.json', 'isobuild-render.json'].sort(),
+    );
+    const config = JSON.parse(await readFile(join(bundleDir, 'packer', 'effective-config.json'), 'utf8')) as {
+      runId: string;
+    };
+    expect(config.runId).toBe(runId);
+
+    // Nothing of the store is left running.
+    expect(await azuriteProcesses()).toEqual([]);
+  });
+
+  it('stops the embedded Azurite when the build is killed outright', async () => {
+    const runId = `killed-${process.pid}`;
+    const templateFile = join(work, `${runId}.json`);
+    await writeFile(
+      templateFile,
+      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['sleep 1'] }] })),
+    );
+    const build = startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']);
+    const built = finished(build, join(work, runId));
+    await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"');
+    expect(await azuriteProcesses()).not.toEqual([]);
+
+    build.kill('SIGKILL');
+    await built;
+
+    for (let i = 0; i < 100 && (await azuriteProcesses()).length > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await azuriteProcesses()).toEqual([]);
+  });
+
+  it('says clearly when a run is not in the store', async () => {
+    const missing = await logsCli(['no-such-run']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no run "no-such-run" in the embedded store');
+    expect(missing.stderr).not.toMatch(/\n\s+at /);
+  });
+});
