@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadBuildConfig, parseDuration } from '../../agent/src/build/build-config.js';
+import { configSecrets, loadBuildConfig, parseDuration } from '../../agent/src/build/build-config.js';
 import { isIsobuildError } from '../../agent/src/errors.js';
 
 describe('loadBuildConfig', () => {
@@ -72,5 +72,86 @@ describe('parseDuration', () => {
 
   it.each(['', '5', 'm', '5 m', '-1s', '1d'])('rejects %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
+  });
+});
+
+describe('log store settings', () => {
+  const problemsOf = (flags: Record<string, string>, env: Record<string, string> = {}) => {
+    try {
+      loadBuildConfig(flags, { ISOBUILD_HOST: '10.0.0.4', ...env });
+      return [];
+    } catch (error) {
+      return isIsobuildError(error) ? error.problems.map((p) => `${p.path}: ${p.message}`) : [String(error)];
+    }
+  };
+
+  it('defaults to the embedded store, the packerlogs container and a 1 GiB spool', () => {
+    const config = loadBuildConfig({}, { ISOBUILD_HOST: '10.0.0.4' });
+    expect(config.store).toBeUndefined();
+    expect(config).toMatchObject({
+      storeContainer: 'packerlogs',
+      localLogsOnly: false,
+      logSpoolBytes: 1024 ** 3,
+    });
+  });
+
+  it('takes a connection string, a SAS URL or an account URL, and keeps credentials as secrets', () => {
+    const sas =
+      'https://acct.blob.core.windows.net/packerlogs?sv=2024-01-01&sp=racw&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D';
+    const config = loadBuildConfig(
+      { 'storage-sas-url': sas, 'log-spool-limit': '64MiB' },
+      { ISOBUILD_HOST: 'h' },
+    );
+    expect(config.store?.kind).toBe('sas-url');
+    expect(config.logSpoolBytes).toBe(64 * 1024 ** 2);
+    expect(inspect(config)).not.toContain('c2VjcmV0');
+    expect(JSON.stringify(config)).not.toContain('c2VjcmV0');
+    // The signature alone is masked too, in its raw and URL-decoded forms.
+    const secrets = configSecrets(config);
+    expect(secrets).toContain(sas);
+    expect(secrets).toContain('c2VjcmV0LXNpZ25hdHVyZQ==');
+
+    const fromEnv = loadBuildConfig(
+      {},
+      {
+        ISOBUILD_HOST: 'h',
+        ISOBUILD_STORAGE_CONNECTION_STRING:
+          'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5LWtleS1rZXk=;EndpointSuffix=core.windows.net',
+      },
+    );
+    expect(fromEnv.store?.kind).toBe('connection-string');
+    expect(configSecrets(fromEnv)).toContain('a2V5LWtleS1rZXk=');
+
+    const account = loadBuildConfig(
+      { 'storage-account-url': 'https://acct.blob.core.windows.net' },
+      { ISOBUILD_HOST: 'h' },
+    );
+    expect(account.store).toEqual({ kind: 'account-url', url: 'https://acct.blob.core.windows.net' });
+  });
+
+  it('names each bad store setting', () => {
+    expect(
+      problemsOf({
+        'storage-sas-url': 'https://acct.blob.core.windows.net/packerlogs?sv=1',
+        'storage-container': 'Packer_Logs',
+        'log-spool-limit': 'lots',
+      }),
+    ).toEqual([
+      '--storage-sas-url: expected a SAS URL such as https://ACCOUNT.blob.core.windows.net/packerlogs?sv=…&sig=… (with its signature).',
+      '--storage-container: "Packer_Logs" is not a blob container name: 3–63 lowercase letters, digits and single hyphens.',
+      '--log-spool-limit: "lots" is not a size; write it like 512MiB or 2GiB.',
+    ]);
+    expect(problemsOf({ 'storage-connection-string': 'not one' })[0]).toContain(
+      'not a storage connection string',
+    );
+    expect(
+      problemsOf(
+        { 'storage-account-url': 'https://a.blob.core.windows.net' },
+        { ISOBUILD_STORAGE_SAS_URL: 'https://x?sig=1' },
+      )[0],
+    ).toContain('configure the log store one way only');
+    expect(problemsOf({ 'storage-account-url': 'https://a.blob.core.windows.net/?sig=abc' })[0]).toContain(
+      '<query hidden>',
+    );
   });
 });

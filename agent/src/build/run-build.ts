@@ -7,7 +7,7 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_CODES, IsobuildError, type ExitCode, type Problem } from '../errors.js';
-import { maskSecrets } from '../mask-secrets.js';
+import { SecretMasker } from '../mask-secrets.js';
 import { detectPacker } from '../packer/packer-version.js';
 import { runPacker } from '../packer/run-packer.js';
 import { describeHop, startRelay, type Hop, type Relay } from '../relay/relay.js';
@@ -89,7 +89,8 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const template = loaded.template;
   const secrets = [...configSecrets(config), ...template.secureValues];
   options.registerSecrets?.(secrets);
-  const mask = (text: string): string => maskSecrets(text, secrets);
+  const masker = new SecretMasker(secrets);
+  const mask = (text: string): string => masker.mask(text);
   report(
     `validate template ${options.templateFile} ✓ (${template.os}, ${template.customize.length} customizer(s), ${template.validate.inVMValidations.length} validator(s))`,
   );

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
 import { EXIT_CODES, IsobuildError } from '../errors.js';
-import { maskSecrets } from '../mask-secrets.js';
+import { SecretMasker } from '../mask-secrets.js';
 import { killAllPacker } from '../packer/run-packer.js';
 import type { CommandIo } from './command.js';
 import { main } from './run-cli.js';
@@ -33,11 +33,15 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 const secrets: string[] = [];
+let masker = new SecretMasker(secrets);
 const io: CommandIo = {
-  out: (text) => process.stdout.write(`${maskSecrets(text, secrets)}\n`),
-  stream: (text) => process.stdout.write(maskSecrets(text, secrets)),
-  err: (text) => process.stderr.write(`${maskSecrets(text, secrets)}\n`),
-  registerSecrets: (values) => secrets.push(...values),
+  out: (text) => process.stdout.write(`${masker.mask(text)}\n`),
+  stream: (text) => process.stdout.write(masker.mask(text)),
+  err: (text) => process.stderr.write(`${masker.mask(text)}\n`),
+  registerSecrets: (values) => {
+    secrets.push(...values);
+    masker = new SecretMasker(secrets);
+  },
   signal: controller.signal,
 };
 
