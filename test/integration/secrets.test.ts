@@ -55,81 +55,86 @@ async function filesUnder(dir: string): Promise<string[]> {
 }
 
 describe('secrets in a build', () => {
-  it('are masked in every output, in every encoding', async () => {
-    const runId = `secrets-${process.pid}`;
-    // The secret has no single quote, so T='…' keeps it verbatim in sh.
-    const resource = linuxTemplate({
-      customize: [
-        {
-          type: 'Shell',
-          name: 'leaky',
-          inline: [
-            "[concat('T=''', parameters('token'), '''')]",
-            'echo "raw: $T"',
-            'echo "raw on stderr: $T" >&2',
-            'python3 -c "import json,sys,urllib.parse; print(json.dumps(sys.argv[1])); print(urllib.parse.quote(sys.argv[1], safe=str()))" "$T"',
-            'printf %s "$T" | base64 -w0; echo',
-            'printf "a%s" "$T" | base64 -w0; echo',
-            'printf "user:%s" "$T" | base64 -w0; echo',
-          ],
-        },
-      ],
-    });
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      JSON.stringify({
-        $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
-        contentVersion: '1.0.0.0',
-        parameters: { token: { type: 'securestring' } },
-        resources: [resource],
-      }),
-    );
-    const child = startBuild(vm, work, templateFile, runId, [
-      '--param',
-      `token=${SECRET}`,
-      '--storage-connection-string',
-      azurite.connectionString,
-    ]);
-    const run = await finished(child, join(work, runId));
-    expect(run.code, run.stderr).toBe(0);
+  it.each(['text', 'json'])(
+    'are masked in every output, in every encoding (--log-format %s)',
+    async (format) => {
+      const runId = `secrets-${format}-${process.pid}`;
+      // The secret has no single quote, so T='…' keeps it verbatim in sh.
+      const resource = linuxTemplate({
+        customize: [
+          {
+            type: 'Shell',
+            name: 'leaky',
+            inline: [
+              "[concat('T=''', parameters('token'), '''')]",
+              'echo "raw: $T"',
+              'echo "raw on stderr: $T" >&2',
+              'python3 -c "import json,sys,urllib.parse; print(json.dumps(sys.argv[1])); print(urllib.parse.quote(sys.argv[1], safe=str()))" "$T"',
+              'printf %s "$T" | base64 -w0; echo',
+              'printf "a%s" "$T" | base64 -w0; echo',
+              'printf "user:%s" "$T" | base64 -w0; echo',
+            ],
+          },
+        ],
+      });
+      const templateFile = join(work, `${runId}.json`);
+      await writeFile(
+        templateFile,
+        JSON.stringify({
+          $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
+          contentVersion: '1.0.0.0',
+          parameters: { token: { type: 'securestring' } },
+          resources: [resource],
+        }),
+      );
+      const child = startBuild(vm, work, templateFile, runId, [
+        '--param',
+        `token=${SECRET}`,
+        '--storage-connection-string',
+        azurite.connectionString,
+        '--log-format',
+        format,
+      ]);
+      const run = await finished(child, join(work, runId));
+      expect(run.code, run.stderr).toBe(0);
 
-    // The VM did print it, in every form: the masks below are not vacuous.
-    const log = await readFile(join(work, runId, 'customization.log'), 'utf8');
-    // (Packer itself shows the raw value as <sensitive>; the encoded forms only isobuild can catch.)
-    expect(log).toMatch(/raw: (\*\*\*|<sensitive>)/);
-    expect(log).toMatch(/raw on stderr: (\*\*\*|<sensitive>)/);
-    expect(log.match(/PACKER OUT {5}null\.build_vm: .*\*\*\*/g)?.length).toBeGreaterThanOrEqual(5);
+      // The VM did print it, in every form: the masks below are not vacuous.
+      const log = await readFile(join(work, runId, 'customization.log'), 'utf8');
+      // (Packer itself shows the raw value as <sensitive>; the encoded forms only isobuild can catch.)
+      expect(log).toMatch(/raw: (\*\*\*|<sensitive>)/);
+      expect(log).toMatch(/raw on stderr: (\*\*\*|<sensitive>)/);
+      expect(log.match(/PACKER OUT {5}null\.build_vm: .*\*\*\*/g)?.length).toBeGreaterThanOrEqual(5);
 
-    const outputs: Record<string, string> = { stdout: run.stdout, stderr: run.stderr };
-    for (const file of await filesUnder(join(work, runId))) {
-      if (file.endsWith('.tar.gz')) continue;
-      outputs[file] = await readFile(file, 'utf8');
-    }
-    const store = await openBlobStore({
-      kind: 'connection-string',
-      connectionString: new Secret(azurite.connectionString),
-    });
-    for await (const blob of store.container.listBlobsFlat({ prefix: `${runId}/` })) {
-      const data = await store.container.getBlobClient(blob.name).downloadToBuffer();
-      if (blob.name.endsWith('.tar.gz')) {
-        const bundleDir = await mkdtemp(join(work, 'bundle-'));
-        await writeFile(join(bundleDir, 'bundle.tar.gz'), data);
-        await tar.extract({ file: join(bundleDir, 'bundle.tar.gz'), cwd: bundleDir });
-        for (const file of await filesUnder(bundleDir))
-          if (!file.endsWith('.tar.gz')) outputs[`bundle ${file}`] = await readFile(file, 'utf8');
-        continue;
+      const outputs: Record<string, string> = { stdout: run.stdout, stderr: run.stderr };
+      for (const file of await filesUnder(join(work, runId))) {
+        if (file.endsWith('.tar.gz')) continue;
+        outputs[file] = await readFile(file, 'utf8');
       }
-      outputs[`blob ${blob.name}`] = data.toString('utf8');
-    }
-    expect(Object.keys(outputs).some((k) => k.startsWith('blob ') && k.endsWith('customization.log'))).toBe(
-      true,
-    );
-    const key = /AccountKey=([^;]+)/.exec(azurite.connectionString)?.[1] ?? '';
-    for (const [where, text] of Object.entries(outputs)) {
-      for (const form of [...forbiddenForms(SECRET), azurite.connectionString, key]) {
-        expect(text.includes(form), `${where} contains ${form}`).toBe(false);
+      const store = await openBlobStore({
+        kind: 'connection-string',
+        connectionString: new Secret(azurite.connectionString),
+      });
+      for await (const blob of store.container.listBlobsFlat({ prefix: `${runId}/` })) {
+        const data = await store.container.getBlobClient(blob.name).downloadToBuffer();
+        if (blob.name.endsWith('.tar.gz')) {
+          const bundleDir = await mkdtemp(join(work, 'bundle-'));
+          await writeFile(join(bundleDir, 'bundle.tar.gz'), data);
+          await tar.extract({ file: join(bundleDir, 'bundle.tar.gz'), cwd: bundleDir });
+          for (const file of await filesUnder(bundleDir))
+            if (!file.endsWith('.tar.gz')) outputs[`bundle ${file}`] = await readFile(file, 'utf8');
+          continue;
+        }
+        outputs[`blob ${blob.name}`] = data.toString('utf8');
       }
-    }
-  });
+      expect(Object.keys(outputs).some((k) => k.startsWith('blob ') && k.endsWith('customization.log'))).toBe(
+        true,
+      );
+      const key = /AccountKey=([^;]+)/.exec(azurite.connectionString)?.[1] ?? '';
+      for (const [where, text] of Object.entries(outputs)) {
+        for (const form of [...forbiddenForms(SECRET), azurite.connectionString, key]) {
+          expect(text.includes(form), `${where} contains ${form}`).toBe(false);
+        }
+      }
+    },
+  );
 });

@@ -42,6 +42,8 @@ export interface BuildConfig {
   readonly logDrainMs: number;
   /** Bound on log bytes waiting for storage; beyond it lines are dropped and counted. */
   readonly logSpoolBytes: number;
+  /** text: readable progress on stderr; json: pino lines on stdout (container logs). */
+  readonly logFormat: 'text' | 'json';
 }
 
 /** The flags `isobuild build` accepts, mapped to their environment variables. */
@@ -63,6 +65,7 @@ export const BUILD_SETTINGS = {
   storageContainer: { env: 'ISOBUILD_STORAGE_CONTAINER', flag: 'storage-container' },
   logDrainTimeout: { env: 'ISOBUILD_LOG_DRAIN_TIMEOUT', flag: 'log-drain-timeout' },
   logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
+  logFormat: { env: 'ISOBUILD_LOG_FORMAT', flag: 'log-format' },
 } as const;
 
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
@@ -151,6 +154,13 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   if (logSpoolBytes === undefined)
     bad(spool.source, `"${spool.value}" is not a size; write it like 512MiB or 2GiB.`);
 
+  const logFormat = read('logFormat');
+  if (logFormat.value !== undefined && logFormat.value !== 'text' && logFormat.value !== 'json')
+    bad(
+      logFormat.source,
+      `"${logFormat.value}" is not a log format: use text (terminals) or json (containers).`,
+    );
+
   if (problems.length > 0) {
     throw new IsobuildError(
       'usage',
@@ -183,6 +193,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     localLogsOnly,
     logDrainMs,
     logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
+    logFormat: logFormat.value === 'json' ? 'json' : 'text',
   });
 }
 

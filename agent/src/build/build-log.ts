@@ -22,6 +22,8 @@ export class BuildLog {
   private written = 0;
   private dropped = 0;
   private gate: SpoolGate | undefined;
+  /** Sees every line as written (masked): the structured log of container runs. */
+  tap: ((source: LogSource, line: string) => void) | undefined;
 
   constructor(
     readonly path: string,
@@ -70,7 +72,9 @@ export class BuildLog {
   }
 
   private append(source: LogSource, line: string): void {
-    const text = `[${this.runId}] ${new Date().toISOString()} ${source} ${this.mask(line)}\n`;
+    const masked = this.mask(line);
+    this.tap?.(source, masked);
+    const text = `[${this.runId}] ${new Date().toISOString()} ${source} ${masked}\n`;
     this.written += Buffer.byteLength(text);
     this.stream.write(text);
   }

@@ -24,6 +24,7 @@ import { loadTemplate, type LoadOptions } from '../template/load-template.js';
 import { PROXY_PORT } from '../template/topology.js';
 import { openLogStore } from '../logstore/open-log-store.js';
 import { configSecrets, type BuildConfig } from './build-config.js';
+import type { Logger } from './structured-log.js';
 import { BuildLog } from './build-log.js';
 import { attachLogStore, closeQuietly } from './attach-log-store.js';
 import { Progress, TAIL_LINES, seconds } from './progress.js';
@@ -49,6 +50,8 @@ export interface BuildOptions {
   readonly report: (line: string) => void;
   /** Called once the run's secrets are known, so every output channel can mask them. */
   readonly registerSecrets?: (values: readonly string[]) => void;
+  /** Structured events (container runs): phases, steps, log lines and relay connections. */
+  readonly logger?: Logger;
 }
 
 export interface BuildOutcome {
@@ -136,9 +139,27 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     spoolLimitBytes: config.logSpoolBytes,
     report,
   });
+  // Structured events: a child logger per run, per phase and per step.
+  const runLog = options.logger?.child({ runId: config.runId });
+  let phaseLog = runLog?.child({ phase: status.runSubState });
+  let stepLog: Logger | undefined;
+  // Packer's debug stream (PACKER ERR) is logged at debug level, everything else at info.
+  const tapInto =
+    (log: 'customization' | 'validation') =>
+    (source: string, line: string): void => {
+      const target = stepLog ?? phaseLog;
+      if (source === 'PACKER ERR') target?.debug({ log, source }, line);
+      else target?.info({ log, source }, line);
+    };
+  customizationLog.tap = tapInto('customization');
+  validationLog.tap = tapInto('validation');
   const update = async (
     changes: Partial<Pick<RunStatus, 'runState' | 'runSubState' | 'message'>>,
   ): Promise<void> => {
+    if (changes.runSubState && changes.runSubState !== status.runSubState) {
+      phaseLog = runLog?.child({ phase: changes.runSubState });
+      stepLog = undefined;
+    }
     Object.assign(status, changes);
     if (changes.message)
       customizationLog.write('ISOBUILD', `${status.runState}/${status.runSubState}: ${changes.message}`);
@@ -249,11 +270,21 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     relay = await startRelay({
       upstream: hop,
       connectTimeoutMs: Math.min(10_000, config.readyTimeoutMs),
-      onConnection: (c) =>
+      onConnection: (c) => {
+        runLog?.child({ connId: c.connId, hop: c.hop }).info(
+          {
+            bytesToUpstream: c.bytesToUpstream,
+            bytesFromUpstream: c.bytesFromUpstream,
+            durationMs: c.durationMs,
+            end: c.end,
+          },
+          'relay connection closed',
+        );
         customizationLog.write(
           'ISOBUILD',
           `relay connection ${c.connId} via ${c.hop}: ${c.bytesToUpstream} bytes out, ${c.bytesFromUpstream} bytes in, ${seconds(c.durationMs)}, ${c.end}`,
-        ),
+        );
+      },
     });
     const activeRelay = relay;
     const target: SshProbeTarget = {
@@ -330,6 +361,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         currentPosition = ++position;
         tail = [];
         startStep(step);
+        stepLog = phaseLog?.child({ step: currentPosition, stepName: step.name, stepType: step.type });
         log.write(
           'PACKER ERR',
           `(telemetry) Starting provisioner ${step.type === 'Shell' ? 'shell' : step.type.toLowerCase()}`,

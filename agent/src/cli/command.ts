@@ -8,5 +8,7 @@ export interface CommandIo {
   readonly err: (text: string) => void;
   /** Values that must never be printed from now on, including in error messages. */
   readonly registerSecrets: (values: readonly string[]) => void;
+  /** Masks the registered secrets in text written by other means (the structured logger). */
+  readonly mask: (text: string) => string;
   readonly signal: AbortSignal;
 }

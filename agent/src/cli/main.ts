@@ -38,6 +38,7 @@ const io: CommandIo = {
   out: (text) => process.stdout.write(`${masker.mask(text)}\n`),
   stream: (text) => process.stdout.write(masker.mask(text)),
   err: (text) => process.stderr.write(`${masker.mask(text)}\n`),
+  mask: (text) => masker.mask(text),
   registerSecrets: (values) => {
     secrets.push(...values);
     masker = new SecretMasker(secrets);

@@ -1,6 +1,7 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
 import { parseArgs } from 'node:util';
 import { configSecrets, loadBuildConfig, parseDuration } from '../../build/build-config.js';
+import { createStructuredLogger } from '../../build/structured-log.js';
 import { runBuild } from '../../build/run-build.js';
 import { IsobuildError } from '../../errors.js';
 import type { CommandIo } from '../command.js';
@@ -44,6 +45,8 @@ isobuild starts itself, data in WORK_DIR/.azurite, so "isobuild logs" works afte
   --local-logs-only        keep logs in the run directory only                   ISOBUILD_LOCAL_LOGS_ONLY=1
   --log-drain-timeout DUR  time to upload the last lines at the end (default 1m) ISOBUILD_LOG_DRAIN_TIMEOUT
   --log-spool-limit SIZE   log bytes kept waiting for storage (default 1GiB)     ISOBUILD_LOG_SPOOL_LIMIT
+  --log-format text|json   text: progress on stderr (default); json: one pino    ISOBUILD_LOG_FORMAT
+                           line per event on stdout, for container logs
   --json                   print the final status as JSON on stdout
   -h, --help               show this help
   Durations look like 90s, 5m or 1h30m. The template may also come from ISOBUILD_TEMPLATE.
@@ -81,6 +84,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'local-logs-only': { type: 'boolean' },
       'log-drain-timeout': { type: 'string' },
       'log-spool-limit': { type: 'string' },
+      'log-format': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -108,17 +112,32 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     );
   }
 
+  // Container runs log JSON lines on stdout, masked like everything else.
+  const logger = config.logFormat === 'json' ? await createStructuredLogger(io.mask) : undefined;
   const outcome = await runBuild({
     templateFile,
     load: toLoadOptions(values),
     config,
     ...(buildTimeoutMs !== undefined ? { buildTimeoutMs } : {}),
     signal: io.signal,
-    report: (line) => io.err(line),
+    report: logger ? (line) => logger.info({ runId: config.runId }, line) : (line) => io.err(line),
     registerSecrets: (secrets) => io.registerSecrets(secrets),
+    ...(logger ? { logger } : {}),
   });
   const { status } = outcome;
-  if (values.json) {
+  if (logger) {
+    logger[outcome.exitCode === 0 ? 'info' : 'error'](
+      {
+        runId: status.runId,
+        runState: status.runState,
+        runSubState: status.runSubState,
+        exitCode: outcome.exitCode,
+        statusFile: `${outcome.runDir}/status.json`,
+        ...(status.logStore ? { logStore: status.logStore } : {}),
+      },
+      `${status.runState}: ${status.message}`,
+    );
+  } else if (values.json) {
     io.out(JSON.stringify(status, null, 2));
   } else {
     io.out(`${status.runState}: ${status.message}`);
@@ -130,6 +149,6 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       );
     }
   }
-  if (outcome.problems.length > 0 && !values.json) io.err(formatProblems(outcome.problems));
+  if (outcome.problems.length > 0 && !values.json && !logger) io.err(formatProblems(outcome.problems));
   return outcome.exitCode;
 }
