@@ -44,6 +44,7 @@ bench: deps build
 	node bench/template-bench.mjs
 	node bench/build-bench.mjs
 	node bench/relay-bench.mjs
+	node bench/log-bench.mjs
 
 clean:
 	rm -rf dist .work coverage

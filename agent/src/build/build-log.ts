@@ -22,6 +22,10 @@ export class BuildLog {
   private written = 0;
   private dropped = 0;
   private gate: SpoolGate | undefined;
+  private pending: string[] = [];
+  private flushSoon: NodeJS.Immediate | undefined;
+  private stampedAt = 0;
+  private stamp = '';
   /** Sees every line as written (masked): the structured log of container runs. */
   tap: ((source: LogSource, line: string) => void) | undefined;
 
@@ -74,8 +78,29 @@ export class BuildLog {
   private append(source: LogSource, line: string): void {
     const masked = this.mask(line);
     this.tap?.(source, masked);
-    const text = `[${this.runId}] ${new Date().toISOString()} ${source} ${masked}\n`;
+    const text = `[${this.runId}] ${this.timestamp()} ${source} ${masked}\n`;
     this.written += Buffer.byteLength(text);
-    this.stream.write(text);
+    // Lines that arrive together (a burst on Packer's pipe) go to the file in one write.
+    this.pending.push(text);
+    if (this.pending.length >= 512) this.flush();
+    else this.flushSoon ??= setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    if (this.flushSoon) clearImmediate(this.flushSoon);
+    this.flushSoon = undefined;
+    if (this.pending.length === 0) return;
+    this.stream.write(this.pending.join(''));
+    this.pending = [];
+  }
+
+  /** ISO time of now, formatted once per millisecond (a flood has many lines per millisecond). */
+  private timestamp(): string {
+    const now = Date.now();
+    if (now !== this.stampedAt) {
+      this.stampedAt = now;
+      this.stamp = new Date(now).toISOString();
+    }
+    return this.stamp;
   }
 }

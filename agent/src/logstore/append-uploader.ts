@@ -68,6 +68,7 @@ export class AppendUploader {
   private readonly stopNow = new AbortController();
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private readBuffer: Buffer | undefined;
 
   constructor(private readonly options: AppendUploaderOptions) {
     this.flushIntervalMs = options.flushIntervalMs ?? 500;
@@ -213,15 +214,18 @@ export class AppendUploader {
     part.created = true;
   }
 
-  /** The next block: up to maxBlockBytes, ending at the last line break unless the build is over. */
+  /**
+   * The next block: up to maxBlockBytes, ending at the last line break unless the build is over. It is
+   * read into one reused buffer (one append is in flight at a time), so a flood does not churn memory.
+   */
   private async readChunk(): Promise<Buffer> {
     const length = Math.min(this.fileSize - this.uploaded, this.maxBlockBytes);
+    this.readBuffer ??= Buffer.allocUnsafe(this.maxBlockBytes);
     const handle = await open(this.options.file, 'r');
     let chunk: Buffer;
     try {
-      chunk = Buffer.alloc(length);
-      const { bytesRead } = await handle.read(chunk, 0, length, this.uploaded);
-      chunk = chunk.subarray(0, bytesRead);
+      const { bytesRead } = await handle.read(this.readBuffer, 0, length, this.uploaded);
+      chunk = this.readBuffer.subarray(0, bytesRead);
     } finally {
       await handle.close();
     }

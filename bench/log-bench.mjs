@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// Log store benchmark (issue 5), side by side in one run against the embedded Azurite (its own process,
+// data on disk, as `isobuild build` uses it):
+//  1. ingest throughput: Packer-like lines from a child's pipe, masked, spooled and streamed with the real
+//     uploader (bench/log-ingest-process.mjs), against a bare sequential append loop over the same lines
+//     (batched into ≤ 1 MiB blocks, no masking, no spool) as baseline; and the producer's own write time
+//     in each mode and with no upload at all (does uploading ever slow Packer's output pipe?);
+//  2. line-to-blob latency at 1,000 lines/s, seen by a follower reading the blob (p50/p99);
+//  3. peak RSS of the ingesting process under a 100 MB/s flood.
+// Usage: node bench/log-bench.mjs   (after `npm run build`)
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { BuildLog } from '../dist/agent/src/build/build-log.js';
+import { openBlobStore } from '../dist/agent/src/logstore/blob-store.js';
+import { startEmbeddedAzurite } from '../dist/agent/src/logstore/embedded-azurite.js';
+import { readLog } from '../dist/agent/src/logstore/log-reader.js';
+import { RunUploads } from '../dist/agent/src/logstore/run-uploads.js';
+
+const root = resolve(import.meta.dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'isobuild-log-bench-'));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const pct = (values, q) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * q))];
+let runs = 0;
+
+const azurite = await startEmbeddedAzurite(work);
+try {
+  const store = await openBlobStore({
+    kind: 'connection-string',
+    connectionString: azurite.connectionString,
+  });
+  await store.container.createIfNotExists();
+
+  function ingest(totalMb, rateMb, mode = 'isobuild') {
+    const out = execFileSync(process.execPath, [
+      join(root, 'bench/log-ingest-process.mjs'),
+      azurite.connectionString.reveal(),
+      `ingest-${runs++}`,
+      work,
+      String(totalMb),
+      String(rateMb),
+      mode,
+    ]);
+    return JSON.parse(out.toString());
+  }
+
+  // 1. Throughput, interleaved rounds.
+  const MB = 64;
+  const ours = [];
+  const bare = [];
+  const producerWith = [];
+  const producerWithout = [];
+  const producerBare = [];
+  const rate = (run) => run.bytes / 1024 / 1024 / (run.storedMs / 1000);
+  for (let round = 0; round < 3; round++) {
+    const run = ingest(MB, 0, 'isobuild');
+    if (!run.complete) throw new Error('an ingest run did not store everything');
+    ours.push(rate(run));
+    producerWith.push(run.producerMs);
+    const baseline = ingest(MB, 0, 'bare');
+    bare.push(rate(baseline));
+    producerBare.push(baseline.producerMs);
+    producerWithout.push(ingest(MB, 0, 'local').producerMs);
+  }
+
+  // 2. Latency at 1,000 lines/s: each line carries its write time; a follower notes when it sees it.
+  const runId = `latency-${runs++}`;
+  const files = { customization: join(work, `${runId}.log`), validation: join(work, `${runId}.v.log`) };
+  const log = new BuildLog(files.customization, runId, (t) => t);
+  const uploads = new RunUploads({ store, runId, files });
+  const latencies = [];
+  const follower = (async () => {
+    let pending = '';
+    for await (const chunk of readLog(store.container, runId, 'customization', {
+      follow: true,
+      intervalMs: 50,
+    })) {
+      const now = performance.timeOrigin + performance.now();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const sent = /sent=(\d+\.\d+)/.exec(line);
+        if (sent) latencies.push(now - Number(sent[1]));
+      }
+    }
+  })();
+  const SECONDS = 15;
+  await new Promise((resolve) => {
+    let written = 0;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 10; i++)
+        log.write(
+          'PACKER OUT',
+          `    null.build_vm: line ${written++} sent=${(performance.timeOrigin + performance.now()).toFixed(3)}`,
+        );
+      if (written >= SECONDS * 1000) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 10);
+  });
+  await log.close();
+  await uploads.close(60_000, '{"runState":"Succeeded"}');
+  await follower;
+
+  // 3. Peak RSS under a 100 MB/s flood.
+  const flood = ingest(600, 100, 'isobuild');
+
+  console.log(
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
+  );
+  console.log('');
+  console.log('| measurement | median (3 runs) | runs | target |');
+  console.log('|---|---|---|---|');
+  const list = (values, digits = 1) => values.map((v) => v.toFixed(digits)).join(', ');
+  console.log(
+    `| isobuild ingest, masked, spooled, streamed (${MB} MB) | ${median(ours).toFixed(1)} MB/s | ${list(ours)} | ≥ 0.8× baseline |`,
+  );
+  console.log(
+    `| bare sequential append loop over the same lines (baseline) | ${median(bare).toFixed(1)} MB/s | ${list(bare)} | — |`,
+  );
+  console.log(
+    `| producer write time, isobuild | ${median(producerWith).toFixed(0)} ms | ${list(producerWith, 0)} | not slowed |`,
+  );
+  console.log(
+    `| producer write time, bare loop | ${median(producerBare).toFixed(0)} ms | ${list(producerBare, 0)} | — |`,
+  );
+  console.log(
+    `| producer write time, local file only (no upload) | ${median(producerWithout).toFixed(0)} ms | ${list(producerWithout, 0)} | — |`,
+  );
+  console.log('');
+  console.log(
+    `Ingest / baseline: ${(median(ours) / median(bare)).toFixed(2)}× (target ≥ 0.8). Producer time, isobuild / local only: ${(median(producerWith) / median(producerWithout)).toFixed(2)}×.`,
+  );
+  console.log(
+    `Line-to-blob latency at 1,000 lines/s (${latencies.length} lines, follower polling every 50 ms): p50 ${pct(latencies, 0.5).toFixed(0)} ms, p99 ${pct(latencies, 0.99).toFixed(0)} ms (target p99 ≤ 1,500 ms).`,
+  );
+  console.log(
+    `100 MB/s flood (${(flood.bytes / 1024 / 1024).toFixed(0)} MB): peak RSS ${flood.peakRssMb.toFixed(0)} MB (target ≤ 150 MB), producer ${flood.producerMs} ms, all stored after ${(flood.storedMs / 1000).toFixed(1)} s.`,
+  );
+} finally {
+  await azurite.stop();
+  rmSync(work, { recursive: true, force: true });
+}
