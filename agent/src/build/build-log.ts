@@ -25,6 +25,7 @@ export class BuildLog {
   private pending: string[] = [];
   private flushSoon: NodeJS.Immediate | undefined;
   private stampedAt = 0;
+  private closed = false;
   private stamp = '';
   /** Sees every line as written (masked): the structured log of container runs. */
   tap: ((source: LogSource, line: string) => void) | undefined;
@@ -47,6 +48,7 @@ export class BuildLog {
   }
 
   write(source: LogSource, line: string): void {
+    if (this.closed) return; // a straggler after the run ended has nowhere to go
     if (this.gate && this.gate.backlog(this.written) >= this.gate.limitBytes) {
       if (this.dropped++ === 0) this.gate.onFull();
       return;
@@ -70,6 +72,8 @@ export class BuildLog {
       );
       this.dropped = 0;
     }
+    this.flush();
+    this.closed = true;
     return new Promise((resolve, reject) =>
       this.stream.end((error?: Error | null) => (error ? reject(error) : resolve())),
     );
