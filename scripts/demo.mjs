@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `make demo`: a real build of images/linux-baseline on a disposable test VM.
 // It starts the VM, serves the image's artifacts from a local HTTP server (so scriptUri downloads and
-// sha256Checksum checks run for real), runs `isobuild build`, prints the result and where the log is,
-// and tears everything down, also on Ctrl-C. The Windows example is validated and rendered (Windows
+// sha256Checksum checks run for real), runs `isobuild build` (its logs stream to the embedded Azurite),
+// reads the stored run back with `isobuild logs`, and tears everything down, also on Ctrl-C. The Windows example is validated and rendered (Windows
 // builds need a Windows VM).
 import { spawn } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
@@ -14,9 +14,9 @@ const root = resolve(import.meta.dirname, '..');
 const cli = join(root, 'dist/agent/src/cli/main.js');
 const imagesDir = join(root, 'images');
 
-function run(args) {
+function run(args, stdout = 'inherit') {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: 'inherit' });
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', stdout, 'inherit'] });
     child.once('close', (code) => done(code ?? 1));
   });
 }
@@ -52,6 +52,8 @@ try {
   console.log(
     `=== isobuild build images/linux-baseline/template.json (artifacts served from ${artifactsUrl})`,
   );
+  const runId = `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const workDir = join(root, '.work/runs');
   exitCode = await run([
     'build',
     join(imagesDir, 'linux-baseline/template.json'),
@@ -62,12 +64,17 @@ try {
     '--ssh-key-file',
     vm.keyFile,
     '--work-dir',
-    join(root, '.work/runs'),
+    workDir,
+    '--run-id',
+    runId,
     // Test VMs have no Azure Linux agent (waagent), so AIB's generalization step is left out.
     '--skip-deprovision',
     '--rewrite-uri',
     `https://isobuildexamples.blob.core.windows.net/artifacts/=${artifactsUrl}`,
   ]);
+  console.log(`=== isobuild logs ${runId}: the run as stored in the embedded Blob store (Azurite)`);
+  const logs = await run(['logs', runId, '--work-dir', workDir], 'ignore');
+  if (exitCode === 0) exitCode = logs;
   console.log(
     '=== isobuild validate + render images/windows-baseline/template.json (Windows builds need a Windows VM)',
   );
