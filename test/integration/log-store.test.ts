@@ -160,6 +160,33 @@ describe('AppendUploader', () => {
   });
 });
 
+describe('refused credentials', () => {
+  it('stop the upload at once instead of retrying until the drain budget runs out', async () => {
+    const { runId, file } = newRun();
+    await writeFile(file, lines(0, 3));
+    const forged = await openBlobStore({
+      kind: 'sas-url',
+      url: new Secret(
+        `${azurite.url}/packerlogs?sv=2024-08-04&ss=b&srt=co&sp=rwac&se=2099-01-01T00:00:00Z&sig=Zm9yZ2Vk`,
+      ),
+    });
+    const uploader = new AppendUploader({
+      container: forged.container,
+      file,
+      blobName: `${runId}/customization.log`,
+      flushIntervalMs: 20,
+    });
+    uploader.start();
+    const started = Date.now();
+
+    const result = await uploader.close(30_000);
+
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result.complete).toBe(false);
+    expect(result.lastError).toMatch(/log upload stopped: HTTP 403/);
+  });
+});
+
 describe('reading the end of a blob', () => {
   it('treats Azurite’s empty 200 at the end and the 416 past it as "nothing new"', async () => {
     const blob = store.container.getAppendBlobClient(`eof-${counter++}/customization.log`);

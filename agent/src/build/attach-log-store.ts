@@ -58,7 +58,9 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
           note(
             healthy
               ? 'log storage is reachable again; the spooled lines are being uploaded in order'
-              : `log storage is unreachable (${detail}); lines are spooled to local disk and uploaded when it is back`,
+              : detail.startsWith('log upload stopped')
+                ? `warning: ${detail}; the logs stay on local disk only`
+                : `log storage is unreachable (${detail}); lines are spooled to local disk and uploaded when it is back`,
           ),
       });
       const gate = (file: 'customization' | 'validation') => ({

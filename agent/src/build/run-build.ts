@@ -192,7 +192,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     const reference =
       runState === 'Succeeded'
         ? ''
-        : ` Run ${config.runId}, full log: ${status.logStore?.[logKind] ?? logs[logKind]}`;
+        : ` Run ${config.runId}, full log: ${status.logStore?.[logKind] || logs[logKind]}`;
     await update({ runState, message: `${message}${reference}` });
     await Promise.all([customizationLog.close(), validationLog.close()]);
     await rm(tmpDir, { recursive: true, force: true });

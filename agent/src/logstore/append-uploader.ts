@@ -129,7 +129,8 @@ export class AppendUploader {
           if (progressed) continue;
         } catch (error) {
           if (this.stopNow.signal.aborted) break;
-          if (error instanceof ConflictError) throw error;
+          // Another writer, or credentials storage refuses: retrying cannot help.
+          if (error instanceof ConflictError || isRefused(error)) throw error;
           failures++;
           this.setHealth(false, describeStorageError(error));
           // Back off up to 10 s; a close() still wakes the loop early.
@@ -272,6 +273,12 @@ export class AppendUploader {
 }
 
 class ConflictError extends Error {}
+
+/** 401/403: the credentials (SAS, key, identity) do not allow this; no retry will change that. */
+function isRefused(error: unknown): boolean {
+  const status = (error as { statusCode?: number }).statusCode;
+  return status === 401 || status === 403;
+}
 
 export function errorCode(error: unknown): string | undefined {
   const e = error as { code?: unknown; details?: { errorCode?: unknown } };
