@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openBlobStore } from '../../agent/src/logstore/blob-store.js';
+import { Secret } from '../../agent/src/secret.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
+import { startAzuriteProcess } from '../helpers/azurite.js';
 import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
 
 let vm: TestVm;
@@ -49,7 +52,7 @@ async function waitForFile(path: string, contains: string): Promise<void> {
 }
 
 describe('isobuild logs with the embedded store', () => {
-  it('follows a build live to its end, then reads it again and fetches its bundle', async () => {
+  it('follows a build live to its end across rollovers, then reads it again and fetches its bundle', async () => {
     const runId = `follow-${process.pid}`;
     const templateFile = join(work, `${runId}.json`);
     await writeFile(
@@ -68,7 +71,13 @@ describe('isobuild logs with the embedded store', () => {
       ),
     );
     // Any --storage-* flag keeps the store on in the test helper; the container is the default one.
-    const build = startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']);
+    // A low block limit makes the log roll over several times while it is followed.
+    const build = startBuild(vm, work, templateFile, runId, [
+      '--storage-container',
+      'packerlogs',
+      '--log-max-blocks',
+      '2',
+    ]);
     const built = finished(build, join(work, runId));
     await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"');
 
@@ -91,6 +100,20 @@ describe('isobuild logs with the embedded store', () => {
     const again = await logsCli([runId]);
     expect(again.code).toBe(0);
     expect(again.stdout).toBe(local);
+    // The embedded Azurite is gone; look at its data with an Azurite of the test's own.
+    const azurite = await startAzuriteProcess(join(work, '.azurite'));
+    try {
+      const store = await openBlobStore({
+        kind: 'connection-string',
+        connectionString: new Secret(azurite.connectionString),
+      });
+      const names: string[] = [];
+      for await (const blob of store.container.listBlobsFlat({ prefix: `${runId}/customization` }))
+        names.push(blob.name);
+      expect(names).toContain(`${runId}/customization.2.log`);
+    } finally {
+      await azurite.stop();
+    }
 
     const bundleDir = join(work, 'bundle');
     const bundle = await logsCli([runId, '--bundle', bundleDir]);

@@ -22,7 +22,7 @@ export interface AttachOptions {
   readonly status: RunStatus;
   readonly spoolLimitBytes: number;
   readonly report: (line: string) => void;
-  /** Test hooks: force rollover and faster flushes. */
+  /** Blocks per log blob before it rolls over. */
   readonly maxBlocksPerBlob?: number;
 }
 

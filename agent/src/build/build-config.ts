@@ -8,6 +8,7 @@ import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
+import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
 import { Secret } from '../secret.js';
 
@@ -44,6 +45,8 @@ export interface BuildConfig {
   readonly logSpoolBytes: number;
   /** text: readable progress on stderr; json: pino lines on stdout (container logs). */
   readonly logFormat: 'text' | 'json';
+  /** Blocks per log blob before it rolls over (Azure allows 50,000). */
+  readonly logMaxBlocks: number;
 }
 
 /** The flags `isobuild build` accepts, mapped to their environment variables. */
@@ -66,6 +69,7 @@ export const BUILD_SETTINGS = {
   logDrainTimeout: { env: 'ISOBUILD_LOG_DRAIN_TIMEOUT', flag: 'log-drain-timeout' },
   logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
   logFormat: { env: 'ISOBUILD_LOG_FORMAT', flag: 'log-format' },
+  logMaxBlocks: { env: 'ISOBUILD_LOG_MAX_BLOCKS', flag: 'log-max-blocks' },
 } as const;
 
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
@@ -161,6 +165,14 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       `"${logFormat.value}" is not a log format: use text (terminals) or json (containers).`,
     );
 
+  const maxBlocks = read('logMaxBlocks');
+  const logMaxBlocks = maxBlocks.value === undefined ? DEFAULT_MAX_BLOCKS : Number(maxBlocks.value);
+  if (!Number.isInteger(logMaxBlocks) || logMaxBlocks < 1 || logMaxBlocks > 49_000)
+    bad(
+      maxBlocks.source,
+      `"${maxBlocks.value}" is not a block count from 1 to 49000 (Azure allows 50,000 per blob).`,
+    );
+
   if (problems.length > 0) {
     throw new IsobuildError(
       'usage',
@@ -194,6 +206,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     logDrainMs,
     logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
     logFormat: logFormat.value === 'json' ? 'json' : 'text',
+    logMaxBlocks,
   });
 }
 

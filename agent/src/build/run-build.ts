@@ -137,6 +137,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     statusFile,
     status,
     spoolLimitBytes: config.logSpoolBytes,
+    maxBlocksPerBlob: config.logMaxBlocks,
     report,
   });
   // Structured events: a child logger per run, per phase and per step.

@@ -45,6 +45,8 @@ isobuild starts itself, data in WORK_DIR/.azurite, so "isobuild logs" works afte
   --local-logs-only        keep logs in the run directory only                   ISOBUILD_LOCAL_LOGS_ONLY=1
   --log-drain-timeout DUR  time to upload the last lines at the end (default 1m) ISOBUILD_LOG_DRAIN_TIMEOUT
   --log-spool-limit SIZE   log bytes kept waiting for storage (default 1GiB)     ISOBUILD_LOG_SPOOL_LIMIT
+  --log-max-blocks N       blocks per log blob before customization.1.log …      ISOBUILD_LOG_MAX_BLOCKS
+                           (default 40000; Azure allows 50,000)
   --log-format text|json   text: progress on stderr (default); json: one pino    ISOBUILD_LOG_FORMAT
                            line per event on stdout, for container logs
   --json                   print the final status as JSON on stdout
@@ -85,6 +87,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'log-drain-timeout': { type: 'string' },
       'log-spool-limit': { type: 'string' },
       'log-format': { type: 'string' },
+      'log-max-blocks': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
