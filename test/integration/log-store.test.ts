@@ -143,6 +143,44 @@ describe('AppendUploader', () => {
     }
   });
 
+  it('keeps a lost append when more lines arrived before the retry, without duplicating it', async () => {
+    const { runId, file } = newRun();
+    let appends = 0;
+    // Append 3 lands but its reply is lost; the SDK's immediate retry (a 412) is lost too. By the time
+    // the uploader tries again, more lines are waiting, so its next block is longer than the lost one.
+    const proxy = await startLossyProxy(Number(new URL(azurite.url).port), (head) => {
+      if (!head.includes('comp=appendblock')) return false;
+      appends++;
+      return appends === 3 || appends === 4;
+    });
+    try {
+      const lossy = await openBlobStore({
+        kind: 'connection-string',
+        connectionString: new Secret(azurite.connectionString.replace(/:\d+\//, `:${proxy.port}/`)),
+      });
+      await writeFile(file, '');
+      const uploader = new AppendUploader({
+        container: lossy.container,
+        file,
+        blobName: `${runId}/customization.log`,
+        flushIntervalMs: 20,
+      });
+      uploader.start();
+      for (let i = 0; i < 12; i++) {
+        await appendFile(file, lines(i, 1));
+        await sleep(60);
+      }
+      const result = await uploader.close(10_000);
+
+      expect(proxy.dropped()).toBe(2);
+      expect(result.complete).toBe(true);
+      const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
+      expect(stored.toString()).toBe((await readFile(file)).toString());
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('stops and says so when another writer changed the blob', async () => {
     const { runId, file } = newRun();
     await writeFile(file, lines(0, 5));

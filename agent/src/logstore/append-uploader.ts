@@ -2,9 +2,9 @@
  * Streams a growing local log file to append blobs, live. The local file is the spool: Packer's output is
  * written there first (never blocked by storage), and this uploader follows it from the last confirmed
  * offset. One append is in flight at a time, each with an appendPosition condition, so a retried append
- * whose reply was lost gets a 412 instead of landing twice; the 412 is reconciled by comparing the blob's
- * length and bytes with ours (packer-notes §5.3). Blocks stay ≤ 4 MiB and end at line breaks; a blob is
- * rolled over (customization.log → customization.1.log → …) well before Azure's 50,000-block limit.
+ * whose reply was lost gets a 412 instead of landing twice; the 412 is reconciled by comparing the bytes
+ * the blob holds beyond our confirmed offset with the next bytes of our file (packer-notes §5.3).
+ * Blocks stay ≤ 4 MiB and end at line breaks; a blob is rolled over (customization.log → customization.1.log → …) well before Azure's 50,000-block limit.
  * Storage outages only grow the backlog: the loop retries with backoff and catches up when storage is back.
  */
 import { open, stat } from 'node:fs/promises';
@@ -159,7 +159,9 @@ export class AppendUploader {
     } catch (error) {
       const code = errorCode(error);
       if (code === 'AppendPositionConditionNotMet') {
-        await this.reconcile(part, position, chunk);
+        await this.reconcile(part, position);
+        if (part.blocks >= this.maxBlocks) this.rollOver();
+        return true;
       } else if (code === 'BlockCountExceedsLimit') {
         this.rollOver();
         return true;
@@ -178,25 +180,40 @@ export class AppendUploader {
   }
 
   /**
-   * After a 412 on append: did our block land already (its reply was lost) or did somebody else write?
-   * Only an exact match of length and bytes counts as ours.
+   * After a 412 on append: the blob holds more than we know of. If the extra bytes are exactly the next
+   * bytes of our file, they are ours: an append whose reply was lost (possibly a shorter block than the one
+   * just tried, when lines arrived during an outage). Then count them as uploaded and go on; anything else
+   * is another writer.
    */
-  private async reconcile(part: Part, position: number, chunk: Buffer): Promise<void> {
+  private async reconcile(part: Part, position: number): Promise<void> {
     const properties = await part.client.getProperties({ abortSignal: this.stopNow.signal });
     const length = properties.contentLength ?? 0;
-    if (length === position + chunk.length) {
-      const stored = await part.client.downloadToBuffer(position, chunk.length, {
+    if (length <= position) throw new Error('append position mismatch reported, but the blob is not longer');
+    const extra = length - position;
+    if (extra <= this.fileSize - this.uploaded) {
+      const stored = await part.client.downloadToBuffer(position, extra, {
         abortSignal: this.stopNow.signal,
       });
-      if (stored.equals(chunk)) {
+      if (stored.equals(await this.readFile(this.uploaded, extra))) {
+        this.uploaded += extra;
         part.blocks = properties.blobCommittedBlockCount ?? part.blocks + 1;
         return;
       }
     }
-    if (length === position) throw new Error('append position mismatch reported, but the blob is unchanged');
     throw new ConflictError(
       `${part.client.name} was changed by another writer (it holds ${length} bytes, isobuild expected ${position}); is another isobuild using the same run id?`,
     );
+  }
+
+  private async readFile(offset: number, length: number): Promise<Buffer> {
+    const handle = await open(this.options.file, 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, offset);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
   }
 
   private async create(part: Part): Promise<void> {
