@@ -24,7 +24,7 @@ import { loadTemplate, type LoadOptions } from '../template/load-template.js';
 import { PROXY_PORT } from '../template/topology.js';
 import { openLogStore } from '../logstore/open-log-store.js';
 import { configSecrets, type BuildConfig } from './build-config.js';
-import type { Logger } from './structured-log.js';
+import { structuredBuildEvents, type Logger } from './structured-log.js';
 import { BuildLog } from './build-log.js';
 import { attachLogStore, closeQuietly } from './attach-log-store.js';
 import { Progress, TAIL_LINES, seconds } from './progress.js';
@@ -140,27 +140,16 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     maxBlocksPerBlob: config.logMaxBlocks,
     report,
   });
-  // Structured events: a child logger per run, per phase and per step.
-  const runLog = options.logger?.child({ runId: config.runId });
-  let phaseLog = runLog?.child({ phase: status.runSubState });
-  let stepLog: Logger | undefined;
-  // Packer's debug stream (PACKER ERR) is logged at debug level, everything else at info.
-  const tapInto =
-    (log: 'customization' | 'validation') =>
-    (source: string, line: string): void => {
-      const target = stepLog ?? phaseLog;
-      if (source === 'PACKER ERR') target?.debug({ log, source }, line);
-      else target?.info({ log, source }, line);
-    };
-  customizationLog.tap = tapInto('customization');
-  validationLog.tap = tapInto('validation');
+  const events = structuredBuildEvents(
+    options.logger,
+    config.runId,
+    { customization: customizationLog, validation: validationLog },
+    status.runSubState,
+  );
   const update = async (
     changes: Partial<Pick<RunStatus, 'runState' | 'runSubState' | 'message'>>,
   ): Promise<void> => {
-    if (changes.runSubState && changes.runSubState !== status.runSubState) {
-      phaseLog = runLog?.child({ phase: changes.runSubState });
-      stepLog = undefined;
-    }
+    if (changes.runSubState && changes.runSubState !== status.runSubState) events.phase(changes.runSubState);
     Object.assign(status, changes);
     if (changes.message)
       customizationLog.write('ISOBUILD', `${status.runState}/${status.runSubState}: ${changes.message}`);
@@ -272,15 +261,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       upstream: hop,
       connectTimeoutMs: Math.min(10_000, config.readyTimeoutMs),
       onConnection: (c) => {
-        runLog?.child({ connId: c.connId, hop: c.hop }).info(
-          {
-            bytesToUpstream: c.bytesToUpstream,
-            bytesFromUpstream: c.bytesFromUpstream,
-            durationMs: c.durationMs,
-            end: c.end,
-          },
-          'relay connection closed',
-        );
+        events.connection(c);
         customizationLog.write(
           'ISOBUILD',
           `relay connection ${c.connId} via ${c.hop}: ${c.bytesToUpstream} bytes out, ${c.bytesFromUpstream} bytes in, ${seconds(c.durationMs)}, ${c.end}`,
@@ -362,7 +343,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         currentPosition = ++position;
         tail = [];
         startStep(step);
-        stepLog = phaseLog?.child({ step: currentPosition, stepName: step.name, stepType: step.type });
+        events.step(currentPosition, step);
         log.write(
           'PACKER ERR',
           `(telemetry) Starting provisioner ${step.type === 'Shell' ? 'shell' : step.type.toLowerCase()}`,
