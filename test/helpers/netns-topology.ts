@@ -11,6 +11,7 @@
  */
 import { execa } from 'execa';
 import { cleanupStaleTestVms, startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
+import { isProcessAlive, killQuietly } from '../../agent/src/processes.js';
 
 const PREFIX = 'isobuild-topo-';
 export const ACI_ADDRESS = '10.232.0.2';
@@ -89,7 +90,7 @@ export async function startTopology(
 
 /** Removes the namespaces (and whatever runs in them) of topologies whose owner process is gone. */
 export async function cleanupStaleTopologies(): Promise<string[]> {
-  const stale = (await topologyNamespaces()).filter((ns) => !isAlive(ownerOf(ns)));
+  const stale = (await topologyNamespaces()).filter((ns) => !isProcessAlive(ownerOf(ns)));
   await removeNamespaces(stale);
   if (stale.length > 0) await cleanupStaleTestVms();
   return stale;
@@ -123,22 +124,4 @@ function ownerOf(namespace: string): number {
 
 async function ip(...args: string[]): Promise<void> {
   await execa('ip', args);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Already gone.
-  }
 }

@@ -108,12 +108,13 @@ describe('AppendUploader', () => {
     expect(again.equals(local)).toBe(true);
   });
 
-  it('does not duplicate an append whose reply was lost', async () => {
+  /** Streams `count` lines, one every 60–80 ms, through a proxy that loses the replies `pick` chooses. */
+  async function streamThroughLossyProxy(pick: (appendNumber: number) => boolean, count: number) {
     const { runId, file } = newRun();
     let appends = 0;
     const proxy = await startLossyProxy(
       Number(new URL(azurite.url).port),
-      (head) => head.includes('comp=appendblock') && ++appends === 3,
+      (head) => head.includes('comp=appendblock') && pick(++appends),
     );
     try {
       const lossy = await openBlobStore({
@@ -128,57 +129,39 @@ describe('AppendUploader', () => {
         flushIntervalMs: 20,
       });
       uploader.start();
-      for (let i = 0; i < 6; i++) {
+      for (let i = 0; i < count; i++) {
         await appendFile(file, lines(i, 1));
-        await sleep(80);
+        await sleep(70);
       }
       const result = await uploader.close(10_000);
-
-      expect(proxy.dropped()).toBe(1);
-      expect(result.complete).toBe(true);
       const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
-      expect(stored.toString()).toBe((await readFile(file)).toString());
+      return {
+        dropped: proxy.dropped(),
+        result,
+        stored: stored.toString(),
+        local: await readFile(file, 'utf8'),
+      };
     } finally {
       await proxy.close();
     }
+  }
+
+  it('does not duplicate an append whose reply was lost', async () => {
+    const run = await streamThroughLossyProxy((n) => n === 3, 6);
+
+    expect(run.dropped).toBe(1);
+    expect(run.result.complete).toBe(true);
+    expect(run.stored).toBe(run.local);
   });
 
   it('keeps a lost append when more lines arrived before the retry, without duplicating it', async () => {
-    const { runId, file } = newRun();
-    let appends = 0;
     // Append 3 lands but its reply is lost; the SDK's immediate retry (a 412) is lost too. By the time
     // the uploader tries again, more lines are waiting, so its next block is longer than the lost one.
-    const proxy = await startLossyProxy(Number(new URL(azurite.url).port), (head) => {
-      if (!head.includes('comp=appendblock')) return false;
-      appends++;
-      return appends === 3 || appends === 4;
-    });
-    try {
-      const lossy = await openBlobStore({
-        kind: 'connection-string',
-        connectionString: new Secret(azurite.connectionString.replace(/:\d+\//, `:${proxy.port}/`)),
-      });
-      await writeFile(file, '');
-      const uploader = new AppendUploader({
-        container: lossy.container,
-        file,
-        blobName: `${runId}/customization.log`,
-        flushIntervalMs: 20,
-      });
-      uploader.start();
-      for (let i = 0; i < 12; i++) {
-        await appendFile(file, lines(i, 1));
-        await sleep(60);
-      }
-      const result = await uploader.close(10_000);
+    const run = await streamThroughLossyProxy((n) => n === 3 || n === 4, 12);
 
-      expect(proxy.dropped()).toBe(2);
-      expect(result.complete).toBe(true);
-      const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
-      expect(stored.toString()).toBe((await readFile(file)).toString());
-    } finally {
-      await proxy.close();
-    }
+    expect(run.dropped).toBe(2);
+    expect(run.result.complete).toBe(true);
+    expect(run.stored).toBe(run.local);
   });
 
   it('stops and says so when another writer changed the blob', async () => {

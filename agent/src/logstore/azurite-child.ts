@@ -8,6 +8,7 @@
  */
 import { readdirSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isProcessAlive } from '../processes.js';
 
 const [main, ...args] = process.argv.slice(2);
 const usersDir = process.env.ISOBUILD_AZURITE_USERS;
@@ -25,16 +26,7 @@ function othersAlive(): boolean {
   } catch {
     return false;
   }
-  return entries.some((entry) => {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === starter) return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  });
+  return entries.some((entry) => Number(entry) !== starter && isProcessAlive(Number(entry)));
 }
 
 process.once('disconnect', () => {

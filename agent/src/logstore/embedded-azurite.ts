@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { IsobuildError } from '../errors.js';
 import { Secret } from '../secret.js';
+import { isProcessAlive } from '../processes.js';
 
 /** Azurite's public, well-known development account (not a secret; documented by Microsoft). */
 const ACCOUNT = 'devstoreaccount1';
@@ -50,12 +51,12 @@ export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal
   const leave = (): Promise<void> => rm(userFile, { force: true });
 
   const running = await readEndpoint(endpointFile);
-  if (running && isAlive(running.pid)) {
+  if (running && isProcessAlive(running.pid)) {
     return describe(running.url, dataDir, async () => {
       await leave();
       // The last user out waits until Azurite has saved its data and exited, so nothing outlives us.
       if (await othersUsing(usersDir)) return;
-      for (let waited = 0; waited < 10_000 && isAlive(running.pid); waited += 50) await sleep(50);
+      for (let waited = 0; waited < 10_000 && isProcessAlive(running.pid); waited += 50) await sleep(50);
     });
   }
 
@@ -106,7 +107,7 @@ export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal
 
 async function othersUsing(usersDir: string): Promise<boolean> {
   const entries = await readdir(usersDir).catch(() => []);
-  return entries.some((entry) => Number(entry) !== process.pid && isAlive(Number(entry)));
+  return entries.some((entry) => Number(entry) !== process.pid && isProcessAlive(Number(entry)));
 }
 
 function describe(url: string, dataDir: string, stop: () => Promise<void>): EmbeddedAzurite {
@@ -187,15 +188,5 @@ async function readEndpoint(file: string): Promise<EndpointRecord | undefined> {
     return JSON.parse(await readFile(file, 'utf8')) as EndpointRecord;
   } catch {
     return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { sshdConfig, vmBootScript } from './vm-boot-script.js';
+import { isProcessAlive, killQuietly } from '../processes.js';
 
 export const TEST_VM_USER = 'isobuild';
 const NETNS_PREFIX = 'isobuild-vm-';
@@ -152,8 +153,8 @@ export async function cleanupStaleTestVms(): Promise<number[]> {
     const record = await readRecord(join(testVmRoot(), String(id)));
     // No record yet may just mean another process is starting this VM right now: only old ones are leftovers.
     const stale = record
-      ? (record.ownerPid !== 0 && !isAlive(record.ownerPid)) ||
-        !isAlive(record.holderPid) ||
+      ? (record.ownerPid !== 0 && !isProcessAlive(record.ownerPid)) ||
+        !isProcessAlive(record.holderPid) ||
         (record.peerNamespace !== undefined && !existsSync(`/run/netns/${record.peerNamespace}`))
       : !(await changedWithin(
           [`/run/netns/${NETNS_PREFIX}${id}`, join(testVmRoot(), String(id))],
@@ -273,22 +274,4 @@ async function changedWithin(paths: readonly string[], ageMs: number): Promise<b
 async function namespacePids(name: string): Promise<number[]> {
   const result = await execa('ip', ['netns', 'pids', name], { reject: false });
   return result.exitCode === 0 ? result.stdout.split(/\s+/).filter(Boolean).map(Number) : [];
-}
-
-function isAlive(pid: number): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Already gone: that is what we want.
-  }
 }
