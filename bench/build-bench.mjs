@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Benchmark for `isobuild build` (issue 3), side by side in one run on a disposable test VM:
-//  1. wall time of `isobuild build` (validate, fetch, render, SSH probe, Packer, status) against
-//     `packer build` run directly on the same rendered HCL, 3-customizer template (hyperfine);
+//  1. wall time of `isobuild build` (validate, fetch, render, SSH probe, Packer, status, logs) against
+//     `packer build` run directly on the same rendered HCL, 3-customizer template (hyperfine): with the
+//     default store (an Azurite isobuild starts and stops per run), with a store that is already running
+//     (as a storage account is), and with --local-logs-only;
 //  2. peak RSS of the isobuild process (VmHWM, sampled from /proc while it runs);
 //  3. test VM start (until sshd answers) and stop times.
 // Usage: node bench/build-bench.mjs   (after `npm run build`; needs root, packer and hyperfine)
@@ -10,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
+import { startEmbeddedAzurite } from '../dist/agent/src/logstore/embedded-azurite.js';
 import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
 
 const cli = resolve(import.meta.dirname, '../dist/agent/src/cli/main.js');
@@ -57,6 +60,8 @@ for (let i = 0; i < 5; i++) {
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 const vm = await startTestVm();
+// Stands in for a storage account: started once, outside the measured runs.
+const store = await startEmbeddedAzurite(join(work, 'store'));
 try {
   const common = [
     '--host',
@@ -89,8 +94,14 @@ try {
       '--export-json',
       join(work, 'hf.json'),
       '-n',
-      'isobuild build (3 customizers)',
+      'isobuild build (3 customizers), logs to the embedded Azurite (default)',
       `${process.execPath} ${cli} build ${templateFile} ${common.join(' ')}`,
+      '-n',
+      'isobuild build, logs to an Azurite that is already running (as a storage account would be)',
+      `${process.execPath} ${cli} build ${templateFile} ${common.join(' ')} --storage-connection-string ${store.connectionString.reveal()}`,
+      '-n',
+      'isobuild build --local-logs-only',
+      `${process.execPath} ${cli} build ${templateFile} ${common.join(' ')} --local-logs-only`,
       '-n',
       'packer build, same HCL (peer)',
       `env ${packerEnv} sh -c "cd ${join(work, 'hcl')} && packer build -color=false customization.pkr.hcl"`,
@@ -100,6 +111,7 @@ try {
   const results = JSON.parse(readFileSync(join(work, 'hf.json'), 'utf8')).results;
 
   const peaks = [];
+  // The isobuild process itself; the embedded Azurite is a process of its own.
   for (let i = 0; i < 5; i++) peaks.push(await peakRssMb([cli, 'build', templateFile, ...common]));
   peaks.sort((a, b) => a - b);
 
@@ -123,10 +135,13 @@ try {
   console.log(
     `| test VM stop, everything removed (5 runs) | ${median(vmTimes.map((t) => t[1])).toFixed(0)} ms | — | — |`,
   );
-  const [iso, peer] = results;
+  const [iso, running, local, peer] = results;
   console.log('');
-  console.log(`Ratio (medians): isobuild build / packer build = ${(iso.median / peer.median).toFixed(2)}.`);
+  console.log(
+    `Ratio (medians) to packer build: isobuild build ${(iso.median / peer.median).toFixed(2)}, to a running store ${(running.median / peer.median).toFixed(2)}, with --local-logs-only ${(local.median / peer.median).toFixed(2)}.`,
+  );
 } finally {
+  await store.stop();
   await stopTestVm(vm.id);
   rmSync(work, { recursive: true, force: true });
 }

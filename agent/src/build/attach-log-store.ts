@@ -27,6 +27,8 @@ export interface AttachOptions {
 }
 
 export interface AttachedLogStore {
+  /** Waits (at most `budgetMs`) until the store is open or has failed, so final messages can name it. */
+  settled(budgetMs: number): Promise<void>;
   /** Packs the build bundle and uploads it (in the background). */
   bundle(runDir: string, config: BuildConfig): void;
   /** Drains everything within `budgetMs`, records the outcome in status, releases the store. */
@@ -97,6 +99,12 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
   );
 
   return {
+    async settled(budgetMs) {
+      if (!ready) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ready, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
+      clearTimeout(timer);
+    },
     bundle(runDir, config) {
       const file = join(runDir, LOG_BLOBS.bundle);
       const work = (async () => {

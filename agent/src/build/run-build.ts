@@ -76,11 +76,21 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const packerInfo = detectPacker(config.packerPath, options.signal);
   packerInfo.catch(() => undefined); // awaited (and reported) below; never an unhandled rejection
   void loadSsh2();
-  // The log store opens (the embedded Azurite starts) while the template loads; the build never waits
-  // for it: uploads follow the local logs from their first byte whenever the store is ready.
+  // The embedded Azurite starts now, in its own process; for a configured store the storage SDK loads
+  // once Packer runs (or the build ends first). The build never waits for the store: uploads follow the local logs from their
+  // first byte whenever it is ready.
+  let packerStarted = (): void => undefined;
+  const storeMayLoad = new Promise<void>((resolve) => (packerStarted = resolve));
   const storeOpening = config.localLogsOnly
     ? undefined
-    : openLogStore(config.store, config.storeContainer, config.workDir, options.signal);
+    : openLogStore(
+        config.store,
+        config.storeContainer,
+        config.workDir,
+        options.signal,
+        // With the embedded Azurite the SDK loads while Azurite starts; it is needed as soon as it is up.
+        config.store ? storeMayLoad : undefined,
+      );
   storeOpening?.catch(() => undefined); // handled where it is awaited
   let loaded: Awaited<ReturnType<typeof loadTemplate>>;
   try {
@@ -176,7 +186,9 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     logKind: 'customization' | 'validation' = 'customization',
   ): Promise<BuildOutcome> => {
     progress.stopHeartbeat();
+    packerStarted();
     await relay?.close();
+    await store.settled(10_000); // the message below names the stored log
     status.endTime = new Date().toISOString();
     // Failure messages say which run and where its full log is (the stored one when there is a store).
     const reference =
@@ -362,7 +374,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         );
         void statusFile.write(status);
       };
-      const result = await runPacker({
+      const running = runPacker({
         packerPath: config.packerPath,
         file: join(packerDir, file),
         variables,
@@ -386,6 +398,8 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           if (tail.length > TAIL_LINES) tail.shift();
         },
       });
+      packerStarted(); // the main thread is free while Packer works: load the storage SDK now
+      const result = await running;
       const timedOut = result.cancelled && deadline.aborted && !options.signal.aborted;
       if (result.exitCode === 0 && !result.cancelled) {
         finishCurrent('succeeded');
