@@ -1,0 +1,121 @@
+// What the fake Windows VM does with a command line. Packer's WinRM communicator sends a few fixed shapes
+// (winrm-notes §3): winrmcp's `echo <base64> >> "file"` uploads and its restore/cleanup scripts, the
+// connect and restart checks, `shutdown`, and the powershell / windows-shell provisioners' invocations.
+// Those are emulated against a sandbox directory that stands for C:\; uploaded .ps1 files run through a
+// toy PowerShell (Write-Host, Write-Error, exit N, Start-Sleep), .bat files through /bin/sh for echo
+// lines. Anything else runs under /bin/sh in the sandbox, which is what pywinrm's tests send.
+import { spawn, type ChildProcess } from 'node:child_process';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { decodeEncodedCommand } from '../../../agent/src/winrm/powershell.js';
+
+export interface FakeVmBehaviour {
+  /** The directory standing for C:\ */
+  readonly sandbox: string;
+  readonly hostname: string;
+  /** `shutdown /r`: the VM drops connections for this long. */
+  readonly onRestart: (downMs: number) => void;
+  readonly restartDownMs?: number;
+}
+
+const TOY_POWERSHELL = join(import.meta.dirname, 'toy-powershell.mjs');
+
+export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildProcess {
+  const script = decodeEncodedCommand(commandLine);
+  if (script !== undefined) return runScript(script, vm);
+
+  const upload = /^echo ([A-Za-z0-9+/=]+) >> "([^"]+)"$/.exec(commandLine.trim());
+  if (upload) {
+    const file = mapPath(upload[2]!, vm);
+    mkdirSync(dirname(file), { recursive: true });
+    appendFileSync(file, `${upload[1]}\r\n`);
+    return done(0);
+  }
+
+  if (/^shutdown\s/i.test(commandLine)) {
+    if (/\/a\b/i.test(commandLine)) return done(0);
+    if (/packer restart test/i.test(commandLine)) return done(0); // not rebooting (any more)
+    setTimeout(() => vm.onRestart(vm.restartDownMs ?? 3_000), 200);
+    return done(0);
+  }
+
+  // powershell provisioner: -file "x.ps1", or "& { … &'x.ps1'; exit $LastExitCode }".
+  const ps1 = /-file\s+"?([^"\s]+\.ps1)"?/i.exec(commandLine) ?? /&\s*'([^']+\.ps1)'/.exec(commandLine);
+  if (/^powershell/i.test(commandLine) && ps1) {
+    return spawn(process.execPath, [TOY_POWERSHELL, mapPath(ps1[1]!, vm)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
+  // windows-shell provisioner: set "K=V" && … "c:/Windows/Temp/script.bat"
+  const bat = /"([^"]+\.(?:bat|cmd))"\s*$/i.exec(commandLine);
+  if (bat) {
+    const body = readFileSync(mapPath(bat[1]!, vm), 'utf8').replace(/^@?echo off\s*$/gim, '');
+    return spawn('/bin/sh', ['-c', body], { cwd: vm.sandbox, stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+  return spawn('/bin/sh', ['-c', commandLine], { cwd: vm.sandbox, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** A decoded -EncodedCommand script: Packer's fixed checks and winrmcp's scripts, else the toy PowerShell. */
+function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
+  if (/WinRM connected\./.test(script)) return done(0, 'WinRM connected.\r\n');
+  if (/restarted\./.test(script) && /GetHostName/i.test(script))
+    return done(0, `${vm.hostname} restarted.\r\n`);
+  const paths = [...script.matchAll(/GetFullPath\("([^"]+)"\)/g)].map((m) => m[1]!);
+  if (paths.length === 2 && /FromBase64String/.test(script)) {
+    // winrmcp's restore: decode the temp file's base64 lines into the destination.
+    const [temp, destination] = paths.map((p) => mapPath(p, vm)) as [string, string];
+    const bytes = readFileSync(temp, 'latin1')
+      .split(/\r?\n/)
+      .filter(Boolean)
+      .map((line) => Buffer.from(line, 'base64'));
+    mkdirSync(dirname(destination), { recursive: true });
+    writeFileSync(destination, Buffer.concat(bytes));
+    return done(0);
+  }
+  const removed = /Remove-Item\s+(?:-Path\s+)?["']?([^"'\s;]+)["']?/i.exec(script);
+  if (removed && !/Write-Host/.test(script)) {
+    rmSync(mapPath(removed[1]!, vm), { force: true, recursive: true });
+    return done(0);
+  }
+  const file = join(vm.sandbox, 'Windows', 'Temp', `encoded-${process.hrtime.bigint()}.ps1`);
+  writeFileSync(file, script);
+  return spawn(process.execPath, [TOY_POWERSHELL, file], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** C:\Windows\Temp\x, c:/windows/temp/x, %TEMP%\x → the sandbox, case-insensitively for existing parts. */
+export function mapPath(windowsPath: string, vm: FakeVmBehaviour): string {
+  const expanded = windowsPath
+    .replace(/%(TEMP|TMP)%/gi, 'C:\\Windows\\Temp')
+    .replace(/%SYSTEMROOT%/gi, 'C:\\Windows');
+  const parts = expanded
+    .replace(/^[a-z]:/i, '')
+    .split(/[\\/]+/)
+    .filter(Boolean);
+  let current = vm.sandbox;
+  for (const part of parts) {
+    const existing = existsSync(current)
+      ? readdirSync(current).find((entry) => entry.toLowerCase() === part.toLowerCase())
+      : undefined;
+    current = join(current, existing ?? part);
+  }
+  return current;
+}
+
+/** A finished "process" with fixed output, for emulated commands. */
+function done(exitCode: number, stdout = ''): ChildProcess {
+  return spawn(
+    process.execPath,
+    ['-e', `process.stdout.write(${JSON.stringify(stdout)}); process.exit(${exitCode})`],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+}
