@@ -3,6 +3,7 @@
  * into one validated, frozen object. Every problem is reported at once. Credentials become Secrets.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
@@ -11,6 +12,7 @@ import { hideQuery } from '../hide-query.js';
 import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
 import { Secret } from '../secret.js';
+import { normalizeFingerprint, type TlsPolicy } from '../winrm/transport.js';
 
 export interface BuildConfig {
   readonly host: string;
@@ -22,6 +24,10 @@ export interface BuildConfig {
   readonly sshPrivateKey?: Secret;
   readonly sshPassword?: Secret;
   readonly winrmPassword?: Secret;
+  /** WinRM authentication: NTLM (Packer's AIB setting) or Basic. */
+  readonly winrmAuth: 'ntlm' | 'basic';
+  /** How the WinRM certificate is checked: insecure (AIB's self-signed VMs), a pinned CA, or a fingerprint. */
+  readonly winrmTls: TlsPolicy;
   readonly runId: string;
   readonly workDir: string;
   readonly readyTimeoutMs: number;
@@ -70,6 +76,9 @@ export const BUILD_SETTINGS = {
   logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
   logFormat: { env: 'ISOBUILD_LOG_FORMAT', flag: 'log-format' },
   logMaxBlocks: { env: 'ISOBUILD_LOG_MAX_BLOCKS', flag: 'log-max-blocks' },
+  winrmAuth: { env: 'ISOBUILD_WINRM_AUTH', flag: 'winrm-auth' },
+  winrmCa: { env: 'ISOBUILD_WINRM_CA', flag: 'winrm-ca' },
+  winrmCertSha256: { env: 'ISOBUILD_WINRM_CERT_SHA256', flag: 'winrm-cert-sha256' },
 } as const;
 
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
@@ -165,6 +174,11 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       `"${logFormat.value}" is not a log format: use text (terminals) or json (containers).`,
     );
 
+  const winrmAuth = read('winrmAuth');
+  if (winrmAuth.value !== undefined && winrmAuth.value !== 'ntlm' && winrmAuth.value !== 'basic')
+    bad(winrmAuth.source, `"${winrmAuth.value}" is not a WinRM authentication: use ntlm or basic.`);
+  const winrmTls = readWinRmTls(read, bad, cwd);
+
   const maxBlocks = read('logMaxBlocks');
   const logMaxBlocks = maxBlocks.value === undefined ? DEFAULT_MAX_BLOCKS : Number(maxBlocks.value);
   if (!Number.isInteger(logMaxBlocks) || logMaxBlocks < 1 || logMaxBlocks > 49_000)
@@ -207,7 +221,41 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
     logFormat: logFormat.value === 'json' ? 'json' : 'text',
     logMaxBlocks,
+    winrmAuth: winrmAuth.value === 'basic' ? 'basic' : 'ntlm',
+    winrmTls,
   });
+}
+
+/** Insecure by default (AIB's build VMs have self-signed certificates); a CA file or a fingerprint pins it. */
+function readWinRmTls(read: Read, bad: (path: string, message: string) => void, cwd: string): TlsPolicy {
+  const ca = read('winrmCa');
+  const fingerprint = read('winrmCertSha256');
+  if (ca.value !== undefined && fingerprint.value !== undefined) {
+    bad(
+      `${ca.source} / ${fingerprint.source}`,
+      'pin the WinRM certificate one way: a CA file or a fingerprint.',
+    );
+    return { kind: 'insecure' };
+  }
+  if (ca.value !== undefined) {
+    try {
+      return { kind: 'ca', ca: readFileSync(resolve(cwd, ca.value), 'utf8') };
+    } catch (error) {
+      bad(
+        ca.source,
+        `cannot read the CA file ${ca.value} (${(error as NodeJS.ErrnoException).code ?? 'error'}).`,
+      );
+    }
+  }
+  if (fingerprint.value !== undefined) {
+    if (normalizeFingerprint(fingerprint.value).length !== 64)
+      bad(
+        fingerprint.source,
+        `"${fingerprint.value}" is not a SHA-256 fingerprint (64 hex digits, colons allowed).`,
+      );
+    return { kind: 'fingerprint', sha256: fingerprint.value };
+  }
+  return { kind: 'insecure' };
 }
 
 type Read = (key: keyof typeof BUILD_SETTINGS) => { value?: string; source: string };

@@ -13,6 +13,8 @@ import { runPacker } from '../packer/run-packer.js';
 import { describeHop, startRelay, type Hop, type Relay } from '../relay/relay.js';
 import { loadSsh2 } from '../readiness/load-ssh2.js';
 import { ProbeFailure, waitForSsh, type SshProbeTarget } from '../readiness/ssh-probe.js';
+import { waitForWinRm } from '../readiness/winrm-probe.js';
+import { WinRmError } from '../winrm/transport.js';
 import { PACKER_VARIABLES, STEP_MARKER } from '../render/packer-template.js';
 import {
   CUSTOMIZATION_FILE,
@@ -291,32 +293,56 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     };
 
     // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
-    if (template.os === 'linux') {
-      const probeStart = Date.now();
-      try {
-        await waitForSsh(target, {
-          timeoutMs: config.readyTimeoutMs,
-          signal,
-          onAttempt: (attempt, failure) =>
-            customizationLog.write(
-              'ISOBUILD',
-              `readiness attempt ${attempt}: ${activeRelay.lastFailure() ?? failure.message}`,
-            ),
-        });
-        progress.phase(`${describeHop(hop)} accepts SSH`, 'ok', `(${seconds(Date.now() - probeStart)})`);
-      } catch (error) {
-        if (signal.aborted) return stopped();
-        if (!(error instanceof ProbeFailure)) throw error;
-        progress.phase(describeHop(hop), 'failed');
-        // The relay saw the upstream failure first-hand (refused, unreachable, proxy without a VM behind it).
-        const reason =
-          error.kind === 'auth-rejected' ? error.message : (activeRelay.lastFailure() ?? error.message);
-        return finish(
-          'Failed',
-          `the build VM is not reachable over SSH: ${reason}.`,
-          EXIT_CODES.vmUnreachable,
+    const protocol = template.os === 'linux' ? 'SSH' : 'WinRM';
+    const probeStart = Date.now();
+    const onAttempt = (attempt: number, failure: Error): void =>
+      customizationLog.write(
+        'ISOBUILD',
+        `readiness attempt ${attempt}: ${activeRelay.lastFailure() ?? failure.message}`,
+      );
+    try {
+      if (template.os === 'linux') {
+        await waitForSsh(target, { timeoutMs: config.readyTimeoutMs, signal, onAttempt });
+      } else {
+        if (!config.winrmPassword)
+          return finish(
+            'Failed',
+            'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
+            EXIT_CODES.invalidInput,
+          );
+        await waitForWinRm(
+          {
+            host: activeRelay.host,
+            port: activeRelay.port,
+            // The certificate names the VM, not the local relay in front of it.
+            servername: config.host,
+            tls: config.winrmTls,
+            auth: { kind: config.winrmAuth, user: config.user, password: config.winrmPassword },
+            label: describeHop(hop),
+          },
+          { timeoutMs: config.readyTimeoutMs, signal, onAttempt },
         );
       }
+      progress.phase(
+        `${describeHop(hop)} accepts ${protocol}`,
+        'ok',
+        `(${seconds(Date.now() - probeStart)})`,
+      );
+    } catch (error) {
+      if (signal.aborted) return stopped();
+      if (!(error instanceof ProbeFailure || error instanceof WinRmError)) throw error;
+      progress.phase(describeHop(hop), 'failed');
+      // The relay saw network failures first-hand (refused, unreachable, proxy without a VM behind it);
+      // a rejected login or certificate is the probe's own finding.
+      const reason =
+        error.kind === 'auth-rejected' || error.kind === 'tls'
+          ? error.message
+          : (activeRelay.lastFailure() ?? error.message);
+      return finish(
+        'Failed',
+        `the build VM is not reachable over ${protocol}: ${reason}.`,
+        EXIT_CODES.vmUnreachable,
+      );
     }
 
     // The Packer phases. Relay failures from before this point (readiness retries) are not news.
@@ -333,6 +359,14 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       ...(template.os === 'linux' ? { [PACKER_VARIABLES.sshKeyFile]: keyFile } : {}),
       ...(config.sshPassword ? { [PACKER_VARIABLES.sshPassword]: config.sshPassword.reveal() } : {}),
       ...(config.winrmPassword ? { [PACKER_VARIABLES.winrmPassword]: config.winrmPassword.reveal() } : {}),
+      ...(template.os === 'windows'
+        ? {
+            [PACKER_VARIABLES.winrmUseNtlm]: String(config.winrmAuth === 'ntlm'),
+            // Packer reaches the VM through the loopback relay, so it cannot check the certificate's name;
+            // the readiness probe above checked it (--winrm-ca / --winrm-cert-sha256) against the VM.
+            [PACKER_VARIABLES.winrmInsecure]: 'true',
+          }
+        : {}),
     };
     template.secureValues.forEach((value, i) => (variables[`secure_parameter_${i}`] = value));
 

@@ -67,9 +67,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     });
     open.add(client).add(remote);
     connecting.set(connId, started);
-    const fail = (why: string): void => {
+    /** Ends the connection; `upstream` failures are what lastFailure() reports (not Packer's own resets). */
+    const fail = (why: string, upstream = true): void => {
       if (end === 'closed') end = why;
-      failure = why;
+      if (upstream) failure = why;
       connecting.delete(connId);
       client.destroy();
       remote.destroy();
@@ -99,7 +100,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     remote.once('error', (error: NodeJS.ErrnoException) =>
       fail(vmBehindProxySilent() ? silentVm : upstreamError(error, hop, upstreamConnected)),
     );
-    client.once('error', () => fail('Packer side closed with an error'));
+    client.once('error', () => fail('Packer side closed with an error', false));
     remote.once('end', () => {
       // A proxy that accepts and hangs up without a byte could not reach the VM behind it.
       if (vmBehindProxySilent() && end === 'closed') {

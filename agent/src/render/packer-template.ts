@@ -17,6 +17,7 @@ export const PACKER_VARIABLES = {
   sshPassword: 'ssh_password',
   winrmPassword: 'winrm_password',
   winrmInsecure: 'winrm_insecure',
+  winrmUseNtlm: 'winrm_use_ntlm',
   connectTimeout: 'connect_timeout',
   runId: 'run_id',
 } as const;
@@ -156,6 +157,7 @@ function variableBlocks(template: ImageTemplate, secrets: readonly SecretReferen
             true,
             "Accept the build VM's self-signed WinRM certificate, as AIB does.",
           ),
+          variable(v.winrmUseNtlm, 'bool', true, 'Authenticate with NTLM (true) or Basic (false).'),
         ];
   const secretVariables = secrets.map((s) =>
     variable(s.variable, 'string', '', 'A securestring template parameter.', true),
@@ -184,7 +186,7 @@ function sourceBlock(template: ImageTemplate): HclBlock {
           ['winrm_password', expr(`var.${v.winrmPassword}`)],
           ['winrm_use_ssl', true],
           ['winrm_insecure', expr(`var.${v.winrmInsecure}`)],
-          ['winrm_use_ntlm', true],
+          ['winrm_use_ntlm', expr(`var.${v.winrmUseNtlm}`)],
           ['winrm_timeout', expr(`var.${v.connectTimeout}`)],
         ];
   return { type: 'source', labels: ['null', 'build_vm'], attributes };

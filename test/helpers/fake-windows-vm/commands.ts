@@ -24,6 +24,15 @@ export interface FakeVmBehaviour {
   /** `shutdown /r`: the VM drops connections for this long. */
   readonly onRestart: (downMs: number) => void;
   readonly restartDownMs?: number;
+  /**
+   * What the VM's PowerShell would print for scripts the toy PowerShell cannot run (real Windows work:
+   * registry, services). A test states the outcome; what it checks is everything around the script.
+   */
+  readonly scripts?: readonly {
+    readonly match: RegExp;
+    readonly stdout: string;
+    readonly exitCode: number;
+  }[];
 }
 
 const TOY_POWERSHELL = join(import.meta.dirname, 'toy-powershell.mjs');
@@ -47,13 +56,24 @@ export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildPro
     return done(0);
   }
 
+  // Packer's elevated wrapper registers a scheduled task; run the task's command directly instead.
+  const ps1File = /-file\s+"?([^"\s]+\.ps1)"?/i.exec(commandLine)?.[1];
+  if (ps1File && /packer-elevated-shell/i.test(ps1File)) {
+    const wrapper = readFileSync(mapPath(ps1File, vm), 'utf8');
+    const inner = /<Arguments>([\s\S]*?)<\/Arguments>/.exec(wrapper)?.[1];
+    if (inner) {
+      const command = unescapeXml(inner)
+        .replace(/^\/c\s+/i, '')
+        .replace(/\s*>\s*\S+\.out\s+2>&1\s*$/i, '');
+      return startCommand(command, vm);
+    }
+  }
+  // A plain -Command "…" (e.g. a restartCheckCommand).
+  const inline = /^powershell(?:\.exe)?\b[^"]*?-Command\s+"(.*)"\s*$/is.exec(commandLine);
+  if (inline && !/&\s*'[^']+\.ps1'/.test(inline[1]!)) return runScript(inline[1]!, vm);
   // powershell provisioner: -file "x.ps1", or "& { … &'x.ps1'; exit $LastExitCode }".
   const ps1 = /-file\s+"?([^"\s]+\.ps1)"?/i.exec(commandLine) ?? /&\s*'([^']+\.ps1)'/.exec(commandLine);
-  if (/^powershell/i.test(commandLine) && ps1) {
-    return spawn(process.execPath, [TOY_POWERSHELL, mapPath(ps1[1]!, vm)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-  }
+  if (/^powershell/i.test(commandLine) && ps1) return runPs1File(mapPath(ps1[1]!, vm), vm);
   // windows-shell provisioner: set "K=V" && … "c:/Windows/Temp/script.bat"
   const bat = /"([^"]+\.(?:bat|cmd))"\s*$/i.exec(commandLine);
   if (bat) {
@@ -68,7 +88,7 @@ function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
   if (/WinRM connected\./.test(script)) return done(0, 'WinRM connected.\r\n');
   if (/restarted\./.test(script) && /GetHostName/i.test(script))
     return done(0, `${vm.hostname} restarted.\r\n`);
-  const paths = [...script.matchAll(/GetFullPath\("([^"]+)"\)/g)].map((m) => m[1]!);
+  const paths = [...script.matchAll(/GetFullPath\("([^"]+)"/g)].map((m) => m[1]!);
   if (paths.length === 2 && /FromBase64String/.test(script)) {
     // winrmcp's restore: decode the temp file's base64 lines into the destination.
     const [temp, destination] = paths.map((p) => mapPath(p, vm)) as [string, string];
@@ -87,14 +107,22 @@ function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
   }
   const file = join(vm.sandbox, 'Windows', 'Temp', `encoded-${process.hrtime.bigint()}.ps1`);
   writeFileSync(file, script);
+  return runPs1File(file, vm);
+}
+
+/** A .ps1 on the VM: the test's stated outcome if one matches, else the toy PowerShell. */
+function runPs1File(file: string, vm: FakeVmBehaviour): ChildProcess {
+  const content = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const known = vm.scripts?.find((rule) => rule.match.test(content));
+  if (known) return done(known.exitCode, known.stdout);
   return spawn(process.execPath, [TOY_POWERSHELL, file], { stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** C:\Windows\Temp\x, c:/windows/temp/x, %TEMP%\x → the sandbox, case-insensitively for existing parts. */
 export function mapPath(windowsPath: string, vm: FakeVmBehaviour): string {
   const expanded = windowsPath
-    .replace(/%(TEMP|TMP)%/gi, 'C:\\Windows\\Temp')
-    .replace(/%SYSTEMROOT%/gi, 'C:\\Windows');
+    .replace(/%(TEMP|TMP)%|\$env:(TEMP|TMP)/gi, 'C:\\Windows\\Temp')
+    .replace(/%SYSTEMROOT%|\$env:SystemRoot/gi, 'C:\\Windows');
   const parts = expanded
     .replace(/^[a-z]:/i, '')
     .split(/[\\/]+/)
@@ -107,6 +135,17 @@ export function mapPath(windowsPath: string, vm: FakeVmBehaviour): string {
     current = join(current, existing ?? part);
   }
   return current;
+}
+
+function unescapeXml(text: string): string {
+  return text
+    .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, code: string) => String.fromCharCode(parseInt(code, 16)))
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 }
 
 /** A finished "process" with fixed output, for emulated commands. */

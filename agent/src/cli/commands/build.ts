@@ -20,10 +20,15 @@ the rendered files. Distribution targets are reported as skipped: isobuild captu
 
 Options (each also as an environment variable, which the flag overrides):
   --host ADDRESS           build VM address                                      ISOBUILD_HOST
-  --port N                 SSH port (default 22)                                 ISOBUILD_PORT
+  --port N                 SSH or WinRM port (default 22, or 5986 for Windows)   ISOBUILD_PORT
   --user NAME              admin user on the VM (default packer)                 ISOBUILD_USER
   --ssh-key-file FILE      private key file                                      ISOBUILD_SSH_KEY_FILE
                            (or the key itself in ISOBUILD_SSH_KEY, or a password in ISOBUILD_SSH_PASSWORD)
+Windows build VMs (WinRM over HTTPS, port 5986; the password in ISOBUILD_WINRM_PASSWORD):
+  --winrm-auth ntlm|basic  authentication (default ntlm, as AIB's Packer uses)  ISOBUILD_WINRM_AUTH
+  --winrm-ca FILE          trust only this CA/certificate (PEM) for the VM       ISOBUILD_WINRM_CA
+  --winrm-cert-sha256 HEX  accept only the certificate with this fingerprint     ISOBUILD_WINRM_CERT_SHA256
+                           (default: accept the VM's self-signed certificate, as AIB does)
   --run-id ID              run id (default: a new UUID)                          ISOBUILD_RUN_ID
   --work-dir DIR           where run directories go (default .work/runs)         ISOBUILD_WORK_DIR
   --ready-timeout DUR      how long to wait for SSH (default 5m)                 ISOBUILD_READY_TIMEOUT
@@ -88,6 +93,9 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'log-spool-limit': { type: 'string' },
       'log-format': { type: 'string' },
       'log-max-blocks': { type: 'string' },
+      'winrm-auth': { type: 'string' },
+      'winrm-ca': { type: 'string' },
+      'winrm-cert-sha256': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
