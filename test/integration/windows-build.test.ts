@@ -3,11 +3,13 @@
  * fake Windows VM, through isobuild's relay.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/build-cli.js';
+import { startProxyProcess } from '../helpers/proxy-process.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
 
 let vm: FakeWindowsVm;
@@ -35,7 +37,47 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function build(template: string, args: string[] = []) {
+const SUB = '11111111-2222-3333-4444-555555555555';
+const HELLO = resolve('test/fixtures/windows/hello.ps1');
+
+/** A Windows template (API 2024-02-01) with the given customizers and validators. */
+async function windowsTemplate(
+  name: string,
+  customize: object[],
+  inVMValidations: object[] = [],
+): Promise<string> {
+  const file = join(work, `${name}.json`);
+  await writeFile(
+    file,
+    JSON.stringify({
+      type: 'Microsoft.VirtualMachineImages/imageTemplates',
+      apiVersion: '2024-02-01',
+      location: 'westeurope',
+      identity: {
+        type: 'UserAssigned',
+        userAssignedIdentities: {
+          [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
+            {},
+        },
+      },
+      properties: {
+        source: {
+          type: 'PlatformImage',
+          publisher: 'MicrosoftWindowsServer',
+          offer: 'WindowsServer',
+          sku: '2022-datacenter-azure-edition',
+          version: 'latest',
+        },
+        customize,
+        ...(inVMValidations.length > 0 ? { validate: { inVMValidations } } : {}),
+        distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
+      },
+    }),
+  );
+  return file;
+}
+
+function build(template: string, args: string[] = [], env: Record<string, string> = {}) {
   const child = spawn(
     process.execPath,
     [
@@ -56,7 +98,10 @@ function build(template: string, args: string[] = []) {
       `https://isobuildexamples.blob.core.windows.net/artifacts/=${resolve('images')}/`,
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ISOBUILD_WINRM_PASSWORD: vm.password } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ISOBUILD_WINRM_PASSWORD: vm.password, ...env },
+    },
   );
   let stdout = '';
   let stderr = '';
@@ -79,5 +124,127 @@ describe('Windows builds against the fake Windows VM', () => {
         .slice(-30)
         .join('\n')}`,
     ).toBe(0);
+  }, 120_000);
+
+  it('runs inline and downloaded PowerShell, elevated steps, File, WindowsRestart and validExitCodes', async () => {
+    const hash = createHash('sha256')
+      .update(await readFile(HELLO))
+      .digest('hex');
+    const template = await windowsTemplate(
+      'steps',
+      [
+        { type: 'PowerShell', name: 'inline', inline: ['Write-Host "hello from inline"'] },
+        { type: 'PowerShell', name: 'downloaded', scriptUri: `file://${HELLO}`, sha256Checksum: hash },
+        { type: 'PowerShell', name: 'elevated', runElevated: true, inline: ['Write-Host "hello as admin"'] },
+        {
+          type: 'File',
+          name: 'upload',
+          sourceUri: `file://${HELLO}`,
+          sha256Checksum: hash,
+          destination: 'C:\\isobuild\\hello.ps1',
+        },
+        {
+          type: 'PowerShell',
+          name: 'reboot-pending',
+          inline: ['Write-Host "needs a restart"', 'exit 3010'],
+          validExitCodes: [0, 3010],
+        },
+        { type: 'WindowsRestart', name: 'restart', restartTimeout: '2m' },
+      ],
+      [{ type: 'PowerShell', name: 'check', inline: ['Write-Host "validated"'] }],
+    );
+
+    const run = await build(template, ['--run-id', 'win-steps']);
+
+    expect(run.code, run.stderr).toBe(0);
+    const log = await readFile(join(work, 'win-steps', 'customization.log'), 'utf8');
+    for (const line of [
+      'hello from inline',
+      'hello from a downloaded script',
+      'hello as admin',
+      'needs a restart',
+      'restarted.',
+    ])
+      expect(log).toContain(line);
+    expect(await readFile(join(vm.sandbox, 'isobuild', 'hello.ps1'), 'utf8')).toBe(
+      await readFile(HELLO, 'utf8'),
+    );
+    expect(await readFile(join(work, 'win-steps', 'validation.log'), 'utf8')).toContain('validated');
+  }, 120_000);
+
+  it('fails on a PowerShell exit code outside validExitCodes, naming the step', async () => {
+    const template = await windowsTemplate('fails', [
+      { type: 'PowerShell', name: 'breaks', inline: ['Write-Host "about to fail"', 'exit 7'] },
+    ]);
+
+    const run = await build(template, ['--run-id', 'win-fails']);
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(
+      /customizer 1 PowerShell "breaks" failed: Script exited with non-zero exit status: 7/,
+    );
+    expect(run.stderr).toContain('about to fail');
+  }, 120_000);
+
+  it('builds through isobuild-proxy (60000 → 5986)', async () => {
+    const proxy = await startProxyProcess([
+      '--listen',
+      '127.0.0.5',
+      '--ssh-port',
+      '0',
+      '--winrm-port',
+      '60000',
+      '--health-port=-1',
+      '--target',
+      vm.host,
+      '--target-winrm-port',
+      String(vm.port),
+    ]);
+    try {
+      const template = await windowsTemplate('via-proxy', [
+        { type: 'PowerShell', name: 'inline', inline: ['Write-Host "hello through the proxy"'] },
+      ]);
+      const run = await build(template, [
+        '--run-id',
+        'win-proxy',
+        '--topology',
+        'proxy',
+        '--proxy-host',
+        '127.0.0.5',
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain('proxy 127.0.0.5:60000 accepts WinRM');
+      expect(proxy.logs()).toContain('"route":"winrm"');
+    } finally {
+      await proxy.stop();
+    }
+  }, 120_000);
+
+  it('says why the VM cannot be reached: rejected login, certificate mismatch', async () => {
+    const template = await windowsTemplate('probe', [{ type: 'PowerShell', inline: ['Write-Host "never"'] }]);
+
+    const wrongPassword = await build(template, ['--run-id', 'win-401'], {
+      ISOBUILD_WINRM_PASSWORD: 'wrong',
+    });
+    expect(wrongPassword.code).toBe(5);
+    expect(wrongPassword.stdout).toContain(
+      `the build VM is not reachable over WinRM: build VM ${vm.host}:${vm.port} rejected the login for "${vm.user}" (NTLM)`,
+    );
+
+    const wrongPin = await build(template, ['--run-id', 'win-pin', '--winrm-cert-sha256', 'AB'.repeat(32)]);
+    expect(wrongPin.code).toBe(5);
+    expect(wrongPin.stdout).toMatch(
+      /presented a certificate with SHA-256 fingerprint [0-9A-F]{64}, not the pinned/,
+    );
+
+    const rightPin = await build(template, [
+      '--run-id',
+      'win-pin-ok',
+      '--winrm-cert-sha256',
+      vm.fingerprint256,
+      '--winrm-auth',
+      'basic',
+    ]);
+    expect(rightPin.code, rightPin.stderr).toBe(0);
   }, 120_000);
 });

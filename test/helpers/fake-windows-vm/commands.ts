@@ -115,7 +115,8 @@ function runPs1File(file: string, vm: FakeVmBehaviour): ChildProcess {
   const content = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const known = vm.scripts?.find((rule) => rule.match.test(content));
   if (known) return done(known.exitCode, known.stdout);
-  return spawn(process.execPath, [TOY_POWERSHELL, file], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The IPC channel carries the full 32-bit exit code (3010 does not fit a Unix exit status).
+  return spawn(process.execPath, [TOY_POWERSHELL, file], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
 }
 
 /** C:\Windows\Temp\x, c:/windows/temp/x, %TEMP%\x → the sandbox, case-insensitively for existing parts. */

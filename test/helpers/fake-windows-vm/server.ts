@@ -230,8 +230,10 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         const wake = (): void => command.waiters.splice(0).forEach((w) => w());
         child.stdout?.on('data', (data: Buffer) => (command.out.push({ stream: 'stdout', data }), wake()));
         child.stderr?.on('data', (data: Buffer) => (command.out.push({ stream: 'stderr', data }), wake()));
+        let reportedExitCode: number | undefined;
+        child.on('message', (message: { exitCode?: number }) => (reportedExitCode = message.exitCode));
         child.once('close', (code, signal) => {
-          command.exitCode = code ?? (signal ? 1 : 0);
+          command.exitCode = reportedExitCode ?? code ?? (signal ? 1 : 0);
           wake();
         });
         shell.set(id, command);

@@ -1,7 +1,8 @@
 // A toy PowerShell for the fake Windows VM: enough to run the scripts tests upload (Write-Host,
 // Write-Output, echo, Write-Error as a CLIXML error record, Start-Sleep, exit N, throw). Everything else
 // is ignored. It proves plumbing (output, errors, exit codes, timing), not Windows semantics.
-// Usage: node toy-powershell.mjs <script.ps1>
+// Usage: node toy-powershell.mjs <script.ps1>   (Windows exit codes are 32-bit; a Unix exit status keeps
+// 8 bits, so with an IPC channel the full code is also sent as a message.)
 import { readFileSync } from 'node:fs';
 
 const script = readFileSync(process.argv[2], 'utf8').replace(/^\uFEFF/, '');
@@ -28,4 +29,9 @@ for (const raw of script.split(/\r?\n|;\s*(?=(?:[^"']|"[^"]*"|'[^']*')*$)/)) {
     process.exitCode = Number(match[1]);
     break;
   }
+}
+
+if (process.send) {
+  const exitCode = process.exitCode ?? 0;
+  process.send({ exitCode }, () => process.exit(exitCode & 0xff));
 }
