@@ -45,6 +45,7 @@ bench: deps build
 	node bench/build-bench.mjs
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
+	npx vitest run --config bench/vitest.config.ts
 
 clean:
 	rm -rf dist .work coverage

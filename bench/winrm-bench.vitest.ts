@@ -1,0 +1,92 @@
+// WinRM benchmark (issue 6), side by side in one run against the same fake Windows VM over HTTPS:
+// per-command round trip (Create shell, Command, Receive, Signal, Delete) of isobuild's WinRM client
+// against Debian's python3-winrm, with Basic and with NTLM, 60 commands each after 10 warm-up commands,
+// interleaved in rounds. The fake runs each command through /bin/sh, the same for both clients.
+// Usage: npx vitest run --config bench/vitest.config.ts bench/winrm-bench.vitest.ts
+import { execFile } from 'node:child_process';
+import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { it } from 'vitest';
+import { Secret } from '../agent/src/secret.js';
+import { WinRmClient } from '../agent/src/winrm/client.js';
+import { startFakeWindowsVm } from '../test/helpers/fake-windows-vm/server.js';
+
+const ROUNDS = 3;
+const PER_ROUND = 20;
+const WARMUP = 10;
+const median = (values: number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const p90 = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.9)]!;
+
+it('measures WinRM round trips: isobuild vs python3-winrm', async () => {
+  const vm = await startFakeWindowsVm();
+  try {
+    const ours = (auth: 'basic' | 'ntlm') =>
+      new WinRmClient({
+        host: vm.host,
+        port: vm.port,
+        servername: 'fake-windows-vm',
+        tls: { kind: 'ca', ca: vm.certPem },
+        auth: { kind: auth, user: vm.user, password: new Secret(vm.password) },
+      });
+    async function isobuild(client: WinRmClient, count: number): Promise<number[]> {
+      const times: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const start = performance.now();
+        const result = await client.run('echo hi');
+        if (result.stdout !== 'hi\n') throw new Error(`unexpected output ${result.stdout}`);
+        times.push(performance.now() - start);
+      }
+      return times;
+    }
+    async function pywinrm(auth: 'basic' | 'ntlm', count: number, warmup: number): Promise<number[]> {
+      const script = `
+import time, json, winrm
+s = winrm.Session('https://${vm.host}:${vm.port}/wsman', auth=(${JSON.stringify(vm.user)}, ${JSON.stringify(vm.password)}), transport='${auth}', server_cert_validation='validate', ca_trust_path=${JSON.stringify(vm.certFile)})
+times = []
+for i in range(${warmup + count}):
+    t = time.perf_counter()
+    r = s.run_cmd('echo hi')
+    assert r.std_out == b'hi\\n', r.std_out
+    if i >= ${warmup}: times.append((time.perf_counter() - t) * 1000)
+print(json.dumps(times))`;
+      const { stdout } = await promisify(execFile)('/usr/bin/python3', ['-c', script], {
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      return JSON.parse(stdout) as number[];
+    }
+
+    const results: Record<string, number[]> = {};
+    for (const auth of ['basic', 'ntlm'] as const) {
+      const client = ours(auth);
+      await isobuild(client, WARMUP);
+      results[`isobuild ${auth}`] = [];
+      results[`pywinrm ${auth}`] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        results[`isobuild ${auth}`]!.push(...(await isobuild(client, PER_ROUND)));
+        results[`pywinrm ${auth}`]!.push(...(await pywinrm(auth, PER_ROUND, round === 0 ? WARMUP : 2)));
+      }
+      client.close();
+    }
+
+    const lines = [
+      `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
+      '',
+      `| client | median per command | p90 | commands |`,
+      '|---|---|---|---|',
+      ...Object.entries(results).map(
+        ([name, times]) =>
+          `| ${name} | ${median(times).toFixed(1)} ms | ${p90(times).toFixed(1)} ms | ${times.length} |`,
+      ),
+      '',
+      ...(['basic', 'ntlm'] as const).map(
+        (auth) =>
+          `${auth}: isobuild / pywinrm = ${(median(results[`isobuild ${auth}`]!) / median(results[`pywinrm ${auth}`]!)).toFixed(2)}× (target ≤ 0.5×).`,
+      ),
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    await vm.close();
+  }
+});
