@@ -9,27 +9,29 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/build-cli.js';
-import { startProxyProcess } from '../helpers/proxy-process.js';
+import { PROXY_ADDRESS, startTopology } from '../helpers/netns-topology.js';
+import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
+
+/**
+ * The baseline's validation reads the registry and services, which only a real Windows can do: the fake VM
+ * answers it as a correctly built VM would. Everything around it runs for real.
+ */
+const BASELINE_VM = {
+  restartDownMs: 2_000,
+  scripts: [
+    {
+      match: /windows-baseline validation passed/,
+      stdout: '[validate] windows-baseline validation passed\r\n',
+      exitCode: 0,
+    },
+  ],
+};
 
 let vm: FakeWindowsVm;
 let work: string;
 beforeAll(async () => {
-  vm = await startFakeWindowsVm({
-    receiveCapMs: 1_000,
-    behaviour: {
-      restartDownMs: 2_000,
-      // The baseline's validation reads the registry and services, which only a real Windows can do: the
-      // fake VM answers it as a correctly built VM would. Everything around it runs for real.
-      scripts: [
-        {
-          match: /windows-baseline validation passed/,
-          stdout: '[validate] windows-baseline validation passed\r\n',
-          exitCode: 0,
-        },
-      ],
-    },
-  });
+  vm = await startFakeWindowsVm({ receiveCapMs: 1_000, behaviour: BASELINE_VM });
   work = await mkdtemp(join(tmpdir(), 'isobuild-windows-build-'));
 });
 afterAll(async () => {
@@ -45,6 +47,7 @@ async function windowsTemplate(
   name: string,
   customize: object[],
   inVMValidations: object[] = [],
+  vmProfile?: object,
 ): Promise<string> {
   const file = join(work, `${name}.json`);
   await writeFile(
@@ -70,6 +73,7 @@ async function windowsTemplate(
         },
         customize,
         ...(inVMValidations.length > 0 ? { validate: { inVMValidations } } : {}),
+        ...(vmProfile ? { vmProfile } : {}),
         distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
       },
     }),
@@ -77,17 +81,26 @@ async function windowsTemplate(
   return file;
 }
 
-function build(template: string, args: string[] = [], env: Record<string, string> = {}) {
+function build(
+  template: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  target: { host: string; port: number; netns?: string } = { host: vm.host, port: vm.port },
+) {
+  const [command, prefix] = target.netns
+    ? ['ip', ['netns', 'exec', target.netns, process.execPath]]
+    : [process.execPath, []];
   const child = spawn(
-    process.execPath,
+    command,
     [
+      ...prefix,
       CLI,
       'build',
       template,
       '--host',
-      vm.host,
+      target.host,
       '--port',
-      String(vm.port),
+      String(target.port),
       '--user',
       vm.user,
       '--work-dir',
@@ -247,4 +260,46 @@ describe('Windows builds against the fake Windows VM', () => {
     ]);
     expect(rightPin.code, rightPin.stderr).toBe(0);
   }, 120_000);
+
+  it('builds images/windows-baseline in the proxy topology of network namespaces: aci → isobuild-proxy :60000 → VM :5986', async () => {
+    const topo = await startTopology('proxy');
+    const socketPath = join(work, 'winrm.sock');
+    const windowsVm = await startFakeWindowsVm({ socketPath, receiveCapMs: 1_000, behaviour: BASELINE_VM });
+    // The fake answers at the VM's address, inside the VM's namespace only.
+    const forwarder = spawn('ip', [
+      'netns',
+      'exec',
+      topo.vm.name,
+      'socat',
+      `TCP-LISTEN:5986,bind=${topo.vm.address},fork,reuseaddr`,
+      `UNIX-CONNECT:${socketPath}`,
+    ]);
+    let proxy: ProxyProcess | undefined;
+    try {
+      proxy = await startProxyProcess(
+        ['--listen', PROXY_ADDRESS, '--ssh-port', '0', '--health-port=-1', '--target', topo.vm.address],
+        topo.proxy,
+      );
+      const run = await build(
+        resolve('images/windows-baseline/template.json'),
+        ['--run-id', 'win-topology', '--topology', 'proxy', '--proxy-host', PROXY_ADDRESS],
+        { ISOBUILD_WINRM_PASSWORD: windowsVm.password },
+        { host: topo.vm.address, port: 5986, netns: topo.aci },
+      );
+
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(`proxy ${PROXY_ADDRESS}:60000 accepts WinRM`);
+      expect(await readFile(join(work, 'win-topology', 'validation.log'), 'utf8')).toContain(
+        'windows-baseline validation passed',
+      );
+      expect(proxy.logs()).toMatch(
+        /"route":"winrm".*"source":"10\.232\.0\.2"|"source":"10\.232\.0\.2".*"route":"winrm"/,
+      );
+    } finally {
+      await proxy?.stop();
+      forwarder.kill('SIGKILL');
+      await windowsVm.close();
+      await topo.stop();
+    }
+  }, 180_000);
 });

@@ -23,6 +23,11 @@ export interface FakeWindowsVmOptions {
   readonly receiveCapMs?: number;
   readonly host?: string;
   readonly port?: number;
+  /**
+   * Listen on this Unix socket instead of TCP. Unix sockets cross network namespaces, so a forwarder in a
+   * test VM's namespace (socat) can make the fake answer at that VM's address and nowhere else.
+   */
+  readonly socketPath?: string;
   readonly behaviour?: Partial<FakeVmBehaviour>;
 }
 
@@ -311,10 +316,14 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
+  await new Promise<void>((resolve) =>
+    options.socketPath
+      ? server.listen(options.socketPath, resolve)
+      : server.listen(options.port ?? 0, host, resolve),
+  );
   const vm: FakeWindowsVm = {
     host,
-    port: (server.address() as AddressInfo).port,
+    port: options.socketPath ? 0 : (server.address() as AddressInfo).port,
     user,
     password,
     certPem,
