@@ -1,16 +1,47 @@
 // WinRM benchmark (issue 6), side by side in one run against the same fake Windows VM over HTTPS:
 // per-command round trip (Create shell, Command, Receive, Signal, Delete) of isobuild's WinRM client
 // against Debian's python3-winrm, with Basic and with NTLM, 60 commands each after 10 warm-up commands,
-// interleaved in rounds. The fake runs each command through /bin/sh, the same for both clients.
+// interleaved in rounds. The fake runs in a process of its own and runs each command through /bin/sh, the
+// same for both clients.
 // Usage: npx vitest run --config bench/vitest.config.ts bench/winrm-bench.vitest.ts
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { it } from 'vitest';
 import { Secret } from '../agent/src/secret.js';
 import { WinRmClient } from '../agent/src/winrm/client.js';
-import { startFakeWindowsVm } from '../test/helpers/fake-windows-vm/server.js';
+
+/** The fake Windows VM in a process of its own (bench/fake-windows-vm.hold.ts), as a real VM would be. */
+async function startFakeVmProcess() {
+  const dir = mkdtempSync(join(tmpdir(), 'isobuild-winrm-bench-'));
+  const info = join(dir, 'vm.json');
+  const stop = join(dir, 'stop');
+  const child = spawn('npx', ['vitest', 'run', '--config', 'bench/fake-vm.config.ts'], {
+    stdio: 'ignore',
+    env: { ...process.env, BENCH_FAKE_VM_INFO: info, BENCH_FAKE_VM_STOP: stop },
+  });
+  for (let i = 0; i < 300 && !existsSync(info); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  const vm = JSON.parse(readFileSync(info, 'utf8')) as {
+    host: string;
+    port: number;
+    user: string;
+    password: string;
+    certPem: string;
+    certFile: string;
+  };
+  return {
+    ...vm,
+    close: async () => {
+      writeFileSync(stop, '');
+      await new Promise((resolve) => child.once('exit', resolve));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 const ROUNDS = 3;
 const PER_ROUND = 20;
@@ -20,7 +51,7 @@ const median = (values: number[]): number =>
 const p90 = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.9)]!;
 
 it('measures WinRM round trips: isobuild vs python3-winrm', async () => {
-  const vm = await startFakeWindowsVm();
+  const vm = await startFakeVmProcess();
   try {
     const ours = (auth: 'basic' | 'ntlm') =>
       new WinRmClient({
