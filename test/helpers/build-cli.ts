@@ -6,7 +6,7 @@ import type { RunStatus } from '../../agent/src/build/run-status.js';
 import type { TestVm } from '../../agent/src/testvm/test-vm.js';
 
 export const CLI = resolve('dist/agent/src/cli/main.js');
-const SUB = '11111111-2222-3333-4444-555555555555';
+export const SUB = '11111111-2222-3333-4444-555555555555';
 
 export interface BuildRun {
   readonly code: number | null;
@@ -16,8 +16,23 @@ export interface BuildRun {
   readonly runDir: string;
 }
 
-/** An imageTemplates resource (API 2024-02-01) for a Linux build with the given properties. */
-export function linuxTemplate(properties: Record<string, unknown>): object {
+const LINUX_SOURCE = {
+  type: 'PlatformImage',
+  publisher: 'Canonical',
+  offer: 'ubuntu-24_04-lts',
+  sku: 'server',
+  version: 'latest',
+};
+export const WINDOWS_SOURCE = {
+  type: 'PlatformImage',
+  publisher: 'MicrosoftWindowsServer',
+  offer: 'WindowsServer',
+  sku: '2022-datacenter-azure-edition',
+  version: 'latest',
+};
+
+/** An imageTemplates resource (API 2024-02-01) building from `source` with the given properties. */
+export function imageTemplate(properties: Record<string, unknown>, source: object = LINUX_SOURCE): object {
   return {
     type: 'Microsoft.VirtualMachineImages/imageTemplates',
     apiVersion: '2024-02-01',
@@ -30,17 +45,16 @@ export function linuxTemplate(properties: Record<string, unknown>): object {
       },
     },
     properties: {
-      source: {
-        type: 'PlatformImage',
-        publisher: 'Canonical',
-        offer: 'ubuntu-24_04-lts',
-        sku: 'server',
-        version: 'latest',
-      },
+      source,
       distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
       ...properties,
     },
   };
+}
+
+/** An imageTemplates resource (API 2024-02-01) for a Linux build with the given properties. */
+export function linuxTemplate(properties: Record<string, unknown>): object {
+  return imageTemplate(properties);
 }
 
 export function startBuild(

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from '../helpers/build-cli.js';
+import { CLI, imageTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
 import { PROXY_ADDRESS, startTopology } from '../helpers/netns-topology.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
@@ -39,7 +39,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const SUB = '11111111-2222-3333-4444-555555555555';
 const HELLO = resolve('test/fixtures/windows/hello.ps1');
 
 /** A Windows template (API 2024-02-01) with the given customizers and validators. */
@@ -47,36 +46,19 @@ async function windowsTemplate(
   name: string,
   customize: object[],
   inVMValidations: object[] = [],
-  vmProfile?: object,
 ): Promise<string> {
   const file = join(work, `${name}.json`);
   await writeFile(
     file,
-    JSON.stringify({
-      type: 'Microsoft.VirtualMachineImages/imageTemplates',
-      apiVersion: '2024-02-01',
-      location: 'westeurope',
-      identity: {
-        type: 'UserAssigned',
-        userAssignedIdentities: {
-          [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
-            {},
+    JSON.stringify(
+      imageTemplate(
+        {
+          customize,
+          ...(inVMValidations.length > 0 ? { validate: { inVMValidations } } : {}),
         },
-      },
-      properties: {
-        source: {
-          type: 'PlatformImage',
-          publisher: 'MicrosoftWindowsServer',
-          offer: 'WindowsServer',
-          sku: '2022-datacenter-azure-edition',
-          version: 'latest',
-        },
-        customize,
-        ...(inVMValidations.length > 0 ? { validate: { inVMValidations } } : {}),
-        ...(vmProfile ? { vmProfile } : {}),
-        distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-      },
-    }),
+        WINDOWS_SOURCE,
+      ),
+    ),
   );
   return file;
 }
