@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,14 @@ async function windowsTemplate(
     ),
   );
   return file;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((done) => server.close(done));
+  return port;
 }
 
 function build(
@@ -215,7 +224,7 @@ describe('Windows builds against the fake Windows VM', () => {
     }
   }, 120_000);
 
-  it('says why the VM cannot be reached: rejected login, certificate mismatch', async () => {
+  it('says why the VM cannot be reached: rejected login, certificate mismatch, refused', async () => {
     const template = await windowsTemplate('probe', [{ type: 'PowerShell', inline: ['Write-Host "never"'] }]);
 
     const wrongPassword = await build(template, ['--run-id', 'win-401'], {
@@ -230,6 +239,21 @@ describe('Windows builds against the fake Windows VM', () => {
     expect(wrongPin.code).toBe(5);
     expect(wrongPin.stdout).toMatch(
       /presented a certificate with SHA-256 fingerprint [0-9A-F]{64}, not the pinned/,
+    );
+
+    const closedPort = await freePort();
+    const refused = await build(
+      template,
+      ['--run-id', 'win-refused', '--ready-timeout', '2s'],
+      {},
+      {
+        host: vm.host,
+        port: closedPort,
+      },
+    );
+    expect(refused.code).toBe(5);
+    expect(refused.stdout).toContain(
+      `the build VM is not reachable over WinRM: build VM ${vm.host}:${closedPort} refused the connection`,
     );
 
     const rightPin = await build(template, [
