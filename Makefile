@@ -2,7 +2,7 @@
 # Each target installs what is missing first; every install step is idempotent.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux procps socat haproxy iperf3 hyperfine python3-winrm
+APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux procps socat haproxy iperf3 hyperfine python3-winrm docker-compose
 # The test VM is a copy-on-write view of this machine: packages the public quickstart templates install must be here.
 TEST_VM_PACKAGES := unattended-upgrades
 NODE_STAMP := node_modules/.package-lock.stamp

@@ -64,6 +64,9 @@ const OPTIONS = {
   'health-port': { env: 'PROXY_HEALTH_PORT' },
 } as const;
 
+/** Every environment variable isobuild-proxy reads (container files are checked against it). */
+export const PROXY_ENVIRONMENT: readonly string[] = Object.values(OPTIONS).map((o) => o.env);
+
 /** Returns the config, or 'help' when help was asked for. Throws ProxyConfigError listing every problem. */
 export function loadProxyConfig(argv: string[], env: NodeJS.ProcessEnv): ProxyConfig | 'help' {
   const { values } = parseArgs({

@@ -81,6 +81,23 @@ export const BUILD_SETTINGS = {
   winrmCertSha256: { env: 'ISOBUILD_WINRM_CERT_SHA256', flag: 'winrm-cert-sha256' },
 } as const;
 
+/**
+ * Every ISOBUILD_* variable `isobuild build` reads: the settings above, plus credentials and switches that
+ * have no flag form (container files are checked against this list).
+ */
+export const BUILD_ENVIRONMENT: readonly string[] = [
+  ...Object.values(BUILD_SETTINGS).map((s) => s.env),
+  'ISOBUILD_SSH_KEY',
+  'ISOBUILD_SSH_PASSWORD',
+  'ISOBUILD_WINRM_PASSWORD',
+  'ISOBUILD_SKIP_DEPROVISION',
+  'ISOBUILD_LOCAL_LOGS_ONLY',
+  'ISOBUILD_REWRITE_URI',
+  'ISOBUILD_TEMPLATE', // read by the build command
+  'ISOBUILD_BUILD_TIMEOUT', // read by the build command
+  'ISOBUILD_DEBUG', // stack traces for internal errors (cli/main.ts)
+];
+
 export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
 export const DEFAULT_KILL_GRACE_MS = 15 * 60_000; // longer than Packer's 10-minute Azure cleanup
 export const DEFAULT_LOG_DRAIN_MS = 60_000;
