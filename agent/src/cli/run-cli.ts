@@ -42,6 +42,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.LOGS_HELP, run: m.runLogs };
     },
   },
+  doctor: {
+    summary: 'check that Packer, plugins, the log store and the build VM are ready for a build',
+    load: async () => {
+      const m = await import('./commands/doctor.js');
+      return { help: m.DOCTOR_HELP, run: m.runDoctor };
+    },
+  },
   testvm: {
     summary: 'start, list and stop disposable Linux test VMs (needs root)',
     load: async () => {

@@ -1,0 +1,106 @@
+/** `isobuild doctor`: checks that everything a build needs is there and reachable, as a table. */
+import { parseArgs } from 'node:util';
+import {
+  configSecrets,
+  loadBuildConfig,
+  loadLogStoreConfig,
+  type BuildFlags,
+} from '../../build/build-config.js';
+import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
+import { EXIT_CODES, isIsobuildError } from '../../errors.js';
+import { loadTemplate } from '../../template/load-template.js';
+import type { ImageTemplate } from '../../template/model.js';
+import type { CommandIo } from '../command.js';
+import { BUILD_OPTIONS } from './build.js';
+import { TEMPLATE_OPTIONS, toLoadOptions } from '../template-options.js';
+
+export const DOCTOR_HELP = `Usage: isobuild doctor [template.json] [build options]
+
+Checks what a build needs and prints a table: Packer and its version; the plugins the template needs; the log
+store (the configured one, or the embedded Azurite) reachable and writable, and the clock against it; and,
+with --host, the build VM along every hop (relay → proxy → VM) with the same readiness probe a build runs.
+It takes the options and ISOBUILD_* variables of "isobuild build" (see isobuild build --help), plus --json.
+
+Exit codes: 0 everything needed is there (warnings may be printed), 4 something a build needs is missing or
+failing (the table says what), 2 bad arguments or template.`;
+
+export async function runDoctor(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      ...TEMPLATE_OPTIONS,
+      ...BUILD_OPTIONS,
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    io.out(DOCTOR_HELP);
+    return 0;
+  }
+  const flags = values as BuildFlags;
+  const results: CheckResult[] = [];
+  let template: ImageTemplate | undefined;
+  const templateFile = positionals[0] ?? process.env.ISOBUILD_TEMPLATE;
+  if (templateFile) {
+    try {
+      template = (await loadTemplate(templateFile, toLoadOptions(values))).template;
+      results.push({
+        check: 'template',
+        status: 'ok',
+        detail: `${templateFile} (${template.os}, ${template.topology} topology)`,
+      });
+    } catch (error) {
+      results.push({ check: 'template', status: 'fail', detail: (error as Error).message });
+    }
+  }
+
+  const packerPath =
+    typeof values.packer === 'string' ? values.packer : (process.env.ISOBUILD_PACKER ?? 'packer');
+  results.push(...(await checkPacker(packerPath, template)));
+
+  const localOnly =
+    values['local-logs-only'] === true || ['1', 'true'].includes(process.env.ISOBUILD_LOCAL_LOGS_ONLY ?? '');
+  if (!localOnly) {
+    const store = loadLogStoreConfig(flags, process.env);
+    results.push(...(await checkStore(store, io.signal)));
+  }
+
+  if (typeof values.host === 'string' || process.env.ISOBUILD_HOST) {
+    try {
+      const config = loadBuildConfig(flags, process.env);
+      io.registerSecrets(configSecrets(config));
+      const os = template?.os ?? 'linux';
+      const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
+      results.push(...(await checkBuildVm(config, os, topology, io.signal)));
+    } catch (error) {
+      if (!isIsobuildError(error)) throw error;
+      results.push({
+        check: 'build VM',
+        status: 'fail',
+        detail: `${error.message} ${error.problems.map((p) => `${p.path}: ${p.message}`).join(' ')}`.trim(),
+      });
+    }
+  } else {
+    results.push({
+      check: 'build VM',
+      status: 'warn',
+      detail: 'not checked: pass --host (and its credentials) to check it',
+    });
+  }
+
+  if (values.json)
+    io.out(JSON.stringify({ ok: !results.some((r) => r.status === 'fail'), checks: results }, null, 2));
+  else io.out(formatTable(results));
+  return results.some((r) => r.status === 'fail') ? EXIT_CODES.environment : EXIT_CODES.ok;
+}
+
+function formatTable(results: readonly CheckResult[]): string {
+  const width = Math.max(5, ...results.map((r) => r.check.length));
+  const mark = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' } as const;
+  return [
+    `${'CHECK'.padEnd(width)}  STATUS  DETAIL`,
+    ...results.map((r) => `${r.check.padEnd(width)}  ${mark[r.status]}    ${r.detail}`),
+  ].join('\n');
+}

@@ -1,0 +1,203 @@
+/**
+ * `isobuild doctor`'s checks: what a build needs, each answered ok, warn or fail with the detail a user acts
+ * on. Packer and its version; the plugins a template needs; the log store reachable and writable, and the
+ * clock against it; the build VM along every hop (relay → proxy → VM) with the readiness probe's diagnostics.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import type { BuildConfig, LogStoreConfig } from '../build/build-config.js';
+import { describeStorageError } from '../logstore/append-uploader.js';
+import { openLogStore } from '../logstore/open-log-store.js';
+import { detectPacker } from '../packer/packer-version.js';
+import { waitForSsh, type ProbeFailure } from '../readiness/ssh-probe.js';
+import { waitForWinRm } from '../readiness/winrm-probe.js';
+import type { WinRmError } from '../winrm/transport.js';
+import { describeHop, startRelay, type Hop } from '../relay/relay.js';
+import { Secret } from '../secret.js';
+import type { ImageTemplate } from '../template/model.js';
+import { PROXY_PORT } from '../template/topology.js';
+import { WINDOWS_UPDATE_PLUGIN } from '../render/packer-template.js';
+
+export interface CheckResult {
+  readonly check: string;
+  readonly status: 'ok' | 'warn' | 'fail';
+  readonly detail: string;
+}
+
+/** Azure rejects requests signed with a clock more than 15 minutes off; warn well before that. */
+const CLOCK_SKEW_WARN_MS = 5 * 60_000;
+
+export async function checkPacker(packerPath: string, template?: ImageTemplate): Promise<CheckResult[]> {
+  try {
+    const packer = await detectPacker(packerPath);
+    const results: CheckResult[] = [
+      { check: 'Packer', status: 'ok', detail: `${packer.path} ${packer.version}` },
+    ];
+    if (template?.customize.some((s) => s.type === 'WindowsUpdate')) {
+      results.push(
+        packer.supportsPlugins
+          ? {
+              check: `plugin ${WINDOWS_UPDATE_PLUGIN.source}`,
+              status: 'ok',
+              detail: `Packer ${packer.version} loads plugins; the rendered template declares it in required_plugins`,
+            }
+          : {
+              check: `plugin ${WINDOWS_UPDATE_PLUGIN.source}`,
+              status: 'fail',
+              detail: `the template's WindowsUpdate steps need it, and Packer ${packer.version} cannot load plugins: install Packer 1.7+ (--packer)`,
+            },
+      );
+    }
+    return results;
+  } catch (error) {
+    return [{ check: 'Packer', status: 'fail', detail: (error as Error).message }];
+  }
+}
+
+/** Writes and deletes a small blob, and compares the local clock with the service's. */
+export async function checkStore(config: LogStoreConfig, signal?: AbortSignal): Promise<CheckResult[]> {
+  const where = config.store ? 'log store' : `embedded log store (${config.workDir}/.azurite)`;
+  let opened;
+  try {
+    opened = await openLogStore(config.store, config.storeContainer, config.workDir, signal);
+  } catch (error) {
+    return [{ check: where, status: 'fail', detail: (error as Error).message }];
+  }
+  try {
+    const { container } = opened.store;
+    await container.createIfNotExists({ abortSignal: signal });
+    const blob = container.getBlockBlobClient(`doctor/${randomUUID()}`);
+    const reply = await blob.upload('isobuild doctor', 15, { abortSignal: signal });
+    await blob.delete({ abortSignal: signal });
+    const results: CheckResult[] = [
+      { check: where, status: 'ok', detail: `${opened.store.displayUrl} is writable` },
+    ];
+    const serverDate = reply.date?.getTime();
+    if (serverDate) {
+      // The Date header has one-second resolution; anything below that is noise.
+      const skewMs = Date.now() - serverDate;
+      results.push({
+        check: 'clock skew',
+        status: Math.abs(skewMs) > CLOCK_SKEW_WARN_MS ? 'warn' : 'ok',
+        detail: `${(skewMs / 1000).toFixed(0)} s against the storage service${Math.abs(skewMs) > CLOCK_SKEW_WARN_MS ? ': fix the clock (NTP); Azure refuses requests more than 15 minutes off' : ''}`,
+      });
+    }
+    return results;
+  } catch (error) {
+    return [
+      {
+        check: where,
+        status: 'fail',
+        detail: `${opened.store.displayUrl}: ${describeStorageError(error)}. ${
+          (error as { statusCode?: number }).statusCode === undefined
+            ? 'Is the storage endpoint reachable from here (address, firewall, private endpoint)?'
+            : 'Check the credentials, and that the identity may create containers and write blobs.'
+        }`,
+      },
+    ];
+  } finally {
+    await opened.close();
+  }
+}
+
+/** The path to the build VM, hop by hop, ending with the same readiness probe a build runs. */
+export async function checkBuildVm(
+  config: BuildConfig,
+  os: 'linux' | 'windows',
+  topology: 'direct' | 'proxy',
+  signal?: AbortSignal,
+): Promise<CheckResult[]> {
+  const port = config.port ?? (os === 'linux' ? 22 : 5986);
+  const results: CheckResult[] = [];
+  const hop: Hop =
+    topology === 'proxy' && config.proxyHost
+      ? { kind: 'proxy', host: config.proxyHost, port: PROXY_PORT[os], vm: `${config.host}:${port}` }
+      : { kind: 'direct', host: config.host, port };
+  if (hop.kind === 'proxy') {
+    const reached = await tcpConnect(hop.host, hop.port, 5_000);
+    results.push({
+      check: `proxy ${hop.host}:${hop.port}`,
+      status: reached === true ? 'ok' : 'fail',
+      detail:
+        reached === true
+          ? 'accepts connections'
+          : `${reached}: is isobuild-proxy running there, and does the network allow it?`,
+    });
+    if (reached !== true) return results;
+  }
+  const relay = await startRelay({ upstream: hop, connectTimeoutMs: 10_000 });
+  results.push({ check: 'relay', status: 'ok', detail: `listening on ${relay.host}:${relay.port}` });
+  const timeoutMs = Math.min(config.readyTimeoutMs, 20_000);
+  const label = describeHop(hop);
+  try {
+    if (os === 'linux') {
+      const key = config.sshKeyFile ? await readFile(config.sshKeyFile) : undefined;
+      await waitForSsh(
+        {
+          host: relay.host,
+          port: relay.port,
+          user: config.user,
+          label,
+          ...(key
+            ? { privateKey: key }
+            : config.sshPrivateKey
+              ? { privateKey: Buffer.from(config.sshPrivateKey.reveal()) }
+              : {}),
+          ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
+        },
+        { timeoutMs, ...(signal ? { signal } : {}) },
+      );
+    } else {
+      await waitForWinRm(
+        {
+          host: relay.host,
+          port: relay.port,
+          servername: config.host,
+          tls: config.winrmTls,
+          auth: {
+            kind: config.winrmAuth,
+            user: config.user,
+            password: config.winrmPassword ?? new Secret(''),
+          },
+          label,
+        },
+        { timeoutMs, ...(signal ? { signal } : {}) },
+      );
+    }
+    results.push({
+      check: hop.kind === 'proxy' ? `build VM ${hop.vm} (through the proxy)` : label,
+      status: 'ok',
+      detail: `accepts ${os === 'linux' ? 'SSH' : 'WinRM'} login as ${config.user}`,
+    });
+  } catch (error) {
+    const kind = (error as ProbeFailure | WinRmError).kind;
+    const reason =
+      kind === 'auth-rejected' || kind === 'tls'
+        ? (error as Error).message
+        : (relay.lastFailure() ?? (error as Error).message);
+    results.push({
+      check: hop.kind === 'proxy' ? `build VM ${hop.vm} (through the proxy)` : label,
+      status: 'fail',
+      detail: reason,
+    });
+  } finally {
+    await relay.close();
+  }
+  return results;
+}
+
+function tcpConnect(host: string, port: number, timeoutMs: number): Promise<true | string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: timeoutMs });
+    const done = (result: true | string): void => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(`no answer within ${timeoutMs / 1000} s`));
+    socket.once('error', (error: NodeJS.ErrnoException) =>
+      done(error.code === 'ECONNREFUSED' ? 'refused the connection' : (error.code ?? error.message)),
+    );
+  });
+}

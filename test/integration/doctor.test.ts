@@ -1,0 +1,106 @@
+/**
+ * `isobuild doctor` against real parts: a test VM, an in-process Azurite, Debian's Packer 1.6.6. Everything
+ * ready gives exit 0 and a table of ok rows; each missing part gives exit 4 and a row that says what to do.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
+import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
+import { CLI, imageTemplate, linuxTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
+
+let vm: TestVm;
+let azurite: AzuriteInstance;
+let work: string;
+beforeAll(async () => {
+  vm = await startTestVm();
+  azurite = await startAzurite();
+  work = await mkdtemp(join(tmpdir(), 'isobuild-doctor-'));
+});
+afterAll(async () => {
+  await stopTestVm(vm.id);
+  await azurite.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+interface Row {
+  check: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+}
+
+function doctor(args: string[]): Promise<{ code: number | null; rows: Row[]; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'doctor', '--json', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) =>
+    child.once('close', (code) =>
+      resolve({ code, stderr, rows: stdout ? (JSON.parse(stdout) as { checks: Row[] }).checks : [] }),
+    ),
+  );
+}
+
+const sshArgs = (): string[] => ['--host', vm.address, '--user', vm.user, '--ssh-key-file', vm.keyFile];
+
+describe('isobuild doctor', () => {
+  it('reports every part ready: Packer, log store, clock, build VM', async () => {
+    const template = join(work, 'linux.json');
+    await writeFile(
+      template,
+      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['true'] }] })),
+    );
+
+    const run = await doctor([
+      template,
+      ...sshArgs(),
+      '--storage-connection-string',
+      azurite.connectionString,
+    ]);
+
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.rows.map((r) => [r.check, r.status])).toEqual([
+      ['template', 'ok'],
+      ['Packer', 'ok'],
+      ['log store', 'ok'],
+      ['clock skew', 'ok'],
+      ['relay', 'ok'],
+      [`build VM ${vm.address}:22`, 'ok'],
+    ]);
+    expect(JSON.stringify(run.rows)).not.toContain(azurite.accountKey);
+  });
+
+  it('names what is missing: the plugin, the store, the proxy hop', async () => {
+    const template = join(work, 'updates.json');
+    await writeFile(
+      template,
+      JSON.stringify(
+        imageTemplate({ customize: [{ type: 'WindowsUpdate', name: 'updates' }] }, WINDOWS_SOURCE),
+      ),
+    );
+
+    const run = await doctor([
+      template,
+      ...sshArgs(),
+      '--topology',
+      'proxy',
+      '--proxy-host',
+      '127.0.0.9',
+      '--storage-connection-string',
+      azurite.connectionString.replace(/:\d+\//, ':9/'),
+    ]);
+
+    expect(run.code).toBe(4);
+    const row = (check: string): Row | undefined => run.rows.find((r) => r.check === check);
+    expect(row('plugin github.com/rgl/windows-update')).toMatchObject({ status: 'fail' });
+    expect(row('plugin github.com/rgl/windows-update')?.detail).toContain('install Packer 1.7+');
+    expect(row('log store')).toMatchObject({ status: 'fail' });
+    expect(row('log store')?.detail).toContain('ECONNREFUSED');
+    expect(row('proxy 127.0.0.9:60000')).toMatchObject({ status: 'fail' }); // a Windows template: WinRM's port
+  });
+});
