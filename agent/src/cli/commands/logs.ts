@@ -95,18 +95,23 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
 
     const decoder = new StringDecoder('utf8');
     const log = values.validation ? 'validation' : 'customization';
-    for await (const chunk of readLog(container, runId, log, {
-      follow: values.follow === true,
-      intervalMs,
-      signal: io.signal,
-      onTrouble: (detail) =>
-        io.err(
-          detail
-            ? `isobuild logs: the log store is unreachable (${detail}); retrying…`
-            : 'isobuild logs: the log store is reachable again.',
-        ),
-    })) {
-      io.stream(decoder.write(chunk));
+    try {
+      for await (const chunk of readLog(container, runId, log, {
+        follow: values.follow === true,
+        intervalMs,
+        signal: io.signal,
+        onTrouble: (detail) =>
+          io.err(
+            detail
+              ? `isobuild logs: the log store is unreachable (${detail}); retrying…`
+              : 'isobuild logs: the log store is reachable again.',
+          ),
+      })) {
+        io.stream(decoder.write(chunk));
+      }
+    } catch (error) {
+      if (io.signal.aborted) throw error;
+      throw unreachable(error, opened.store.displayUrl);
     }
     io.stream(decoder.end());
     if (!values.follow) return EXIT_CODES.ok;
