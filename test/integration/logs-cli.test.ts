@@ -150,6 +150,40 @@ describe('isobuild logs with the embedded store', () => {
     expect(await azuriteProcesses()).toEqual([]);
   });
 
+  it('lets concurrent builds share one embedded Azurite, never two on the same data', async () => {
+    const templateFile = join(work, 'concurrent.json');
+    await writeFile(
+      templateFile,
+      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['echo concurrent; sleep 1'] }] })),
+    );
+    let most = 0;
+    const sampler = setInterval(
+      () => void azuriteProcesses().then((found) => (most = Math.max(most, found.length))),
+      50,
+    );
+    const runIds = [`concurrent-a-${process.pid}`, `concurrent-b-${process.pid}`];
+    const runs = await Promise.all(
+      runIds.map((runId) =>
+        finished(
+          startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']),
+          join(work, runId),
+        ),
+      ),
+    );
+    clearInterval(sampler);
+
+    for (const run of runs) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.status.logStore?.state).toBe('stored');
+    }
+    expect(most).toBe(1);
+    for (const runId of runIds) {
+      const stored = await logsCli([runId]);
+      expect(stored.stdout).toBe(await readFile(join(work, runId, 'customization.log'), 'utf8'));
+    }
+    expect(await azuriteProcesses()).toEqual([]);
+  });
+
   it('says clearly when a run is not in the store', async () => {
     const missing = await logsCli(['no-such-run']);
     expect(missing.code).toBe(2);

@@ -6,7 +6,8 @@
  * Usage (internal): node azurite-child.js <azurite blob main.js> [azurite options…]
  * Environment: ISOBUILD_AZURITE_USERS (directory of <pid> files), ISOBUILD_AZURITE_ENDPOINT (record file).
  */
-import { readdirSync, unlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { isProcessAlive } from '../processes.js';
 
@@ -18,6 +19,7 @@ if (!main || !process.send || !usersDir || !endpointFile) {
   process.exit(2);
 }
 const starter = process.ppid;
+const lockFile = join(dirname(endpointFile ?? ''), 'starting.lock');
 
 function othersAlive(): boolean {
   let entries: string[] = [];
@@ -31,19 +33,47 @@ function othersAlive(): boolean {
 
 process.once('disconnect', () => {
   const check = (): void => {
-    if (othersAlive()) return;
-    clearInterval(timer);
-    process.kill(process.pid, 'SIGTERM'); // Azurite's own handler closes the service and saves its data
+    // Under the start lock: no isobuild can be registering and reusing this Azurite meanwhile.
+    if (!takeLockSync()) return;
+    try {
+      if (othersAlive()) return;
+      clearInterval(timer);
+      removeQuietly(endpointFile ?? '');
+      process.kill(process.pid, 'SIGTERM'); // Azurite's own handler closes the service and saves its data
+    } finally {
+      removeQuietly(lockFile);
+    }
   };
   const timer = setInterval(check, 500);
   check();
 });
-process.once('exit', () => {
+process.once('exit', () => removeQuietly(endpointFile ?? ''));
+
+function takeLockSync(): boolean {
   try {
-    unlinkSync(endpointFile);
+    writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const owner = Number(readFileOr(lockFile));
+    if (owner && !isProcessAlive(owner)) removeQuietly(lockFile);
+    return false;
+  }
+}
+
+function readFileOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
   } catch {
     // Already gone.
   }
-});
+}
 process.argv = [process.argv[0] ?? process.execPath, main, ...args];
 createRequire(import.meta.url)(main);

@@ -21,6 +21,8 @@ const ACCOUNT = 'devstoreaccount1';
 const ACCOUNT_KEY =
   'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const START_TIMEOUT_MS = 15_000;
+/** Shared with azurite-child.ts. */
+export const LOCK_FILE = 'starting.lock';
 
 export interface EmbeddedAzurite {
   readonly url: string;
@@ -45,21 +47,60 @@ export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal
   const usersDir = join(dataDir, 'users');
   const endpointFile = join(dataDir, 'endpoint.json');
   await mkdir(usersDir, { recursive: true, mode: 0o700 });
-  // Registered before looking, so a running Azurite does not shut down between our look and our use.
   const userFile = join(usersDir, String(process.pid));
-  await writeFile(userFile, '');
   const leave = (): Promise<void> => rm(userFile, { force: true });
-
-  const running = await readEndpoint(endpointFile);
-  if (running && isProcessAlive(running.pid)) {
-    return describe(running.url, dataDir, async () => {
-      await leave();
-      // The last user out waits until Azurite has saved its data and exited, so nothing outlives us.
-      if (await othersUsing(usersDir)) return;
-      for (let waited = 0; waited < 10_000 && isProcessAlive(running.pid); waited += 50) await sleep(50);
-    });
+  // One lock covers "register, look, reuse or start" here and "look for users, shut down" in
+  // azurite-child.ts, so nobody reuses an Azurite that is shutting down and two never share a directory.
+  const lockFile = join(dataDir, LOCK_FILE);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await takeLock(lockFile))) {
+    if (Date.now() > deadline)
+      throw new IsobuildError(
+        'storeUnavailable',
+        `the embedded Azurite in ${dataDir} has been locked by another isobuild for ${START_TIMEOUT_MS / 1000} s; remove ${lockFile} if no isobuild is running.`,
+      );
+    await sleep(50, undefined, signal ? { signal } : undefined);
   }
+  try {
+    await writeFile(userFile, '');
+    const running = await readEndpoint(endpointFile);
+    if (running && isProcessAlive(running.pid)) {
+      return describe(running.url, dataDir, async () => {
+        await leave();
+        // The last user out waits until Azurite has saved its data and exited, so nothing outlives us.
+        if (await othersUsing(usersDir)) return;
+        for (let waited = 0; waited < 10_000 && isProcessAlive(running.pid); waited += 50) await sleep(50);
+      });
+    }
+    return await spawnAzurite(dataDir, usersDir, endpointFile, leave, signal);
+  } catch (error) {
+    await leave();
+    throw error;
+  } finally {
+    await rm(lockFile, { force: true });
+  }
+}
 
+/** Creates the lock file (exclusively); a lock whose owner died is removed and taken. */
+async function takeLock(lockFile: string): Promise<boolean> {
+  try {
+    await writeFile(lockFile, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const owner = Number(await readFile(lockFile, 'utf8').catch(() => ''));
+    if (owner && !isProcessAlive(owner)) await rm(lockFile, { force: true });
+    return false;
+  }
+}
+
+async function spawnAzurite(
+  dataDir: string,
+  usersDir: string,
+  endpointFile: string,
+  leave: () => Promise<void>,
+  signal?: AbortSignal,
+): Promise<EmbeddedAzurite> {
   const child = spawn(
     process.execPath,
     [
