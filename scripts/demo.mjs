@@ -76,7 +76,7 @@ try {
   const logs = await run(['logs', runId, '--work-dir', workDir], 'ignore');
   if (exitCode === 0) exitCode = logs;
   console.log(
-    '=== isobuild validate + render images/windows-baseline/template.json (Windows builds need a Windows VM)',
+    '=== isobuild validate + render images/windows-baseline/template.json (a Windows build needs a Windows VM; the tests use a fake one)',
   );
   const windows = await run([
     'render',

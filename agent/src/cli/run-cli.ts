@@ -69,8 +69,9 @@ ${Object.entries(COMMANDS)
   version    print the version
 
 Run "isobuild <command> --help" for a command's options.
-Exit codes: 0 ok, 2 invalid template or arguments, 3 artifact download or checksum failure,
-4 missing or unsuitable tool (Packer), 70 internal error, 130 interrupted. See docs/exit-codes.md.`;
+Exit codes: 0 ok, 1 the build failed, 2 invalid template or arguments, 3 artifact download or checksum
+failure, 4 missing or unsuitable tool or store, 5 build VM unreachable or login refused, 70 internal error,
+124 build timeout, 130 interrupted, 143 terminated. See docs/exit-codes.md and docs/errors.md.`;
 
 export async function main(argv: string[], io: CommandIo): Promise<number> {
   const [name, ...rest] = argv;
