@@ -37,9 +37,11 @@ function logsCli(args: string[]): Promise<{ code: number | null; stdout: string;
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-/** Azurite processes serving this test's work directory. */
+/** Azurite processes serving this test's work directory ("[a]" keeps pgrep from matching other pgreps). */
 async function azuriteProcesses(): Promise<string[]> {
-  const found = await execa('pgrep', ['-f', join(work, '.azurite')], { reject: false });
+  const found = await execa('pgrep', ['-f', `[a]zurite.*--location ${join(work, '.azurite')}`], {
+    reject: false,
+  });
   return found.stdout.split('\n').filter(Boolean);
 }
 
@@ -79,9 +81,10 @@ describe('isobuild logs with the embedded store', () => {
       '2',
     ]);
     const built = finished(build, join(work, runId));
-    await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"');
+    // Started before the build has stored anything: --follow waits for the run to appear.
+    const following = logsCli([runId, '--follow', '--interval', '100ms']);
 
-    const follow = await logsCli([runId, '--follow', '--interval', '100ms']);
+    const follow = await following;
     const run = await built;
 
     expect(run.code).toBe(1);

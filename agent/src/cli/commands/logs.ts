@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadLogStoreConfig, parseDuration, storeSecrets } from '../../build/build-config.js';
 import { EXIT_CODES, IsobuildError } from '../../errors.js';
@@ -13,13 +14,17 @@ import { openLogStore, type OpenedLogStore } from '../../logstore/open-log-store
 import { LOG_BLOBS } from '../../logstore/run-uploads.js';
 import type { CommandIo } from '../command.js';
 
+/** How long `--follow` waits for a run that has not written its status yet. */
+const FOLLOW_WAIT_MS = 10 * 60_000;
+
 export const LOGS_HELP = `Usage: isobuild logs <runId> [--follow] [--validation] [--bundle DIR] [options]
 
 Prints a run's status (stderr), then its customization log (stdout) from the log store a build wrote
 to. With --follow it keeps printing new lines as the build writes them and exits when the run ends.
 
 Options:
-  -f, --follow             tail the log until the run finishes
+  -f, --follow             tail the log until the run finishes (waits up to 10 minutes for a run that
+                           has not started yet)
   --validation             the validation log instead of the customization log
   --bundle DIR             fetch the build bundle (rendered Packer files, artifacts with their sha256,
                            the effective configuration) and unpack it into DIR instead of printing the log
@@ -79,10 +84,18 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
       ? `the embedded store of ${config.workDir} (pass the build's --work-dir)`
       : opened.store.displayUrl;
     let status: StoredStatus | undefined;
-    try {
-      status = await readStoredStatus(container, runId, io.signal);
-    } catch (error) {
-      throw unreachable(error, opened.store.displayUrl);
+    // With --follow, a run that has not started yet is waited for (a container may still be starting).
+    const waitUntil = Date.now() + (values.follow ? FOLLOW_WAIT_MS : 0);
+    for (let waiting = false; ; waiting = true) {
+      try {
+        status = await readStoredStatus(container, runId, io.signal);
+      } catch (error) {
+        throw unreachable(error, opened.store.displayUrl);
+      }
+      if (status || Date.now() >= waitUntil) break;
+      if (!waiting)
+        io.err(`isobuild logs: waiting for run ${runId} to start (up to ${FOLLOW_WAIT_MS / 60_000} min)…`);
+      await sleep(intervalMs, undefined, { signal: io.signal });
     }
     if (!status)
       throw new IsobuildError(
