@@ -181,6 +181,33 @@ describe('AppendUploader', () => {
   });
 });
 
+describe('SAS URLs', () => {
+  it('upload through a container SAS URL', async () => {
+    const { ContainerSASPermissions } = await import('@azure/storage-blob');
+    const sasUrl = await store.container.generateSasUrl({
+      permissions: ContainerSASPermissions.parse('racw'),
+      expiresOn: new Date(Date.now() + 3_600_000),
+    });
+    const viaSas = await openBlobStore({ kind: 'sas-url', url: new Secret(sasUrl) });
+    const { runId, file } = newRun();
+    await writeFile(file, lines(0, 20));
+    const uploader = new AppendUploader({
+      container: viaSas.container,
+      file,
+      blobName: `${runId}/customization.log`,
+      flushIntervalMs: 20,
+    });
+    uploader.start();
+
+    const result = await uploader.close(10_000);
+
+    expect(result.complete, result.lastError).toBe(true);
+    expect(viaSas.displayUrl).not.toContain('sig=');
+    const stored = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
+    expect(stored.equals(await readFile(file))).toBe(true);
+  });
+});
+
 describe('refused credentials', () => {
   it('stop the upload at once instead of retrying until the drain budget runs out', async () => {
     const { runId, file } = newRun();

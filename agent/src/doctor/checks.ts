@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { BuildConfig, LogStoreConfig } from '../build/build-config.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
+import { ensureContainer } from '../logstore/blob-store.js';
 import { openLogStore } from '../logstore/open-log-store.js';
 import { detectPacker } from '../packer/packer-version.js';
 import { waitForSsh, type ProbeFailure } from '../readiness/ssh-probe.js';
@@ -66,7 +67,7 @@ export async function checkStore(config: LogStoreConfig, signal?: AbortSignal): 
   }
   try {
     const { container } = opened.store;
-    await container.createIfNotExists({ abortSignal: signal });
+    await ensureContainer(container, signal);
     const blob = container.getBlockBlobClient(`doctor/${randomUUID()}`);
     const reply = await blob.upload('isobuild doctor', 15, { abortSignal: signal });
     await blob.delete({ abortSignal: signal });

@@ -9,6 +9,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import type { AppendBlobClient, ContainerClient } from '@azure/storage-blob';
+import { ensureContainer } from './blob-store.js';
 
 /** Azure's documented append block limit for older service versions; Azurite does not enforce it. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -217,10 +218,14 @@ export class AppendUploader {
   }
 
   private async create(part: Part): Promise<void> {
-    await this.options.container.createIfNotExists({ abortSignal: this.stopNow.signal });
+    await ensureContainer(this.options.container, this.stopNow.signal);
     try {
       await part.client.create({ conditions: { ifNoneMatch: '*' }, abortSignal: this.stopNow.signal });
     } catch (error) {
+      if (errorCode(error) === 'ContainerNotFound')
+        throw new ConflictError(
+          `the container ${this.options.container.containerName} does not exist and these credentials may not create it: create it, or use credentials that may`,
+        );
       if (errorCode(error) !== 'BlobAlreadyExists') throw error;
       // Ours if it holds exactly what we uploaded so far (a create or append whose reply was lost).
       const length = (await part.client.getProperties({ abortSignal: this.stopNow.signal })).contentLength;

@@ -77,3 +77,16 @@ export async function openBlobStore(
 function isAzuriteAccountPath(url: URL, pathParts: readonly string[]): boolean {
   return pathParts.length === 1 && /^(127\.0\.0\.1|localhost|\[::1\])$/.test(url.hostname);
 }
+
+/**
+ * Creates the container when it is missing. Credentials scoped to the container (a container SAS, an
+ * identity with data-plane rights only) may not create containers: then it must exist already, and the
+ * blob operation that follows says so if it does not.
+ */
+export async function ensureContainer(container: ContainerClient, signal?: AbortSignal): Promise<void> {
+  try {
+    await container.createIfNotExists(signal ? { abortSignal: signal } : {});
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 403) throw error;
+  }
+}

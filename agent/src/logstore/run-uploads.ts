@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { AppendUploader, describeStorageError, type UploadResult } from './append-uploader.js';
-import type { BlobStore } from './blob-store.js';
+import { ensureContainer, type BlobStore } from './blob-store.js';
 
 export const LOG_BLOBS = {
   customization: 'customization.log',
@@ -145,7 +145,7 @@ export class RunUploads {
 
   private async putStatus(text: string): Promise<void> {
     const blob = this.options.store.container.getBlockBlobClient(`${this.options.runId}/${LOG_BLOBS.status}`);
-    await this.options.store.container.createIfNotExists();
+    await ensureContainer(this.options.store.container);
     await blob.upload(text, Buffer.byteLength(text), {
       blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
     });
