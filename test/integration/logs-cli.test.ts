@@ -187,6 +187,31 @@ describe('isobuild logs with the embedded store', () => {
     expect(await azuriteProcesses()).toEqual([]);
   });
 
+  it('ends the embedded Azurite when its work directory is removed and its last user dies', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'isobuild-logs-cli-gone-'));
+    const running = async (): Promise<string[]> =>
+      (
+        await execa('pgrep', ['-f', `[a]zurite.*--location ${join(other, '.azurite')}`], { reject: false })
+      ).stdout
+        .split('\n')
+        .filter(Boolean);
+    // Two followers of a run that never starts: the first starts Azurite, the second reuses it.
+    const follow = () =>
+      spawn(process.execPath, [CLI, 'logs', 'never', '--follow', '--work-dir', other], { stdio: 'ignore' });
+    const starter = follow();
+    await waitForFile(join(other, '.azurite', 'endpoint.json'), 'url');
+    const reuser = follow();
+    for (let i = 0; i < 100 && (await readdir(join(other, '.azurite', 'users'))).length < 2; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    starter.kill('SIGKILL');
+    await rm(other, { recursive: true, force: true });
+    reuser.kill('SIGKILL');
+
+    for (let i = 0; i < 100 && (await running()).length > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await running()).toEqual([]);
+  });
+
   it('says clearly when a run is not in the store', async () => {
     const missing = await logsCli(['no-such-run']);
     expect(missing.code).toBe(2);

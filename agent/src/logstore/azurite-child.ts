@@ -53,7 +53,9 @@ function takeLockSync(): boolean {
   try {
     writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
     return true;
-  } catch {
+  } catch (error) {
+    // The data directory is gone (the work directory was removed): nobody can register any more.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true;
     const owner = Number(readFileOr(lockFile));
     if (owner && !isProcessAlive(owner)) removeQuietly(lockFile);
     return false;
