@@ -7,6 +7,7 @@
  * azurite-child.ts); nothing is left running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -16,10 +17,8 @@ import { IsobuildError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { isProcessAlive } from '../processes.js';
 
-/** Azurite's public, well-known development account (not a secret; documented by Microsoft). */
+/** The account name Azurite serves (its key is random per start: see spawnAzurite). */
 const ACCOUNT = 'devstoreaccount1';
-const ACCOUNT_KEY =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const START_TIMEOUT_MS = 15_000;
 /** Shared with azurite-child.ts. */
 export const LOCK_FILE = 'starting.lock';
@@ -33,6 +32,8 @@ export interface EmbeddedAzurite {
 }
 
 interface EndpointRecord {
+  /** The account key this Azurite accepts; the record is mode 600, readable by this user only. */
+  readonly key: string;
   readonly pid: number;
   readonly url: string;
 }
@@ -64,8 +65,8 @@ export async function startEmbeddedAzurite(workDir: string, signal?: AbortSignal
   try {
     await writeFile(userFile, '');
     const running = await readEndpoint(endpointFile);
-    if (running && isProcessAlive(running.pid)) {
-      return describe(running.url, dataDir, async () => {
+    if (running?.key && isProcessAlive(running.pid)) {
+      return describe(running.url, running.key, dataDir, async () => {
         await leave();
         // The last user out waits until Azurite has saved its data and exited, so nothing outlives us.
         if (await othersUsing(usersDir)) return;
@@ -101,6 +102,7 @@ async function spawnAzurite(
   leave: () => Promise<void>,
   signal?: AbortSignal,
 ): Promise<EmbeddedAzurite> {
+  const key = randomBytes(32).toString('base64');
   const child = spawn(
     process.execPath,
     [
@@ -119,7 +121,14 @@ async function spawnAzurite(
     {
       // The IPC channel tells Azurite when its starter is gone, however it ends.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ISOBUILD_AZURITE_USERS: usersDir, ISOBUILD_AZURITE_ENDPOINT: endpointFile },
+      env: {
+        ...process.env,
+        ISOBUILD_AZURITE_USERS: usersDir,
+        ISOBUILD_AZURITE_ENDPOINT: endpointFile,
+        // A fresh key instead of the emulator's well-known one: only isobuild processes of this user,
+        // which read it from the mode-600 endpoint record, can use this store.
+        AZURITE_ACCOUNTS: `${ACCOUNT}:${key}`,
+      },
     },
   );
   let url: string;
@@ -129,10 +138,10 @@ async function spawnAzurite(
     await leave();
     throw error;
   }
-  await writeFile(endpointFile, JSON.stringify({ pid: child.pid ?? 0, url } satisfies EndpointRecord), {
+  await writeFile(endpointFile, JSON.stringify({ pid: child.pid ?? 0, url, key } satisfies EndpointRecord), {
     mode: 0o600,
   });
-  return describe(url, dataDir, async () => {
+  return describe(url, key, dataDir, async () => {
     await leave();
     if (child.exitCode !== null || child.signalCode !== null) return;
     // Azurite stops by itself once no other registered isobuild uses it; wait when that is now.
@@ -151,12 +160,12 @@ async function othersUsing(usersDir: string): Promise<boolean> {
   return entries.some((entry) => Number(entry) !== process.pid && isProcessAlive(Number(entry)));
 }
 
-function describe(url: string, dataDir: string, stop: () => Promise<void>): EmbeddedAzurite {
+function describe(url: string, key: string, dataDir: string, stop: () => Promise<void>): EmbeddedAzurite {
   const accountUrl = `${url}/${ACCOUNT}`;
   return {
     url: accountUrl,
     connectionString: new Secret(
-      `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${ACCOUNT_KEY};BlobEndpoint=${accountUrl};`,
+      `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${key};BlobEndpoint=${accountUrl};`,
     ),
     dataDir,
     stop,
