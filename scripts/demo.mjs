@@ -67,8 +67,6 @@ try {
     workDir,
     '--run-id',
     runId,
-    // Test VMs have no Azure Linux agent (waagent), so AIB's generalization step is left out.
-    '--skip-deprovision',
     '--rewrite-uri',
     `https://isobuildexamples.blob.core.windows.net/artifacts/=${artifactsUrl}`,
   ]);

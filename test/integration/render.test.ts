@@ -229,6 +229,22 @@ describe('renderBuild', () => {
     expect(await readFile(join(outDir, 'customization.pkr.hcl'), 'utf8')).toContain('"true"');
     expect((await readdir(work)).filter((name) => name.includes('.rendering-'))).toEqual([]);
   });
+
+  it('creates missing parents of the output directory, and names a parent that is a file', async () => {
+    const good = resource({ customize: [{ type: 'Shell', inline: ['true'] }] });
+    await writeFile(join(work, 'a-file'), '');
+
+    const { outDir } = await render(good, { outDir: join(work, 'new/nested/out') });
+    const blocked: unknown = await render(good, { outDir: join(work, 'a-file/out') }).catch(
+      (e: unknown) => e,
+    );
+
+    expect(await readdir(outDir)).toContain('customization.pkr.hcl');
+    expect(isIsobuildError(blocked) && blocked.code).toBe('outputUnwritable');
+    expect((blocked as Error).message).toContain(
+      `cannot create the parent of --out, ${join(work, 'a-file')} (a part of that path is a file)`,
+    );
+  });
 });
 
 async function listFiles(dir: string): Promise<string[]> {

@@ -2,6 +2,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,10 +16,19 @@ import {
   stopTestVm,
   type TestVm,
 } from '../../agent/src/testvm/test-vm.js';
+import { CLI, linuxTemplate } from '../helpers/build-cli.js';
 import { sshExec } from '../helpers/ssh.js';
 
 const run = promisify(execFile);
 let vm: TestVm;
+
+/** Runs the built CLI; a non-zero exit is a result, not an exception. */
+function isobuild(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(process.execPath, [CLI, ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+}
 
 beforeAll(async () => {
   vm = await startTestVm();
@@ -100,5 +112,82 @@ describe('test VM', () => {
     expect(existsSync(orphan.stateDir)).toBe(false);
     expect((await run('ip', ['netns', 'list'])).stdout).not.toContain(orphan.name);
     expect((await listTestVms()).map((v) => v.id)).toContain(vm.id); // a live run's VM is left alone
+  });
+});
+
+describe('test VM handles', () => {
+  it('stops a VM only by the handle of that very start; a reused slot number or stale handle stops nothing', async () => {
+    const first = await startTestVm();
+    await stopTestVm(first.id);
+    const second = await startTestVm(); // likely the same slot number as `first`
+    try {
+      const stale = await isobuild('testvm', 'stop', first.handle);
+      const bare = await isobuild('testvm', 'stop', String(second.id));
+
+      expect(stale.code).toBe(2);
+      expect(stale.stderr).toContain(
+        `no running test VM has the handle "${first.handle}"; nothing was stopped`,
+      );
+      expect(bare.code).toBe(2);
+      expect(bare.stderr).toMatch(/slots are reused: use the handle/);
+      expect(() => process.kill(second.holderPid, 0)).not.toThrow();
+
+      const stop = await isobuild('testvm', 'stop', second.handle);
+      expect(stop.code, stop.stderr).toBe(0);
+      expect(existsSync(second.stateDir)).toBe(false);
+    } finally {
+      await stopTestVm(second.id);
+    }
+  });
+});
+
+describe('AIB deprovisioning on a test VM', () => {
+  it('has the Azure Linux agent inside the VM only, never on the host', async () => {
+    const result = await sshExec(vm, 'sudo /usr/sbin/waagent -version');
+
+    expect(vm.azureAgent, vm.azureAgentProblem).toBe(true);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/WALinuxAgent-\d/);
+    expect(existsSync('/usr/sbin/waagent')).toBe(false);
+  });
+
+  it('builds as the README says, without --skip-deprovision: waagent -deprovision+user runs for real', async () => {
+    const own = await startTestVm();
+    const work = await mkdtemp(join(tmpdir(), 'isobuild-deprovision-'));
+    try {
+      const template = join(work, 'template.json');
+      await writeFile(
+        template,
+        JSON.stringify(
+          linuxTemplate({ customize: [{ type: 'Shell', name: 'hello', inline: ['echo hello'] }] }),
+        ),
+      );
+      const before = await sshExec(own, 'sudo ls /etc/resolv.conf');
+
+      const result = await isobuild(
+        'build',
+        template,
+        '--host',
+        own.address,
+        '--user',
+        own.user,
+        '--ssh-key-file',
+        own.keyFile,
+        '--work-dir',
+        work,
+        '--local-logs-only',
+      );
+
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/\[2\/2\] Shell "deprovision" [\d.]+s ✓/);
+      expect(result.stderr).not.toMatch(/warn|skip/i);
+      expect(before.code).toBe(0);
+      // waagent's deprovisioning deletes resolv.conf and the DHCP leases: proof it ran inside the VM.
+      const after = await sshExec(own, 'test -e /etc/resolv.conf; echo $?');
+      expect(after.stdout.trim()).toBe('1');
+    } finally {
+      await stopTestVm(own.id);
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });

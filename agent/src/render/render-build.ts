@@ -179,7 +179,7 @@ const RENDER_ENTRIES = new Set([
 
 /**
  * The output directory may be replaced only if it is missing, empty, or exactly an earlier isobuild render.
- * Its parent must exist. Returns whether there is an old directory to replace.
+ * Missing parents are created. Returns whether there is an old directory to replace.
  */
 async function assertReplaceable(outDir: string): Promise<boolean> {
   const refuse = (why: string): IsobuildError =>
@@ -187,13 +187,17 @@ async function assertReplaceable(outDir: string): Promise<boolean> {
       'outputUnwritable',
       `${outDir} ${why}; refusing to replace it. Choose an empty or new directory for --out.`,
     );
+  // Like mkdir -p: a new user's --out under a directory that does not exist yet just works.
   try {
-    const parent = await stat(dirname(outDir));
-    if (!parent.isDirectory()) throw new Error('not a directory');
-  } catch {
+    await mkdir(dirname(outDir), { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR' ? 'a part of that path is a file' : `${code}: not writable`;
     throw new IsobuildError(
       'outputUnwritable',
-      `the parent of --out, ${dirname(outDir)}, is not an existing directory; create it first or choose another --out.`,
+      `cannot create the parent of --out, ${dirname(outDir)} (${why}); choose another --out.`,
+      { cause: error },
     );
   }
   let entries: string[];

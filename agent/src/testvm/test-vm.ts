@@ -11,7 +11,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import { ensureAzureAgentLayer } from './azure-agent-layer.js';
 import { sshdConfig, vmBootScript } from './vm-boot-script.js';
 import { isProcessAlive, killQuietly } from '../processes.js';
 
@@ -24,6 +26,11 @@ const STARTING_GRACE_MS = 2 * BOOT_TIMEOUT_MS;
 
 export interface TestVm {
   readonly id: number;
+  /**
+   * What users name the VM by: the slot number plus a token of this start. Slot numbers are reused, so a
+   * stale number alone could name someone else's VM; a stale handle names nothing.
+   */
+  readonly handle: string;
   readonly name: string;
   /** The VM's own address; port 22 there is its sshd. */
   readonly address: string;
@@ -40,6 +47,12 @@ export interface TestVm {
   readonly ownerPid: number;
   /** Network namespace that holds the VM's peer end (hostAddress); absent means the host's own. */
   readonly peerNamespace?: string;
+  /**
+   * Whether the VM has the Azure Linux agent (waagent), so AIB's deprovision step runs for real; when it
+   * could not be prepared, `azureAgentProblem` says why.
+   */
+  readonly azureAgent: boolean;
+  readonly azureAgentProblem?: string;
 }
 
 export interface StartTestVmOptions {
@@ -63,6 +76,7 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
   const name = `${NETNS_PREFIX}${id}`;
   const stateDir = join(testVmRoot(), String(id));
   try {
+    const agent = await prepareAzureAgent(options.signal);
     await rm(stateDir, { recursive: true, force: true });
     for (const dir of ['upper', 'overlay-work', 'root'])
       await mkdir(join(stateDir, dir), { recursive: true });
@@ -91,7 +105,12 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
         '--kill-child',
         '/bin/sh',
         '-c',
-        vmBootScript({ stateDir, hostname: name, user: TEST_VM_USER }),
+        vmBootScript({
+          stateDir,
+          hostname: name,
+          user: TEST_VM_USER,
+          ...(agent.layer ? { preload: agent.layer } : {}),
+        }),
       ],
       { detached: true, stdio: ['ignore', log, log] },
     );
@@ -99,6 +118,7 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
     holder.unref();
     const vm: TestVm = {
       id,
+      handle: `${id}-${randomBytes(3).toString('hex')}`,
       name,
       address,
       hostAddress,
@@ -109,6 +129,8 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
       holderPid: holder.pid ?? 0,
       ownerPid: options.detached ? 0 : process.pid,
       ...(options.peerNamespace ? { peerNamespace: options.peerNamespace } : {}),
+      azureAgent: agent.layer !== undefined,
+      ...(agent.problem ? { azureAgentProblem: agent.problem } : {}),
     };
     await writeFile(join(stateDir, 'vm.json'), `${JSON.stringify(vm, null, 2)}\n`);
     await waitForSsh(vm, holder, options.signal);
@@ -117,6 +139,25 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
     await stopTestVm(id);
     throw error;
   }
+}
+
+/** A VM without the agent still works for everything but deprovisioning, so a failure here is reported, not fatal. */
+async function prepareAzureAgent(signal?: AbortSignal): Promise<{ layer?: string; problem?: string }> {
+  try {
+    await mkdir(testVmRoot(), { recursive: true });
+    return { layer: await ensureAzureAgentLayer(testVmRoot(), signal) };
+  } catch (error) {
+    signal?.throwIfAborted();
+    return { problem: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The running VM a handle (from `start` or `list`) names, if it is still that start's VM. */
+export async function findTestVm(handle: string): Promise<TestVm | undefined> {
+  const id = Number(/^(\d+)-[0-9a-f]+$/.exec(handle)?.[1]);
+  if (!Number.isInteger(id)) return undefined;
+  const record = await readRecord(join(testVmRoot(), String(id)));
+  return record?.handle === handle ? record : undefined;
 }
 
 /** Stops a VM and removes all it had: processes, namespaces, the veth pair and its files. Idempotent. */

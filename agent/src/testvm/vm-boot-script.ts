@@ -9,15 +9,20 @@ export interface BootScriptOptions {
   readonly stateDir: string;
   readonly hostname: string;
   readonly user: string;
+  /**
+   * A directory tree copied into the VM's root before it starts (the Azure Linux agent). It is copied
+   * into the upper layer rather than stacked as a lower one: overlayfs refuses a lower layer inside `/`.
+   */
+  readonly preload?: string;
 }
 
 export function vmBootScript(options: BootScriptOptions): string {
-  const { stateDir, hostname, user } = options;
+  const { stateDir, hostname, user, preload } = options;
   return `set -eu
 S='${stateDir}'
 R="$S/root"
 mount --make-rprivate /
-mount -t overlay isobuild-vm -o "lowerdir=/,upperdir=$S/upper,workdir=$S/overlay-work" "$R"
+${preload ? `cp -a '${preload}/.' "$S/upper/"\n` : ''}mount -t overlay isobuild-vm -o "lowerdir=/,upperdir=$S/upper,workdir=$S/overlay-work" "$R"
 mount -t proc proc "$R/proc"
 # Kernel-wide sysctls (kernel.*, fs.*) would reach the host: the VM sees /proc/sys read-only.
 mount --bind "$R/proc/sys" "$R/proc/sys" && mount -o remount,bind,ro "$R/proc/sys"

@@ -37,7 +37,7 @@ Windows build VMs (WinRM over HTTPS, port 5986; the password in ISOBUILD_WINRM_P
   --packer PATH            Packer binary (default packer on PATH)                ISOBUILD_PACKER
   --topology direct|proxy  override the network path vnetConfig implies       ISOBUILD_TOPOLOGY
   --proxy-host ADDRESS     isobuild-proxy for the proxy topology (:60001/60000) ISOBUILD_PROXY_HOST
-  --skip-deprovision       leave out AIB's deprovision step (test VMs)           ISOBUILD_SKIP_DEPROVISION=1
+  --skip-deprovision       leave out AIB's deprovision step (no Azure agent)     ISOBUILD_SKIP_DEPROVISION=1
   --rewrite-uri FROM=TO    fetch artifact URLs from a mirror (repeatable)        ISOBUILD_REWRITE_URI
 
 Log store (live logs, status.json and the build bundle under CONTAINER/RUN_ID/; default: an Azurite that

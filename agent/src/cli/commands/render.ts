@@ -23,7 +23,7 @@ Options:
   --out DIR                output directory (required)
   --rewrite-uri FROM=TO    fetch URLs starting with FROM from TO instead (repeatable; longest FROM
                            wins); TO may be a URL or a local directory
-  --skip-deprovision       leave out AIB's deprovision step (for test VMs without the Azure agent)
+  --skip-deprovision       leave out AIB's deprovision step (for VMs without the Azure agent)
   --packer PATH            Packer binary (default: packer on PATH)
   --check                  run "packer validate" on the rendered files
   --max-artifact-mb N      refuse artifacts larger than N MiB (default 512)
