@@ -1,22 +1,31 @@
 /**
- * Artifact fetching against real servers: node:http servers and an in-process Azurite, all on 127.0.0.1.
- * Nothing is mocked. No test reaches another address: URLs that must never be fetched point at a closed
- * local port, and the one Azure-hostname test fails inside the injected token provider, before any lookup.
+ * Artifact fetching against real servers: node:http(s) servers, hostile ones (drip, stall, silence, a frozen
+ * listener, resets, redirect traps) and an in-process Azurite, all on 127.0.0.1. Nothing is mocked but time,
+ * and only in the tests of the default deadlines, which are about time. No test reaches another address: URLs
+ * that must never be fetched point at a closed local port, and the one Azure-hostname test fails inside the
+ * injected token provider, before any lookup.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import {
   BlobSASPermissions,
   BlobServiceClient,
   StorageSharedKeyCredential,
   generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DownloadError, downloadArtifact } from '../../agent/src/artifacts/download.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  DEFAULT_LIMITS,
+  DownloadError,
+  downloadArtifact,
+  type DownloadOptions,
+} from '../../agent/src/artifacts/download.js';
 import {
   FILE_WARNING_BYTES,
   fetchArtifacts,
@@ -28,7 +37,24 @@ import { IsobuildError } from '../../agent/src/errors.js';
 import { LATEST_API_VERSION } from '../../agent/src/template/api-versions.js';
 import type { ImageTemplate, Step } from '../../agent/src/template/model.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { startHttpServer, type TestHandler, type TestHttpServer } from '../helpers/http-server.js';
+import { CLI, linuxTemplate } from '../helpers/build-cli.js';
+import {
+  breakOff,
+  drip,
+  headersThenStall,
+  inTurn,
+  neverAnswer,
+  redirect,
+  resetConnection,
+  startBannerServer,
+  startFrozenListener,
+} from '../helpers/hostile-http-server.js';
+import {
+  startHttpServer,
+  type TestHandler,
+  type TestHttpServer,
+  type TestServerOptions,
+} from '../helpers/http-server.js';
 
 const SCRIPT = '#!/bin/bash\nset -euo pipefail\necho "hello from isobuild"\n';
 const SCRIPT_SHA = sha256(SCRIPT);
@@ -108,6 +134,8 @@ function template(customize: readonly StepSpec[], validate: readonly StepSpec[] 
 let dir: string;
 let scratch: string;
 const servers: TestHttpServer[] = [];
+/** Other things a test started (frozen listeners, raw TCP servers), closed after it. */
+const closers: (() => Promise<void>)[] = [];
 
 beforeEach(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'isobuild-artifacts-'));
@@ -116,12 +144,15 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => server.close()));
+  await Promise.all([
+    ...servers.splice(0).map((server) => server.close()),
+    ...closers.splice(0).map((close) => close()),
+  ]);
   await rm(scratch, { recursive: true, force: true });
 });
 
-async function serve(handler: TestHandler): Promise<TestHttpServer> {
-  const server = await startHttpServer(handler);
+async function serve(handler: TestHandler, options: TestServerOptions = {}): Promise<TestHttpServer> {
+  const server = await startHttpServer(handler, options);
   servers.push(server);
   return server;
 }
@@ -245,6 +276,7 @@ describe('http downloads', () => {
     expect(problem?.message).toContain('"install tools"');
     expect(problem?.message).toContain(SCRIPT_SHA);
     expect(problem?.message).toContain(wrong);
+    expect(server.requests).toHaveLength(1); // a mismatch is never retried
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -314,8 +346,10 @@ describe('retries', () => {
     const error = await artifactError(
       fetchAll(template([shell('nobody home', `${url}/setup.sh`)]), { limits: { ...FAST, maxAttempts: 2 } }),
     );
-    expect(error.problems[0]?.message).toContain('the connection was refused (ECONNREFUSED)');
-    expect(error.problems[0]?.message).toContain('after 2 attempts');
+    const message = error.problems[0]?.message ?? '';
+    expect(message).toContain(`${new URL(url).host} refused the connection (ECONNREFUSED)`);
+    expect(message).toMatch(/gave up after 2 attempts in [\d.]+ m?s: the limit is 2 attempts\./);
+    expect(message).toContain('Check the host name and that this machine can reach the server');
   });
 
   it('shows the Azure Storage error code from an XML error body, with a hint', async () => {
@@ -352,7 +386,7 @@ describe('timeouts and size limits', () => {
       }),
     );
     expect(Date.now() - started).toBeLessThan(1500);
-    expect(error.problems[0]?.message).toMatch(/stalled: no data for 0\.2 s after 12 bytes/);
+    expect(error.problems[0]?.message).toMatch(/stalled: no data for \d+ ms after 12 of 1000 bytes/);
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -380,7 +414,9 @@ describe('timeouts and size limits', () => {
       }),
     );
     expect(Date.now() - started).toBeLessThan(1500);
-    expect(error.problems[0]?.message).toContain('no response within 0.3 s');
+    expect(error.problems[0]?.message).toContain(
+      `the attempt did not finish within 300 ms (${new URL(server.url).host} had sent no response)`,
+    );
   });
 
   it('gives up when a trickling transfer exceeds the attempt timeout', async () => {
@@ -394,7 +430,9 @@ describe('timeouts and size limits', () => {
         limits: { attemptTimeoutMs: 300, stallTimeoutMs: 5000, maxAttempts: 1 },
       }),
     );
-    expect(error.problems[0]?.message).toContain('did not finish within 0.3 s');
+    expect(error.problems[0]?.message).toMatch(
+      /the attempt did not finish within 300 ms \(\d+ bytes had arrived\)/,
+    );
     expect(await readdir(dir)).toEqual([]);
   });
 
@@ -906,5 +944,701 @@ describe('Azure Blob Storage (Azurite)', () => {
     expect(text).toContain('HTTP 404');
     expect(text).toContain('BlobNotFound: check the blob name and path');
     expect(text).not.toContain('sig=');
+  });
+});
+
+// ---- hostile servers: deadlines, failure classes, cancellation, settings ----
+
+const SCRIPT_BYTES = Buffer.byteLength(SCRIPT);
+
+function status(code: number, headers: Record<string, string> = {}): TestHandler {
+  return (_request, response) => {
+    response.writeHead(code, { 'content-type': 'text/plain', ...headers }).end(`status ${code}`);
+  };
+}
+
+async function track<T extends { close(): Promise<void> }>(started: Promise<T>): Promise<T> {
+  const thing = await started;
+  closers.push(() => thing.close());
+  return thing;
+}
+
+/** Downloads `url` directly, expecting a DownloadError; returns its message and how long it took. */
+async function failedDownload(
+  url: string,
+  options: DownloadOptions = {},
+): Promise<{ message: string; elapsedMs: number }> {
+  const started = Date.now();
+  const error = await rejection(downloadArtifact(url, join(dir, 'artifact'), options));
+  const elapsedMs = Date.now() - started;
+  expect(error).toBeInstanceOf(DownloadError);
+  expect(await readdir(dir)).toEqual([]);
+  return { message: (error as DownloadError).message, elapsedMs };
+}
+
+function hostOf(url: string): string {
+  return new URL(url).host;
+}
+
+describe('hostile servers: the deadlines of one attempt', () => {
+  it('a server that drips one byte a second hits the per-attempt deadline', async () => {
+    const server = await serve(drip(Buffer.from(SCRIPT), 1000));
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      // progressBytes 1: every byte counts as progress, so only the attempt deadline can end this
+      limits: { attemptTimeoutMs: 2500, stallTimeoutMs: 2000, progressBytes: 1, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeGreaterThanOrEqual(2400);
+    expect(elapsedMs).toBeLessThan(3500);
+    expect(message).toMatch(
+      new RegExp(
+        `^the attempt did not finish within 2\\.5 s \\([1-3] of ${SCRIPT_BYTES} bytes had arrived\\)`,
+      ),
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('the minimum-progress rule stops a one-byte-a-second drip at the stall deadline', async () => {
+    const server = await serve(drip(Buffer.from(SCRIPT), 1000));
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { stallTimeoutMs: 1500, attemptTimeoutMs: 10_000, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeGreaterThanOrEqual(1400);
+    expect(elapsedMs).toBeLessThan(2500);
+    expect(message).toMatch(
+      new RegExp(
+        `^the transfer is too slow: only [12] bytes? arrived in 1\\.5 s, under the minimum of 1 KiB \\([12] of ${SCRIPT_BYTES} bytes so far\\)`,
+      ),
+    );
+  });
+
+  it('a server that reads the request and never answers costs one stall window', async () => {
+    const server = await serve(neverAnswer);
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { stallTimeoutMs: 400, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeGreaterThanOrEqual(350);
+    expect(elapsedMs).toBeLessThan(1500);
+    expect(message).toMatch(
+      new RegExp(`^${hostOf(server.url)} accepted the connection but sent no response within 400 ms;`),
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('a frozen server whose kernel accepts the connection is caught the same way', async () => {
+    const frozen = await track(startFrozenListener());
+    const { message, elapsedMs } = await failedDownload(`${frozen.url}/setup.sh`, {
+      limits: { stallTimeoutMs: 400, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeLessThan(1500);
+    expect(message).toContain(
+      `${hostOf(frozen.url)} accepted the connection but sent no response within 400 ms`,
+    );
+  });
+
+  it('a connection attempt that goes unanswered (dropped packets) fails at the stall deadline', async () => {
+    const frozen = await track(startFrozenListener());
+    await frozen.fillQueue();
+    const { message, elapsedMs } = await failedDownload(`${frozen.url}/setup.sh`, {
+      limits: { stallTimeoutMs: 400, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeLessThan(1500);
+    expect(message).toMatch(
+      new RegExp(
+        `^could not connect to ${hostOf(frozen.url)} within 400 ms \\(no answer to the connection request\\)`,
+      ),
+    );
+  });
+
+  it('a server that sends headers and then nothing fails at the stall deadline', async () => {
+    const server = await serve(headersThenStall(1000));
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { stallTimeoutMs: 400, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeLessThan(1500);
+    expect(message).toMatch(/^the transfer stalled: no data for \d+ ms after 0 of 1000 bytes;/);
+  });
+});
+
+describe('hostile servers: the total deadline', () => {
+  it('caps all attempts together: three attempts of 600 ms stop at the 1.5 s total', async () => {
+    const server = await serve(neverAnswer);
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { attemptTimeoutMs: 600, stallTimeoutMs: 10_000, totalTimeoutMs: 1500, backoffMs: 5 },
+    });
+    expect(server.requests).toHaveLength(3);
+    expect(elapsedMs).toBeGreaterThanOrEqual(1450);
+    expect(elapsedMs).toBeLessThan(2200);
+    expect(message).toContain(
+      `the 1.5 s total download deadline passed during this attempt (${hostOf(server.url)} had sent no response)`,
+    );
+    expect(message).toMatch(
+      /isobuild gave up after 3 attempts in 1\.\d s: the 1\.5 s total download deadline passed\./,
+    );
+  });
+
+  it('never sleeps past the total deadline: a backoff longer than the time left ends at once', async () => {
+    const server = await serve(status(503));
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { backoffMs: 3000, totalTimeoutMs: 1000 },
+    });
+    expect(server.requests).toHaveLength(1);
+    expect(elapsedMs).toBeLessThan(500);
+    expect(message).toMatch(
+      /^the server answered HTTP 503 Service Unavailable; isobuild gave up after 1 attempt in \d+ ms: the next attempt, 3 s away, would start past the 1 s total download deadline\. The server is failing/,
+    );
+  });
+
+  it('honours Retry-After (seconds) when it fits in the total deadline', async () => {
+    const server = await serve(inTurn(status(429, { 'retry-after': '1' }), serveScript()));
+    const result = await downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh'), {
+      limits: { backoffMs: 5 },
+    });
+    expect(result).toMatchObject({ sha256: SCRIPT_SHA, attempts: 2 });
+    const [first, second] = server.requests;
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('honours Retry-After given as an HTTP date', async () => {
+    const server = await serve(
+      inTurn(
+        (request, response, index) =>
+          status(503, { 'retry-after': new Date(Date.now() + 2000).toUTCString() })(request, response, index),
+        serveScript(),
+      ),
+    );
+    const result = await downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh'), {
+      limits: { backoffMs: 5 },
+    });
+    expect(result.attempts).toBe(2);
+    const [first, second] = server.requests;
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(900); // the date has whole seconds
+    expect(second!.at - first!.at).toBeLessThan(2500);
+  });
+
+  it('gives up at once when Retry-After points past the total deadline', async () => {
+    const server = await serve(status(429, { 'retry-after': '3600' }));
+    const { message, elapsedMs } = await failedDownload(`${server.url}/setup.sh`, {
+      limits: { totalTimeoutMs: 5000 },
+    });
+    expect(server.requests).toHaveLength(1);
+    expect(elapsedMs).toBeLessThan(500);
+    expect(message).toContain(
+      'the server asked to wait 60 min (Retry-After), past the 5 s total download deadline. The server is overloaded',
+    );
+  });
+});
+
+describe('with the default limits (time mocked, since time is the subject)', () => {
+  const realSetTimeout = globalThis.setTimeout;
+
+  /** Runs `download` on fake time, a quarter of a fake second per real millisecond, until it settles. */
+  async function onFakeTime(
+    download: () => Promise<unknown>,
+  ): Promise<{ error: unknown; elapsedMs: number }> {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    try {
+      const started = Date.now();
+      let settled = false;
+      let error: unknown;
+      void download().then(
+        () => (settled = true),
+        (reason: unknown) => ((error = reason), (settled = true)),
+      );
+      for (let fakeMs = 0; !settled && fakeMs < 30 * 60_000; fakeMs += 250) {
+        await new Promise((resolve) => realSetTimeout(resolve, 1)); // real I/O happens here
+        await vi.advanceTimersByTimeAsync(250);
+      }
+      expect(settled).toBe(true);
+      return { error, elapsedMs: Date.now() - started };
+    } finally {
+      vi.useRealTimers();
+    }
+  }
+
+  it('are 5 min per attempt, 60 s without progress, 15 min in all, 10 attempts', () => {
+    expect(DEFAULT_LIMITS).toMatchObject({
+      attemptTimeoutMs: 5 * 60_000,
+      stallTimeoutMs: 60_000,
+      progressBytes: 1024,
+      totalTimeoutMs: 15 * 60_000,
+      maxAttempts: 10,
+    });
+  });
+
+  it('a server that never answers costs 10 attempts in under 11 minutes, not 50', async () => {
+    const server = await serve(neverAnswer);
+    const { error, elapsedMs } = await onFakeTime(() =>
+      downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh')),
+    );
+    expect(server.requests).toHaveLength(10);
+    expect(elapsedMs).toBeGreaterThanOrEqual(10 * 60_000);
+    expect(elapsedMs).toBeLessThan(11 * 60_000);
+    expect((error as DownloadError).message).toMatch(
+      /sent no response within 60 s; isobuild gave up after 10 attempts in 10 min \d+ s: the limit is 10 attempts\./,
+    );
+  });
+
+  it('a server that drips a byte a second loses each attempt after 60 s, not after 5 minutes', async () => {
+    const server = await serve(drip(Buffer.alloc(100_000, 'x'), 1000));
+    const { error, elapsedMs } = await onFakeTime(() =>
+      downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh')),
+    );
+    expect(server.requests).toHaveLength(10);
+    expect(elapsedMs).toBeLessThan(11 * 60_000);
+    expect((error as DownloadError).message).toMatch(
+      /^the transfer is too slow: only \d+ bytes arrived in 60 s/,
+    );
+  });
+
+  it('a server just fast enough to pass the minimum progress stops at the 15 min total', async () => {
+    const server = await serve((_request, response) => {
+      response.writeHead(200, { 'content-length': 100_000_000 });
+      const timer = setInterval(() => response.write(Buffer.alloc(2048, 'x')), 30_000);
+      response.on('close', () => clearInterval(timer));
+    });
+    const { error, elapsedMs } = await onFakeTime(() =>
+      downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh')),
+    );
+    expect(server.requests).toHaveLength(3); // 5 min each; the third is cut short by the total
+    expect(elapsedMs).toBeGreaterThanOrEqual(15 * 60_000);
+    expect(elapsedMs).toBeLessThan(15 * 60_000 + 5000);
+    const message = (error as DownloadError).message;
+    expect(message).toMatch(
+      /^the 15 min total download deadline passed during this attempt \(\d+ of 100000000 bytes/,
+    );
+    expect(message).toContain('isobuild gave up after 3 attempts in 15 min');
+    expect(message).toContain('--download-total-timeout');
+  });
+});
+
+describe('failures that no retry can fix stop after one attempt', () => {
+  it.each([
+    [400, 'Check the URL; the server refuses this request.'],
+    [401, 'Check the SAS token'],
+    [403, 'give the identity read access (Storage Blob Data Reader)'],
+    [404, 'Check the URL: the server has no file there.'],
+    [410, 'Check the URL: the server has no file there.'],
+    [451, 'Check the URL; the server refuses this request.'],
+  ])('HTTP %i', async (code, hint) => {
+    const server = await serve(status(code));
+    const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+    expect(server.requests).toHaveLength(1);
+    expect(message).toMatch(
+      new RegExp(
+        `^the server answered HTTP ${code} .+; a retry cannot fix this, so isobuild stopped after 1 attempt in \\d+ ms\\.`,
+      ),
+    );
+    expect(message).toContain(hint);
+  });
+
+  it('a redirect loop is followed once around, then reported with its hops', async () => {
+    const server = await serve((request, response, index) =>
+      redirect(request.url === '/a' ? '/b' : '/a')(request, response, index),
+    );
+    const { message } = await failedDownload(`${server.url}/a`, { limits: FAST });
+    expect(server.requests.map((request) => request.url)).toEqual(['/a', '/b']);
+    expect(message).toContain(
+      `the server redirects in a loop: ${server.url}/a → ${server.url}/b → ${server.url}/a; a retry cannot fix this`,
+    );
+    expect(message).toContain("Point the template at the file's final URL.");
+  });
+
+  it('a redirect to itself is one request', async () => {
+    const server = await serve(redirect('/setup.sh', 301));
+    const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+    expect(server.requests).toHaveLength(1);
+    expect(message).toContain('redirects in a loop');
+  });
+
+  it('more than 10 redirects are not followed', async () => {
+    const server = await serve((request, response, index) =>
+      redirect(`/r/${Number(request.url?.split('/')[2] ?? 0) + 1}`, 307)(request, response, index),
+    );
+    const { message } = await failedDownload(`${server.url}/r/0`, { limits: FAST });
+    expect(server.requests).toHaveLength(11); // the first request and 10 redirects
+    expect(message).toContain(
+      `the server redirected more than 10 times (${server.url}/r/0 → … → ${server.url}/r/11)`,
+    );
+  });
+
+  it.each(['ftp://127.0.0.1/setup.sh', 'file:///etc/hostname', 'data:text/plain,echo%20hi'])(
+    'a redirect to %s is never followed',
+    async (location) => {
+      const server = await serve(redirect(location));
+      const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+      expect(server.requests).toHaveLength(1);
+      expect(message).toMatch(
+        new RegExp(
+          `^${server.url}/setup\\.sh redirected to a ${new URL(location).protocol} URL \\(.+\\), which isobuild never follows; a retry cannot fix this`,
+        ),
+      );
+    },
+  );
+
+  it('a Location that is not a URL', async () => {
+    const server = await serve(redirect('http://[::1'));
+    const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+    expect(server.requests).toHaveLength(1);
+    expect(message).toContain(`${server.url}/setup.sh redirected to "http://[::1", which is not a valid URL`);
+  });
+
+  it('a redirect status without a Location', async () => {
+    const server = await serve(status(302));
+    const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+    expect(server.requests).toHaveLength(1);
+    expect(message).toContain(
+      'the server answered HTTP 302 Found without a Location; a retry cannot fix this',
+    );
+  });
+
+  it('an untrusted TLS certificate: one connection, no request', async () => {
+    const server = await serve(serveScript(), { tls: true });
+    const { message } = await failedDownload(`${server.url}/setup.sh`, { limits: FAST });
+    expect(server.connections()).toBe(1);
+    expect(server.requests).toHaveLength(0);
+    expect(message).toMatch(
+      new RegExp(
+        `^${hostOf(server.url)} uses a self-signed TLS certificate \\(DEPTH_ZERO_SELF_SIGNED_CERT\\); a retry cannot fix this`,
+      ),
+    );
+    expect(message).toContain('NODE_EXTRA_CA_CERTS');
+  });
+
+  it('https to a plain http port', async () => {
+    const server = await serve(serveScript());
+    const { message } = await failedDownload(`${server.url.replace('http:', 'https:')}/setup.sh`, {
+      limits: FAST,
+    });
+    expect(server.connections()).toBe(1);
+    expect(message).toContain(`${hostOf(server.url)} does not speak TLS on this port (is the URL http://?)`);
+    expect(message).toContain('a retry cannot fix this');
+  });
+
+  it('a server that does not speak HTTP', async () => {
+    const ssh = await track(startBannerServer('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n'));
+    const { message } = await failedDownload(`${ssh.url}/setup.sh`, { limits: FAST });
+    expect(ssh.connections()).toBe(1);
+    expect(message).toMatch(
+      new RegExp(
+        `^${hostOf(ssh.url)} answered with something that is not HTTP \\(HPE_[A-Z_]+\\); a retry cannot fix this`,
+      ),
+    );
+  });
+});
+
+describe('transient failures are retried, then succeed', () => {
+  async function succeedsOnThird(
+    handler: TestHandler,
+    limits: DownloadOptions['limits'] = FAST,
+  ): Promise<string[]> {
+    const server = await serve(inTurn(handler, handler, serveScript()));
+    const retries: string[] = [];
+    const result = await downloadArtifact(`${server.url}/setup.sh`, join(dir, 'setup.sh'), {
+      limits,
+      onRetry: (_attempt, error) => retries.push(error.message),
+    });
+    expect(result).toEqual({ sha256: SCRIPT_SHA, bytes: SCRIPT_BYTES, attempts: 3 });
+    expect(server.requests).toHaveLength(3);
+    expect(await readFile(join(dir, 'setup.sh'), 'utf8')).toBe(SCRIPT);
+    return retries;
+  }
+
+  it.each([408, 429, 500, 502, 503, 504])('HTTP %i', async (code) => {
+    const retries = await succeedsOnThird(status(code));
+    expect(retries[0]).toMatch(new RegExp(`^the server answered HTTP ${code} `));
+  });
+
+  it('a connection reset', async () => {
+    const retries = await succeedsOnThird(resetConnection);
+    expect(retries[0]).toMatch(/reset the connection \(ECONNRESET\)|broke off/);
+  });
+
+  it('a transfer broken off mid-body', async () => {
+    const retries = await succeedsOnThird(breakOff(SCRIPT_BYTES, SCRIPT.slice(0, 10)));
+    expect(retries[0]).toMatch(new RegExp(`broke off the transfer after 10 of ${SCRIPT_BYTES} bytes`));
+  });
+
+  it('a server that answered nothing', async () => {
+    const retries = await succeedsOnThird(neverAnswer, { ...FAST, stallTimeoutMs: 200 });
+    expect(retries[0]).toContain('sent no response within 200 ms');
+  });
+
+  it('a body that stalled', async () => {
+    const retries = await succeedsOnThird(headersThenStall(SCRIPT_BYTES, '#!'), {
+      ...FAST,
+      stallTimeoutMs: 200,
+    });
+    expect(retries[0]).toMatch(new RegExp(`stalled: no data for \\d+ ms after 2 of ${SCRIPT_BYTES} bytes`));
+  });
+});
+
+describe('cancellation at every wait', () => {
+  /** Starts a download, aborts it `afterMs` later, and checks it ends promptly with the reason. */
+  async function abortAfter(url: string, afterMs: number, limits: DownloadOptions['limits']): Promise<void> {
+    const controller = new AbortController();
+    const reason = new Error('cancelled by the user');
+    const timer = setTimeout(() => controller.abort(reason), afterMs);
+    try {
+      const started = Date.now();
+      const outcome = await rejection(
+        downloadArtifact(url, join(dir, 'setup.sh'), { signal: controller.signal, limits }),
+      );
+      expect(outcome).toBe(reason);
+      expect(Date.now() - started).toBeLessThan(afterMs + 500);
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it('in the middle of a backoff', async () => {
+    const server = await serve(status(503));
+    await abortAfter(`${server.url}/setup.sh`, 300, { backoffMs: 10_000 });
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('in the middle of a Retry-After wait', async () => {
+    const server = await serve(status(429, { 'retry-after': '30' }));
+    await abortAfter(`${server.url}/setup.sh`, 300, FAST);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('while a connection attempt goes unanswered', async () => {
+    const frozen = await track(startFrozenListener());
+    await frozen.fillQueue();
+    await abortAfter(`${frozen.url}/setup.sh`, 300, { stallTimeoutMs: 30_000 });
+  });
+
+  it('while waiting for a response that never comes', async () => {
+    const server = await serve(neverAnswer);
+    await abortAfter(`${server.url}/setup.sh`, 300, { stallTimeoutMs: 30_000 });
+  });
+
+  it('in the middle of a stalled body', async () => {
+    const server = await serve(headersThenStall(1000, '#!/bin/bash\n'));
+    await abortAfter(`${server.url}/setup.sh`, 300, { stallTimeoutMs: 30_000 });
+  });
+
+  it('leaves no listener on the signal after a failure', async () => {
+    const silent = await serve(neverAnswer);
+    const missing = await serve(status(404));
+    const controller = new AbortController();
+    for (const url of [`${silent.url}/a.sh`, `${missing.url}/b.sh`]) {
+      await failedDownload(url, {
+        signal: controller.signal,
+        limits: { ...FAST, stallTimeoutMs: 200, maxAttempts: 2 },
+      });
+    }
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+});
+
+describe('failure messages name the step and the URL, never a SAS signature', () => {
+  const SAS = 'sv=2024-08-04&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=SECRETSIGNATURE%3D';
+
+  it('for a server that never answers', async () => {
+    const server = await serve(neverAnswer);
+    const progress: string[] = [];
+    const local = join(scratch, 'ok.sh');
+    await writeFile(local, SCRIPT);
+    const error = await artifactError(
+      fetchAll(
+        template([
+          shell('ok', pathToFileURL(local).href),
+          shell('private', `${server.url}/c/setup.sh?${SAS}`),
+        ]),
+        {
+          limits: { ...FAST, stallTimeoutMs: 200, maxAttempts: 2 },
+          onProgress: (message) => progress.push(message),
+        },
+      ),
+    );
+    expect(server.requests[0]?.url).toBe(`/c/setup.sh?${SAS}`);
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]?.path).toBe('properties.customize[1].scriptUri');
+    const message = error.problems[0]?.message ?? '';
+    expect(message).toMatch(
+      new RegExp(
+        `^Shell step "private": cannot fetch ${server.url}/c/setup\\.sh\\?<query hidden>: ${hostOf(server.url)} accepted the connection but sent no response within 200 ms; isobuild gave up after 2 attempts in \\d+ ms: the limit is 2 attempts\\. Check that the server is up`,
+      ),
+    );
+    expect(allText(error)).not.toContain('SECRET');
+    expect(progress.join('\n')).not.toContain('SECRET');
+  });
+
+  it('for a redirect loop whose hops carry the SAS', async () => {
+    const server = await serve((request, response, index) =>
+      redirect(request.url?.startsWith('/a') ? `/b?${SAS}` : `/a?${SAS}`)(request, response, index),
+    );
+    const error = await artifactError(
+      fetchAll(template([file('config', `${server.url}/a?${SAS}`)]), { limits: FAST }),
+    );
+    const text = allText(error);
+    expect(text).toContain(
+      `${server.url}/a?<query hidden> → ${server.url}/b?<query hidden> → ${server.url}/a?<query hidden>`,
+    );
+    expect(text).not.toContain('SECRET');
+    expect(text).not.toContain('sig=');
+  });
+});
+
+describe('isobuild render and build take the download deadlines', () => {
+  const STACK = /\n\s+at .+:\d+:\d+/;
+
+  async function isobuild(
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number; output: string; elapsedMs: number }> {
+    const started = Date.now();
+    const { code, stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, ...env },
+    }).then(
+      (done) => ({ code: 0, ...done }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    const output = `${stdout}\n${stderr}`;
+    expect(output).not.toMatch(STACK);
+    return { code, output, elapsedMs: Date.now() - started };
+  }
+
+  async function templateFile(scriptUri: string): Promise<string> {
+    const path = join(scratch, 'template.json');
+    await writeFile(
+      path,
+      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', name: 'install tools', scriptUri }] })),
+    );
+    return path;
+  }
+
+  it('render: flags bound a download from a silent server, and the message says what happened', async () => {
+    const server = await serve(neverAnswer);
+    const template = await templateFile(`${server.url}/setup.sh?sig=SECRETSIGNATURE`);
+    const { code, output, elapsedMs } = await isobuild([
+      'render',
+      template,
+      '--out',
+      join(scratch, 'out'),
+      '--download-stall-timeout',
+      '300ms',
+      '--download-timeout',
+      '1s',
+      '--download-total-timeout',
+      '2s',
+    ]);
+    expect(code).toBe(3);
+    expect(elapsedMs).toBeLessThan(6000);
+    expect(output).toContain(
+      `properties.customize[0].scriptUri: Shell step "install tools": cannot fetch ${server.url}/setup.sh?<query hidden>: ${hostOf(server.url)} accepted the connection but sent no response within 300 ms`,
+    );
+    expect(output).toContain('past the 2 s total download deadline');
+    expect(output).not.toContain('SECRET');
+  });
+
+  it('render: the same from ISOBUILD_DOWNLOAD_* variables', async () => {
+    const server = await serve(neverAnswer);
+    const template = await templateFile(`${server.url}/setup.sh`);
+    const { code, output, elapsedMs } = await isobuild(['render', template, '--out', join(scratch, 'out')], {
+      ISOBUILD_DOWNLOAD_STALL_TIMEOUT: '300ms',
+      ISOBUILD_DOWNLOAD_TIMEOUT: '1s',
+      ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT: '2s',
+    });
+    expect(code).toBe(3);
+    expect(elapsedMs).toBeLessThan(6000);
+    expect(output).toContain('sent no response within 300 ms');
+    expect(output).toContain('2 s total download deadline');
+  });
+
+  it('build: flags and variables bound the download before the VM is contacted', async () => {
+    const server = await serve(drip(Buffer.from(SCRIPT), 1000));
+    const template = await templateFile(`${server.url}/setup.sh`);
+    const vmPort = new URL(await closedPortUrl()).port;
+    const { code, output, elapsedMs } = await isobuild(
+      [
+        'build',
+        template,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        vmPort,
+        '--local-logs-only',
+        '--work-dir',
+        join(scratch, 'runs'),
+        '--download-timeout',
+        '1500ms',
+        '--download-total-timeout',
+        '2s',
+      ],
+      { ISOBUILD_DOWNLOAD_STALL_TIMEOUT: '10s' },
+    );
+    expect(code).toBe(3);
+    expect(elapsedMs).toBeLessThan(8000);
+    expect(output).toContain(`Shell step "install tools": cannot fetch ${server.url}/setup.sh:`);
+    expect(output).toContain('the attempt did not finish within 1.5 s');
+    expect(output).toContain('2 s total download deadline');
+  });
+
+  it.each([
+    [['--download-timeout', '0s'], {}, '--download-timeout: "0s" is too short'],
+    [
+      [],
+      { ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT: 'soon' },
+      'ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT: "soon" is not a duration',
+    ],
+  ])('render and build reject %j %j as a usage error', async (args, env, message) => {
+    const template = await templateFile('https://example.invalid/never-fetched.sh');
+    const render = await isobuild(['render', template, '--out', join(scratch, 'out'), ...args], env);
+    const build = await isobuild(
+      ['build', template, '--host', '127.0.0.1', '--local-logs-only', ...args],
+      env,
+    );
+    for (const run of [render, build]) {
+      expect(run.code).toBe(2);
+      expect(run.output).toContain(message);
+    }
+  });
+
+  it('render follows https with a trusted CA, and refuses a redirect from https down to http', async () => {
+    const plain = await serve(serveScript());
+    const secure = await serve(
+      (request, response, index) =>
+        request.url === '/setup.sh'
+          ? serveScript()(request, response, index)
+          : redirect(`${plain.url}/setup.sh`)(request, response, index),
+      { tls: true },
+    );
+    const ca = join(scratch, 'ca.pem');
+    await writeFile(ca, secure.certificate!);
+    const trusted = { NODE_EXTRA_CA_CERTS: ca };
+
+    const ok = await isobuild(
+      ['render', await templateFile(`${secure.url}/setup.sh`), '--out', join(scratch, 'ok')],
+      trusted,
+    );
+    expect(ok.code).toBe(0);
+    expect(await readFile(join(scratch, 'ok', 'artifacts', 'customize-00-install_tools.sh'), 'utf8')).toBe(
+      SCRIPT,
+    );
+
+    const down = await isobuild(
+      ['render', await templateFile(`${secure.url}/moved.sh`), '--out', join(scratch, 'down')],
+      trusted,
+    );
+    expect(down.code).toBe(3);
+    expect(down.output).toContain(
+      `${secure.url}/moved.sh redirected from https down to ${plain.url}/setup.sh, which isobuild never follows; a retry cannot fix this`,
+    );
+    expect(plain.requests).toHaveLength(0);
+    expect(secure.requests.map((request) => request.url)).toEqual(['/setup.sh', '/moved.sh']);
+  });
+
+  it.each(['render', 'build'])('%s --help lists the download settings', async (command) => {
+    const { code, output } = await isobuild([command, '--help']);
+    expect(code).toBe(0);
+    for (const name of ['--download-timeout', '--download-stall-timeout', '--download-total-timeout'])
+      expect(output).toContain(name);
+    expect(output).toContain('ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT');
   });
 });

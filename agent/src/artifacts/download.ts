@@ -1,36 +1,55 @@
 /**
- * Downloads one artifact (https, http, file or Azure Blob Storage) to a file while hashing it, with the
- * limits that keep a hostile or stuck server from hanging the agent or filling the disk: a size cap,
- * a stall timeout, a per-attempt deadline, and up to 10 attempts with backoff (as AIB does).
+ * Downloads one artifact (https, http, file or Azure Blob Storage) to a file while hashing it, within the
+ * limits that keep a hostile or stuck server from hanging the agent or filling the disk: a size cap; per
+ * attempt an overall deadline and a stall deadline with a minimum of progress; up to 10 attempts with
+ * backoff (as AIB does), all within a total deadline. Failures that no retry can fix end at once.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { hideQuery } from '../hide-query.js';
+import { AttemptWatchdog } from './attempt-watchdog.js';
+import { DownloadError, HINTS, formatDuration, networkError, statusError } from './download-error.js';
+import { getFollowingRedirects } from './http-get.js';
+
+export { DownloadError } from './download-error.js';
 
 export interface DownloadLimits {
   readonly maxBytes: number;
-  /** Abort an attempt when no byte arrives for this long. */
+  /** An attempt fails when less than `progressBytes` arrive for this long (the wait for a response included). */
   readonly stallTimeoutMs: number;
-  /** Abort an attempt that takes longer than this in total. */
+  /** What counts as progress within one stall window: a server dripping less is stalled. */
+  readonly progressBytes: number;
+  /** Bound on one attempt: connect, redirects, response and body. */
   readonly attemptTimeoutMs: number;
+  /** Bound on all attempts together, the waits between them included. */
+  readonly totalTimeoutMs: number;
   readonly maxAttempts: number;
   /** First retry delay; doubles per attempt up to 8 s. */
   readonly backoffMs: number;
 }
 
+/** The limits users set: --download-timeout, --download-stall-timeout, --download-total-timeout. */
+export type DownloadDeadlines = Pick<
+  DownloadLimits,
+  'attemptTimeoutMs' | 'stallTimeoutMs' | 'totalTimeoutMs'
+>;
+
 export const DEFAULT_LIMITS: DownloadLimits = {
   maxBytes: 512 * 1024 * 1024,
   stallTimeoutMs: 60_000,
-  attemptTimeoutMs: 15 * 60_000,
+  progressBytes: 1024,
+  attemptTimeoutMs: 5 * 60_000,
+  totalTimeoutMs: 15 * 60_000,
   maxAttempts: 10,
   backoffMs: 500,
 };
+
+const MAX_BACKOFF_MS = 8000;
 
 export interface DownloadResult {
   readonly sha256: string;
@@ -38,17 +57,8 @@ export interface DownloadResult {
   readonly attempts: number;
 }
 
-/** A download failure with a sentence a user can act on; `retryable` drives the attempt loop. */
-export class DownloadError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-  ) {
-    super(message);
-  }
-}
-
-export type TokenProvider = () => Promise<string>;
+/** Gets a bearer token for Azure Blob Storage; it should stop when `signal` aborts. */
+export type TokenProvider = (signal: AbortSignal) => Promise<string>;
 
 export interface DownloadOptions {
   readonly limits?: Partial<DownloadLimits>;
@@ -58,6 +68,12 @@ export interface DownloadOptions {
   readonly onRetry?: (attempt: number, error: DownloadError, delayMs: number) => void;
 }
 
+type Downloaded = Omit<DownloadResult, 'attempts'>;
+
+/**
+ * Rejects with the caller's abort reason on abort, else with a DownloadError whose message says what
+ * happened on the last attempt, how many attempts over how long, why isobuild stopped, and what to do.
+ */
 export async function downloadArtifact(
   url: string,
   destination: string,
@@ -65,39 +81,67 @@ export async function downloadArtifact(
 ): Promise<DownloadResult> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const signal = options.signal ?? new AbortController().signal;
+  const started = Date.now();
+  const totalDeadline = started + limits.totalTimeoutMs;
+  const total = `the ${formatDuration(limits.totalTimeoutMs)} total download deadline`;
   for (let attempt = 1; ; attempt++) {
     signal.throwIfAborted();
+    let failure: DownloadError;
     try {
-      const result = await downloadOnce(url, destination, limits, signal, options.blobToken);
+      const result = await attemptOnce(url, destination, limits, totalDeadline, signal, options.blobToken);
       return { ...result, attempts: attempt };
     } catch (error) {
       await rm(destination, { force: true });
       if (signal.aborted) throw signal.reason;
-      const failure =
-        error instanceof DownloadError ? error : new DownloadError(describeNetworkError(error), true);
-      if (!failure.retryable || attempt >= limits.maxAttempts) {
-        const attempts = attempt > 1 ? ` (after ${attempt} attempts)` : '';
-        throw new DownloadError(`${failure.message}${attempts}`, false);
-      }
-      const delay = Math.min(limits.backoffMs * 2 ** (attempt - 1), 8000);
-      options.onRetry?.(attempt, failure, delay);
-      try {
-        await sleep(delay, undefined, { signal });
-      } catch {
-        // timers/promises rejects with a generic AbortError; callers get the reason they aborted with.
-        throw signal.reason;
-      }
+      if (!(error instanceof DownloadError)) throw error;
+      failure = error;
     }
+    const stop = (reason?: string): DownloadError =>
+      finalError(failure, attempt, Date.now() - started, reason);
+    if (!failure.retryable) throw stop();
+    if (attempt >= limits.maxAttempts)
+      throw stop(`the limit is ${limits.maxAttempts} attempt${limits.maxAttempts === 1 ? '' : 's'}`);
+    const remaining = totalDeadline - Date.now();
+    if (remaining <= 0) throw stop(`${total} passed`);
+    const backoff = Math.min(limits.backoffMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+    const delay = Math.max(backoff, failure.retryAfterMs ?? 0);
+    // Never sleep into the total deadline: stop now, and say so.
+    if (delay >= remaining) {
+      throw stop(
+        delay > backoff
+          ? `the server asked to wait ${formatDuration(delay)} (Retry-After), past ${total}`
+          : `the next attempt, ${formatDuration(delay)} away, would start past ${total}`,
+      );
+    }
+    options.onRetry?.(attempt, failure, delay);
+    await sleep(delay, signal);
   }
 }
 
-async function downloadOnce(
+function finalError(
+  failure: DownloadError,
+  attempts: number,
+  elapsedMs: number,
+  stop?: string,
+): DownloadError {
+  const tally = `${attempts} attempt${attempts === 1 ? '' : 's'} in ${formatDuration(elapsedMs)}`;
+  const outcome =
+    stop === undefined
+      ? `a retry cannot fix this, so isobuild stopped after ${tally}`
+      : `isobuild gave up after ${tally}: ${stop}`;
+  const hint = failure.hint ? ` ${failure.hint}` : '';
+  return new DownloadError(`${failure.message}; ${outcome}.${hint}`, false, failure.hint);
+}
+
+/** One attempt under its own watchdog; every failure comes out as a DownloadError (or the abort reason). */
+async function attemptOnce(
   url: string,
   destination: string,
   limits: DownloadLimits,
+  totalDeadline: number,
   signal: AbortSignal,
   blobToken: TokenProvider | undefined,
-): Promise<Omit<DownloadResult, 'attempts'>> {
+): Promise<Downloaded> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -107,51 +151,85 @@ async function downloadOnce(
       false,
     );
   }
-  if (parsed.protocol === 'file:') return copyLocalFile(parsed, destination, limits, signal);
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+  if (parsed.protocol !== 'file:' && parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new DownloadError(`the ${parsed.protocol} scheme is not supported; use https, http or file`, false);
   }
-  const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(limits.attemptTimeoutMs)]);
-  const headers: Record<string, string> = { 'user-agent': 'isobuild' };
-  // A bearer token only ever travels over https.
-  if (parsed.protocol === 'https:' && isAzureBlobUrl(parsed) && !parsed.searchParams.has('sig')) {
-    headers.authorization = `Bearer ${await (blobToken ?? defaultBlobToken)()}`;
-    headers['x-ms-version'] = '2023-11-03';
-  }
-  let response: Response;
+  const attemptDeadline = Date.now() + limits.attemptTimeoutMs;
+  const watchdog = new AttemptWatchdog(signal, {
+    deadlineAt: Math.min(attemptDeadline, totalDeadline),
+    deadlineText:
+      totalDeadline < attemptDeadline
+        ? `the ${formatDuration(limits.totalTimeoutMs)} total download deadline passed during this attempt`
+        : `the attempt did not finish within ${formatDuration(limits.attemptTimeoutMs)}`,
+    stallTimeoutMs: limits.stallTimeoutMs,
+    progressBytes: limits.progressBytes,
+  });
   try {
-    response = await fetch(parsed, { headers, signal: attemptSignal, redirect: 'follow' });
+    return parsed.protocol === 'file:'
+      ? await copyLocalFile(parsed, destination, limits, watchdog)
+      : await fetchHttp(parsed, destination, limits, watchdog, blobToken);
   } catch (error) {
     if (signal.aborted) throw signal.reason;
-    if (attemptSignal.aborted)
-      throw new DownloadError(`no response within ${limits.attemptTimeoutMs / 1000} s`, true);
-    throw new DownloadError(describeNetworkError(error), true);
+    if (error instanceof DownloadError) throw error;
+    if (watchdog.failure) throw watchdog.failure;
+    if (watchdog.phase === 'receiving') {
+      const code = (error as { code?: string }).code;
+      throw new DownloadError(
+        `${watchdog.peer} broke off the transfer after ${watchdog.received()}${code ? ` (${code})` : ''}`,
+        true,
+        HINTS.network,
+      );
+    }
+    throw networkError(error, watchdog.peer);
+  } finally {
+    watchdog.dispose();
   }
-  if (!response.ok) {
-    const detail = await storageErrorDetail(response, limits.stallTimeoutMs);
-    const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
-    throw new DownloadError(
-      `the server answered HTTP ${response.status} ${response.statusText}${detail}`,
-      retryable,
+}
+
+async function fetchHttp(
+  url: URL,
+  destination: string,
+  limits: DownloadLimits,
+  watchdog: AttemptWatchdog,
+  blobToken: TokenProvider | undefined,
+): Promise<Downloaded> {
+  const headers: OutgoingHttpHeaders = { 'user-agent': 'isobuild' };
+  // A bearer token only ever travels over https, to the storage account the template names.
+  const bearer =
+    url.protocol === 'https:' && isAzureBlobUrl(url) && !url.searchParams.has('sig')
+      ? await untilAborted((blobToken ?? defaultBlobToken)(watchdog.signal), watchdog.signal)
+      : undefined;
+  const headersFor = (hop: URL): OutgoingHttpHeaders =>
+    bearer !== undefined && hop.origin === url.origin
+      ? { ...headers, authorization: `Bearer ${bearer}`, 'x-ms-version': '2023-11-03' }
+      : headers;
+  const response = await getFollowingRedirects(url, headersFor, watchdog);
+  const status = response.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    const detail = await storageErrorDetail(
+      response,
+      Math.min(limits.stallTimeoutMs, ERROR_BODY_WAIT_MS),
+      watchdog.signal,
     );
+    throw statusError(status, response.statusMessage ?? '', detail, firstHeader(response, 'retry-after'));
   }
-  const declared = Number(response.headers.get('content-length') ?? NaN);
+  const declared = Number(response.headers['content-length'] ?? NaN);
   if (declared > limits.maxBytes) {
-    await response.body?.cancel();
+    response.destroy();
     throw new DownloadError(tooLarge(limits.maxBytes, declared), false);
   }
-  if (!response.body) throw new DownloadError('the server sent no body', true);
-  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-  return writeHashed(body, destination, limits, attemptSignal, signal);
+  watchdog.expect(Number.isFinite(declared) ? declared : undefined);
+  return writeHashed(response, destination, limits, watchdog);
 }
 
 async function copyLocalFile(
   url: URL,
   destination: string,
   limits: DownloadLimits,
-  signal: AbortSignal,
-): Promise<Omit<DownloadResult, 'attempts'>> {
+  watchdog: AttemptWatchdog,
+): Promise<Downloaded> {
   const path = fileURLToPath(url);
+  watchdog.enter('receiving', path);
   let info;
   try {
     info = await stat(path);
@@ -176,22 +254,19 @@ async function copyLocalFile(
     );
   }
   if (info.size > limits.maxBytes) throw new DownloadError(tooLarge(limits.maxBytes, info.size), false);
-  return writeHashed(createReadStream(path), destination, limits, signal, signal);
+  watchdog.expect(info.size);
+  return writeHashed(createReadStream(path), destination, limits, watchdog);
 }
 
-/** Streams into `destination`, hashing and counting; aborts on the size cap or a stall. */
+/** Streams into `destination`, hashing and counting; stops at the size cap or when the watchdog aborts. */
 async function writeHashed(
   source: Readable,
   destination: string,
   limits: DownloadLimits,
-  attemptSignal: AbortSignal,
-  outerSignal: AbortSignal,
-): Promise<Omit<DownloadResult, 'attempts'>> {
+  watchdog: AttemptWatchdog,
+): Promise<Downloaded> {
   const hash = createHash('sha256');
   let bytes = 0;
-  let stalled = false;
-  const stall = new AbortController();
-  let timer = setTimeout(() => ((stalled = true), stall.abort()), limits.stallTimeoutMs);
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       bytes += chunk.length;
@@ -199,30 +274,14 @@ async function writeHashed(
         callback(new DownloadError(tooLarge(limits.maxBytes, bytes), false));
         return;
       }
-      clearTimeout(timer);
-      timer = setTimeout(() => ((stalled = true), stall.abort()), limits.stallTimeoutMs);
+      watchdog.progress(chunk.length);
       hash.update(chunk);
       callback(null, chunk);
     },
   });
-  try {
-    await pipeline(source, meter, createWriteStream(destination, { mode: 0o644 }), {
-      signal: AbortSignal.any([attemptSignal, stall.signal]),
-    });
-  } catch (error) {
-    if (error instanceof DownloadError) throw error;
-    if (outerSignal.aborted) throw outerSignal.reason;
-    if (stalled)
-      throw new DownloadError(
-        `the transfer stalled: no data for ${limits.stallTimeoutMs / 1000} s after ${bytes} bytes`,
-        true,
-      );
-    if (attemptSignal.aborted)
-      throw new DownloadError(`the transfer did not finish within ${limits.attemptTimeoutMs / 1000} s`, true);
-    throw new DownloadError(describeNetworkError(error), true);
-  } finally {
-    clearTimeout(timer);
-  }
+  await pipeline(source, meter, createWriteStream(destination, { mode: 0o644 }), {
+    signal: watchdog.signal,
+  });
   return { sha256: hash.digest('hex'), bytes };
 }
 
@@ -230,10 +289,19 @@ export function isAzureBlobUrl(url: URL): boolean {
   return /\.blob\.core\.(windows\.net|usgovcloudapi\.net|chinacloudapi\.cn)$/i.test(url.hostname);
 }
 
+function firstHeader(response: IncomingMessage, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** Azure Storage explains failures in an XML body (<Code>, <Message>); show the code, never the whole body. */
-async function storageErrorDetail(response: Response, waitMs: number): Promise<string> {
-  const code = response.headers.get('x-ms-error-code');
-  const text = await readErrorBody(response, waitMs);
+async function storageErrorDetail(
+  response: IncomingMessage,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<string> {
+  const code = firstHeader(response, 'x-ms-error-code');
+  const text = await readErrorBody(response, waitMs, signal);
   const xmlCode = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1];
   const found = code ?? xmlCode;
   const hints: Record<string, string> = {
@@ -253,69 +321,80 @@ async function storageErrorDetail(response: Response, waitMs: number): Promise<s
 }
 
 const ERROR_BODY_BYTES = 4096;
+const ERROR_BODY_WAIT_MS = 5000;
 
 /**
- * The start of an error body, read within `waitMs`: the body is only a hint, so a huge or stalled one must
- * neither fill memory nor hang the attempt. Failures to read it change nothing.
+ * The start of an error body, read for at most `waitMs`: the body is only a hint, so a huge or stalled one
+ * must neither fill memory nor hang the attempt, and whatever arrived is used when the attempt ends.
  */
-async function readErrorBody(response: Response, waitMs: number): Promise<string> {
-  const reader = response.body?.getReader();
-  if (!reader) return '';
+async function readErrorBody(
+  response: IncomingMessage,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<undefined>(
-    (resolve) => (timer = setTimeout(() => resolve(undefined), waitMs)),
-  );
-  try {
-    while (size < ERROR_BODY_BYTES) {
-      const next = await Promise.race([reader.read(), deadline]);
-      if (!next || next.done) break;
-      const chunk = Buffer.from(next.value as Uint8Array);
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      response.off('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       size += chunk.length;
-    }
-  } catch {
-    // Keep whatever arrived.
-  } finally {
-    clearTimeout(timer);
-    await reader.cancel().catch(() => undefined);
-  }
+      if (size >= ERROR_BODY_BYTES) done();
+    };
+    const timer = setTimeout(done, waitMs);
+    if (signal.aborted) return done();
+    signal.addEventListener('abort', done, { once: true });
+    response.on('data', onData).once('end', done).once('error', done).once('close', done);
+  });
+  response.destroy();
   return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString('utf8');
-}
-
-function describeNetworkError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const code = cause?.code ?? (error as { code?: string }).code;
-  const known: Record<string, string> = {
-    ENOTFOUND: 'the host name does not resolve (DNS)',
-    EAI_AGAIN: 'DNS lookup failed temporarily',
-    ECONNREFUSED: 'the connection was refused',
-    ECONNRESET: 'the connection was reset',
-    ETIMEDOUT: 'the connection timed out',
-    EHOSTUNREACH: 'the host is unreachable',
-    ENETUNREACH: 'the network is unreachable',
-    UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
-    UND_ERR_SOCKET: 'the connection broke',
-    CERT_HAS_EXPIRED: 'the server TLS certificate has expired',
-    DEPTH_ZERO_SELF_SIGNED_CERT: 'the server uses a self-signed TLS certificate',
-    UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server TLS certificate cannot be verified',
-  };
-  if (code && Object.hasOwn(known, code)) return `${known[code]} (${code})`;
-  const message = cause?.message ?? (error instanceof Error ? error.message : String(error));
-  return code ? `${message} (${code})` : message;
 }
 
 function tooLarge(limit: number, size: number): string {
   return `the artifact is ${size} bytes, over the ${limit}-byte limit (raise it with --max-artifact-mb if this is expected)`;
 }
 
-async function defaultBlobToken(): Promise<string> {
+/** Waits for `promise`, but rejects with the abort reason as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Like timers/promises' setTimeout, but rejecting with the caller's abort reason. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function defaultBlobToken(signal: AbortSignal): Promise<string> {
   try {
     const { DefaultAzureCredential } = await import('@azure/identity');
-    const token = await new DefaultAzureCredential().getToken('https://storage.azure.com/.default');
+    const token = await new DefaultAzureCredential().getToken('https://storage.azure.com/.default', {
+      abortSignal: signal,
+    });
     return token.token;
   } catch (error) {
+    // A deadline or a cancel, not a missing identity: the caller words those.
+    if (signal.aborted) throw error;
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new DownloadError(
       `this Azure Storage URL has no SAS, and no Azure identity is available to read it (${reason}). ` +

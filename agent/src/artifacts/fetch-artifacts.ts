@@ -192,7 +192,8 @@ function downloadProblem(job: Job, error: DownloadError, rewrites: readonly UriR
   return {
     severity: 'error',
     path: `${job.step.path}.${job.field}`,
-    message: `${label(job.step)}: cannot fetch ${hideQuery(job.uri)}${via}: ${error.message}.`,
+    // The download's message already says what happened, how many attempts over how long, and what to do.
+    message: `${label(job.step)}: cannot fetch ${hideQuery(job.uri)}${via}: ${error.message.replace(/[^.]$/, '$&.')}`,
   };
 }
 

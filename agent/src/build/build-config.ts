@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { DEFAULT_LIMITS, type DownloadDeadlines } from '../artifacts/download.js';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { parseDuration } from '../duration.js';
@@ -36,6 +37,8 @@ export interface BuildConfig {
   readonly packerPath: string;
   readonly skipDeprovision: boolean;
   readonly rewrites: readonly UriRewrite[];
+  /** Artifact download deadlines: per attempt, without progress, all attempts together. */
+  readonly downloadDeadlines: DownloadDeadlines;
   /** Overrides the topology vmProfile.vnetConfig implies. */
   readonly topology?: 'direct' | 'proxy';
   /** The isobuild-proxy (AIB's proxy VM) for the proxy topology. */
@@ -79,6 +82,9 @@ export const BUILD_SETTINGS = {
   winrmAuth: { env: 'ISOBUILD_WINRM_AUTH', flag: 'winrm-auth' },
   winrmCa: { env: 'ISOBUILD_WINRM_CA', flag: 'winrm-ca' },
   winrmCertSha256: { env: 'ISOBUILD_WINRM_CERT_SHA256', flag: 'winrm-cert-sha256' },
+  downloadTimeout: { env: 'ISOBUILD_DOWNLOAD_TIMEOUT', flag: 'download-timeout' },
+  downloadStallTimeout: { env: 'ISOBUILD_DOWNLOAD_STALL_TIMEOUT', flag: 'download-stall-timeout' },
+  downloadTotalTimeout: { env: 'ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT', flag: 'download-total-timeout' },
 } as const;
 
 /**
@@ -163,6 +169,8 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     }
   }
 
+  const downloadDeadlines = readDownloadDeadlines(read, bad);
+
   const topology = read('topology');
   if (topology.value !== undefined && topology.value !== 'direct' && topology.value !== 'proxy') {
     bad(
@@ -229,6 +237,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       env.ISOBUILD_SKIP_DEPROVISION === '1' ||
       env.ISOBUILD_SKIP_DEPROVISION === 'true',
     rewrites,
+    downloadDeadlines,
     ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
     ...(proxyHost ? { proxyHost } : {}),
     ...(storage ? { store: storage } : {}),
@@ -317,6 +326,35 @@ export function loadLogStoreConfig(
     ...(store ? { store } : {}),
     storeContainer,
     workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
+  });
+}
+
+/** The artifact download deadlines alone, read the same way as for a build (for `isobuild render`). */
+export function loadDownloadDeadlines(flags: BuildFlags, env: NodeJS.ProcessEnv): DownloadDeadlines {
+  const problems: Problem[] = [];
+  const bad = (path: string, message: string): void => {
+    problems.push({ severity: 'error', path, message });
+  };
+  const deadlines = readDownloadDeadlines(settingReader(flags, env), bad);
+  if (problems.length > 0)
+    throw new IsobuildError('usage', `the download settings have ${problems.length} problem(s).`, {
+      problems,
+    });
+  return deadlines;
+}
+
+function readDownloadDeadlines(read: Read, bad: (path: string, message: string) => void): DownloadDeadlines {
+  const positive = (key: keyof typeof BUILD_SETTINGS, fallback: number): number => {
+    const input = read(key);
+    const ms = duration(input, fallback, bad);
+    if (ms > 0) return ms;
+    bad(input.source, `"${input.value}" is too short: a download deadline must be longer than zero.`);
+    return fallback;
+  };
+  return Object.freeze({
+    attemptTimeoutMs: positive('downloadTimeout', DEFAULT_LIMITS.attemptTimeoutMs),
+    stallTimeoutMs: positive('downloadStallTimeout', DEFAULT_LIMITS.stallTimeoutMs),
+    totalTimeoutMs: positive('downloadTotalTimeout', DEFAULT_LIMITS.totalTimeoutMs),
   });
 }
 

@@ -228,7 +228,11 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         sourceLabel: options.templateFile,
         packer,
         skipDeprovision: config.skipDeprovision,
-        fetch: { rewrites: config.rewrites, onProgress: (line) => customizationLog.write('ISOBUILD', line) },
+        fetch: {
+          rewrites: config.rewrites,
+          limits: config.downloadDeadlines,
+          onProgress: (line) => customizationLog.write('ISOBUILD', line),
+        },
         signal,
       });
       files = rendered.files;

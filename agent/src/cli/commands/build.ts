@@ -39,6 +39,12 @@ Windows build VMs (WinRM over HTTPS, port 5986; the password in ISOBUILD_WINRM_P
   --proxy-host ADDRESS     isobuild-proxy for the proxy topology (:60001/60000) ISOBUILD_PROXY_HOST
   --skip-deprovision       leave out AIB's deprovision step (no Azure agent)     ISOBUILD_SKIP_DEPROVISION=1
   --rewrite-uri FROM=TO    fetch artifact URLs from a mirror (repeatable)        ISOBUILD_REWRITE_URI
+  --download-timeout DUR   limit on one artifact download attempt: connect,      ISOBUILD_DOWNLOAD_TIMEOUT
+                           response and transfer (default 5m)
+  --download-stall-timeout DUR  an attempt fails when under 1 KiB arrives in DUR ISOBUILD_DOWNLOAD_STALL_TIMEOUT
+                           (default 60s)
+  --download-total-timeout DUR  limit on all attempts (up to 10) of one artifact ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT
+                           together (default 15m)
 
 Log store (live logs, status.json and the build bundle under CONTAINER/RUN_ID/; default: an Azurite that
 isobuild starts itself, data in WORK_DIR/.azurite, so "isobuild logs" works afterwards):
@@ -81,6 +87,9 @@ export const BUILD_OPTIONS = {
   'proxy-host': { type: 'string' },
   'skip-deprovision': { type: 'boolean' },
   'rewrite-uri': { type: 'string', multiple: true },
+  'download-timeout': { type: 'string' },
+  'download-stall-timeout': { type: 'string' },
+  'download-total-timeout': { type: 'string' },
   'storage-connection-string': { type: 'string' },
   'storage-sas-url': { type: 'string' },
   'storage-account-url': { type: 'string' },

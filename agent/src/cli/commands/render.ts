@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRewrite } from '../../artifacts/rewrite-uri.js';
+import { loadDownloadDeadlines } from '../../build/build-config.js';
 import { IsobuildError } from '../../errors.js';
 import { detectPacker } from '../../packer/packer-version.js';
 import { packerValidate } from '../../packer/validate-rendered.js';
@@ -27,6 +28,12 @@ Options:
   --packer PATH            Packer binary (default: packer on PATH)
   --check                  run "packer validate" on the rendered files
   --max-artifact-mb N      refuse artifacts larger than N MiB (default 512)
+  --download-timeout DUR   limit on one download attempt: connect, response and transfer
+                           (default 5m; ISOBUILD_DOWNLOAD_TIMEOUT)
+  --download-stall-timeout DUR  an attempt fails when under 1 KiB arrives in DUR
+                           (default 60s; ISOBUILD_DOWNLOAD_STALL_TIMEOUT)
+  --download-total-timeout DUR  limit on all attempts (up to 10) of one artifact together
+                           (default 15m; ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT)
   --json                   print the result as JSON on stdout
   -h, --help               show this help
 
@@ -46,6 +53,9 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
       packer: { type: 'string' },
       check: { type: 'boolean' },
       'max-artifact-mb': { type: 'string' },
+      'download-timeout': { type: 'string' },
+      'download-stall-timeout': { type: 'string' },
+      'download-total-timeout': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -67,6 +77,8 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
     );
   }
 
+  const deadlines = loadDownloadDeadlines(values, process.env);
+
   const loaded = await loadTemplate(file, toLoadOptions(values));
   io.registerSecrets(loaded.template.secureValues);
   const packer = await detectPacker(values.packer, io.signal);
@@ -77,7 +89,7 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
     skipDeprovision: values['skip-deprovision'],
     fetch: {
       rewrites,
-      ...(maxMb !== undefined ? { limits: { maxBytes: Math.floor(maxMb * 1024 * 1024) } } : {}),
+      limits: { ...deadlines, ...(maxMb !== undefined ? { maxBytes: Math.floor(maxMb * 1024 * 1024) } : {}) },
       onProgress: (message) => io.err(`isobuild render: ${message}`),
     },
     signal: io.signal,
