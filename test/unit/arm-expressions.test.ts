@@ -2,14 +2,20 @@
  * The ARM expression subset: what each supported function returns, how literals, escapes, property and
  * index access behave, and that anything unsupported or malformed fails with a message naming it.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ExpressionError,
   SUPPORTED_FUNCTIONS,
   evaluateString,
   isExpression,
+  isTainted,
+  taintedLeaves,
+  untainted,
   type ArmValue,
+  type Evaluated,
   type ExpressionScope,
+  type Taint,
 } from '../../agent/src/template/arm-expressions.js';
 
 const SUBSCRIPTION = '11111111-2222-3333-4444-555555555555';
@@ -32,11 +38,11 @@ function scope(overrides: Partial<ExpressionScope> = {}): ExpressionScope {
   return {
     parameter(name) {
       if (!(name in PARAMETERS)) throw new ExpressionError(`unknown parameter ${name}`);
-      return PARAMETERS[name] ?? null;
+      return untainted(PARAMETERS[name] ?? null);
     },
     variable(name) {
       if (!(name in VARIABLES)) throw new ExpressionError(`unknown variable ${name}`);
-      return VARIABLES[name] ?? null;
+      return untainted(VARIABLES[name] ?? null);
     },
     subscriptionId: () => SUBSCRIPTION,
     resourceGroupName: () => 'images-rg',
@@ -46,7 +52,7 @@ function scope(overrides: Partial<ExpressionScope> = {}): ExpressionScope {
 }
 
 function evaluate(expression: string): ArmValue {
-  return evaluateString(expression, scope());
+  return evaluateString(expression, scope()).value;
 }
 
 function errorOf(expression: string): ExpressionError {
@@ -137,7 +143,7 @@ describe('evaluateString', () => {
       const recording = scope({
         parameter: (name) => {
           asked.push(name);
-          return 'v';
+          return untainted('v');
         },
       });
 
@@ -173,9 +179,9 @@ describe('evaluateString', () => {
     });
 
     it('does not flatten nested arrays beyond one level', () => {
-      const nested = scope({ parameter: () => [['a'], 'b'] });
+      const nested = scope({ parameter: () => untainted([['a'], 'b']) });
 
-      const value = evaluateString("[concat(parameters('x'), parameters('x'))]", nested);
+      const { value } = evaluateString("[concat(parameters('x'), parameters('x'))]", nested);
 
       expect(value).toEqual([['a'], 'b', ['a'], 'b']);
     });
@@ -332,7 +338,7 @@ describe('evaluateString', () => {
         },
       });
 
-      const run = (): ArmValue => evaluateString('[subscription().subscriptionId]', noSubscription);
+      const run = (): ArmValue => evaluateString('[subscription().subscriptionId]', noSubscription).value;
 
       expect(run).toThrow('pass --subscription-id');
     });
@@ -400,7 +406,7 @@ describe('evaluateString', () => {
       ["[reference('identity').principalId]", 'reference'],
       ['[utcNow()]', 'utcNow'],
       ["[concat('a', guid('x'))]", 'guid'],
-      ["[toLower(substring('abc', 1))]", 'substring'],
+      ["[toLower(last('abc'))]", 'last'],
       ["[if(parameters('enabled'), 'a', 'b')]", 'if'],
     ])('an unsupported function is named in the error: %s', (input, name) => {
       const error = errorOf(input);
@@ -442,3 +448,197 @@ describe('evaluateString', () => {
     });
   });
 });
+
+describe('new string functions', () => {
+  it.each([
+    ["[substring('abcdef', 1, 3)]", 'bcd'],
+    ["[substring('abcdef', 2)]", 'cdef'],
+    ["[substring('abc', 3, 0)]", ''],
+    ["[trim('  a b  ')]", 'a b'],
+    ["[base64('one, two, three')]", 'b25lLCB0d28sIHRocmVl'],
+    ["[base64ToString('b25lLCB0d28sIHRocmVl')]", 'one, two, three'],
+    ["[uriComponent('a b&c')]", 'a%20b%26c'],
+    ["[uriComponentToString('a%20b%26c')]", 'a b&c'],
+    ["[string(parameters('settings').tags)]", '{"owner":"ops"}'],
+    ["[string(parameters('count'))]", '3'],
+    ["[string('as is')]", 'as is'],
+    ['[json(\'{"a": [1, "x"]}\').a[1]]', 'x'],
+  ])('%s → %j', (input, expected) => {
+    expect(evaluate(input)).toEqual(expected);
+  });
+
+  it.each([
+    ["[substring('abc', 4)]", 'start index 4 is outside'],
+    ["[substring('abc', 1, 5)]", 'length 5 runs past the end'],
+    ["[substring('abc', 'x')]", 'expects an integer as argument 2'],
+    ["[json('{not json')]", 'not valid JSON'],
+    ["[uriComponentToString('%E0%A4%A')]", 'not URI-encoded'],
+  ])('%s fails: %s', (input, message) => {
+    expect(errorOf(input).message).toContain(message);
+  });
+});
+
+describe('taint', () => {
+  const SECRET = 'Sw0rd#fish';
+
+  /** A scope where `s` and `key` are secure and `cfg` is an object with one secret property. */
+  function taintScope(reported: Evaluated[] = []): ExpressionScope {
+    return scope({
+      parameter(name) {
+        if (name === 's') return { value: SECRET, taint: true };
+        if (name === 'key') return { value: 'Size', taint: true };
+        if (!(name in PARAMETERS)) throw new ExpressionError(`unknown parameter ${name}`);
+        return untainted(PARAMETERS[name] ?? null);
+      },
+      variable(name) {
+        if (name === 'cfg')
+          return {
+            value: { user: 'admin', pass: SECRET, list: ['plain', SECRET] },
+            taint: new Map<string, Taint>([
+              ['user', false],
+              ['pass', true],
+              [
+                'list',
+                new Map([
+                  [0, false],
+                  [1, true],
+                ]),
+              ],
+            ]),
+          };
+        return untainted(VARIABLES[name] ?? null);
+      },
+      tainted: (value) => reported.push(value),
+    });
+  }
+
+  it.each([
+    ["[replace(concat('x', parameters('s')), '#', '!')]", 'xSw0rd!fish'],
+    ["[toUpper(replace(concat('x', parameters('s')), '#', '!'))]", 'XSW0RD!FISH'],
+    ["[format('{0}-{1}', 'a', toLower(parameters('s')))]", 'a-sw0rd#fish'],
+    ["[substring(parameters('s'), 1, 4)]", 'w0rd'],
+    ["[base64(parameters('s'))]", Buffer.from(SECRET).toString('base64')],
+    ["[uriComponent(trim(concat(' ', parameters('s'))))]", encodeURIComponent(SECRET)],
+    ["[string(json(concat('{\"k\":\"', parameters('s'), '\"}')))]", `{"k":"${SECRET}"}`],
+    ["[json(concat('{\"k\":\"', parameters('s'), '\"}')).k]", SECRET],
+    ["[variables('cfg').pass]", SECRET],
+    ["[variables('cfg').list[1]]", SECRET],
+    ["[parameters('settings')[parameters('key')]]", 'Standard_D2s_v3'],
+    ["[concat(variables('cfg').list, parameters('more'))[1]]", SECRET],
+    ["[parameters(concat('na', substring(parameters('s'), 0, 0), 'me'))]", 'web'],
+  ])('%s is tainted', (input, expected) => {
+    const result = evaluateString(input, taintScope());
+
+    expect(result.value).toEqual(expected);
+    expect(isTainted(result.taint)).toBe(true);
+    expect(taintedLeaves(result)).toContain(expected);
+  });
+
+  it.each([
+    ["[concat('a', parameters('name'))]"],
+    ["[variables('cfg').user]"],
+    ["[variables('cfg').list[0]]"],
+    ["[concat(variables('cfg').list, parameters('more'))[0]]"],
+    ["[toUpper(variables('prefix'))]"],
+    ["[parameters('settings')['Size']]"],
+  ])('%s is not tainted, and not reported as a secret', (input) => {
+    const reported: Evaluated[] = [];
+
+    const result = evaluateString(input, taintScope(reported));
+
+    expect(isTainted(result.taint)).toBe(false);
+    expect(reported.flatMap(taintedLeaves)).not.toContain(result.value);
+  });
+
+  it('keeps the taint of each element when concat() joins arrays', () => {
+    const result = evaluateString("[concat(variables('cfg').list, parameters('more'))]", taintScope());
+
+    expect(taintedLeaves(result)).toEqual([SECRET]);
+  });
+
+  it('reports every intermediate value computed from a secret, not only the result', () => {
+    const reported: Evaluated[] = [];
+
+    evaluateString(
+      "[concat('A=', toUpper(parameters('s')), ' B=', base64(parameters('s')))]",
+      taintScope(reported),
+    );
+
+    expect(reported.map((r) => r.value)).toEqual([
+      SECRET.toUpperCase(),
+      Buffer.from(SECRET).toString('base64'),
+      `A=${SECRET.toUpperCase()} B=${Buffer.from(SECRET).toString('base64')}`,
+    ]);
+  });
+
+  it('tracks the taint through any nesting (property)', () => {
+    fc.assert(
+      fc.property(expressionArbitrary(), (tree) => {
+        const reported: Evaluated[] = [];
+
+        const result = evaluateString(`[${render(tree)}]`, taintScope(reported));
+
+        expect(isTainted(result.taint)).toBe(usesSecret(tree));
+        if (usesSecret(tree) && 'fn' in tree) expect(reported.at(-1)?.value).toEqual(result.value);
+        // Every call with a secret below it was reported: one report per such call.
+        expect(reported).toHaveLength(secretCalls(tree));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+type Tree = { leaf: string; secret: boolean } | { fn: string; args: Tree[]; extra?: string };
+
+/** String-valued expressions over the supported functions, with the secret somewhere or nowhere. */
+function expressionArbitrary(): fc.Arbitrary<Tree> {
+  const leaf = fc.constantFrom<Tree>(
+    { leaf: "parameters('s')", secret: true },
+    { leaf: "parameters('name')", secret: false },
+    { leaf: "variables('prefix')", secret: false },
+    { leaf: "'lit#x'", secret: false },
+    { leaf: "variables('cfg').pass", secret: true },
+    { leaf: "variables('cfg').user", secret: false },
+  );
+  const { tree } = fc.letrec<{ tree: Tree }>((tie) => ({
+    tree: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      leaf,
+      fc.array(tie('tree'), { minLength: 1, maxLength: 3 }).map((args) => ({ fn: 'concat', args })),
+      fc
+        .tuple(tie('tree'), tie('tree'))
+        .map(([a, b]) => ({ fn: 'format', args: [a, b], extra: "'{0}.{1}'" })),
+      fc
+        .constantFrom('toUpper', 'toLower', 'trim', 'base64', 'uriComponent', 'string')
+        .chain((fn) => tie('tree').map((arg) => ({ fn, args: [arg] }))),
+      tie('tree').map((arg) => ({ fn: 'replace', args: [arg] })),
+      tie('tree').map((arg) => ({ fn: 'substring', args: [arg] })),
+    ),
+  }));
+  return tree;
+}
+
+function render(tree: Tree): string {
+  if ('leaf' in tree) return tree.leaf;
+  const args = tree.args.map(render);
+  switch (tree.fn) {
+    case 'format':
+      return `format(${tree.extra}, ${args.join(', ')})`;
+    case 'replace':
+      return `replace(${args[0]}, '#', '!')`;
+    case 'substring':
+      return `substring(${args[0]}, 0)`;
+    default:
+      return `${tree.fn}(${args.join(', ')})`;
+  }
+}
+
+function usesSecret(tree: Tree): boolean {
+  return 'leaf' in tree ? tree.secret : tree.args.some(usesSecret);
+}
+
+function secretCalls(tree: Tree): number {
+  if ('leaf' in tree) return 0;
+  const below = tree.args.reduce((sum, arg) => sum + secretCalls(arg), 0);
+  return below + (usesSecret(tree) ? 1 : 0);
+}

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { DEFAULT_LIMITS, type DownloadDeadlines } from '../artifacts/download.js';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
+import { MIN_SECRET_LENGTH, isMaskable } from '../mask-secrets.js';
 import { parseDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
 import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
@@ -145,6 +146,15 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       'ISOBUILD_SSH_KEY',
       'set either an SSH key file (--ssh-key-file / ISOBUILD_SSH_KEY_FILE) or the key itself (ISOBUILD_SSH_KEY), not both.',
     );
+  // A credential this short could not be masked in logs without hiding those characters everywhere.
+  for (const name of ['ISOBUILD_SSH_PASSWORD', 'ISOBUILD_WINRM_PASSWORD', 'ISOBUILD_SSH_KEY'] as const) {
+    const value = env[name];
+    if (value && !isMaskable(value))
+      bad(
+        name,
+        `the value is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask in logs; set a longer one.`,
+      );
+  }
 
   const runId = read('runId').value ?? randomUUID();
   if (!RUN_ID_PATTERN.test(runId))

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
 import { EXIT_CODES, IsobuildError } from '../errors.js';
-import { SecretMasker } from '../mask-secrets.js';
+import { SecretMasker, StreamMasker } from '../mask-secrets.js';
 import { killAllPacker } from '../packer/run-packer.js';
 import type { CommandIo } from './command.js';
 import { main } from './run-cli.js';
@@ -34,9 +34,11 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const secrets: string[] = [];
 let masker = new SecretMasker(secrets);
+// Streamed text comes in pieces that may split a secret; the stream masker holds back a possible start.
+const streamed = new StreamMasker(() => masker);
 const io: CommandIo = {
-  out: (text) => process.stdout.write(`${masker.mask(text)}\n`),
-  stream: (text) => process.stdout.write(masker.mask(text)),
+  out: (text) => process.stdout.write(`${streamed.end()}${masker.mask(text)}\n`),
+  stream: (text) => process.stdout.write(streamed.write(text)),
   err: (text) => process.stderr.write(`${masker.mask(text)}\n`),
   mask: (text) => masker.mask(text),
   registerSecrets: (values) => {
@@ -47,4 +49,5 @@ const io: CommandIo = {
 };
 
 process.exitCode = await main(process.argv.slice(2), io);
+process.stdout.write(streamed.end());
 if (interrupted && process.exitCode === 0) process.exitCode = EXIT_CODES.interrupted;

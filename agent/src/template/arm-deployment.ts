@@ -4,12 +4,18 @@
  * each failure with its JSON path instead of stopping at the first.
  */
 import { formatPath, type Problem } from '../errors.js';
+import { MIN_SECRET_LENGTH, isMaskable } from '../mask-secrets.js';
 import {
   ExpressionError,
   evaluateString,
   isExpression,
+  isTainted,
+  taintedLeaves,
+  untainted,
   type ArmValue,
+  type Evaluated,
   type ExpressionScope,
+  type Taint,
 } from './arm-expressions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
 
@@ -27,7 +33,10 @@ export interface EvaluatedResource {
   readonly value: JsonObject;
   /** Formatted paths whose expression failed; validation skips them to avoid follow-on noise. */
   readonly unresolved: ReadonlySet<string>;
-  /** Values of securestring / secureObject parameters: secrets that must never be printed. */
+  /**
+   * Values of securestring / secureObject parameters and every value computed from them: secrets that
+   * must never be printed. Values too short to mask are left out (see MIN_SECRET_LENGTH).
+   */
   readonly secureValues: readonly string[];
 }
 
@@ -55,17 +64,21 @@ export function evaluateDeploymentResource(
 ): EvaluatedResource {
   const declarations = readParameterDeclarations(deployment, problems);
   const variables = isObject(deployment.variables) ? deployment.variables : {};
-  const resolvedParameters = new Map<string, ArmValue>();
-  const resolvedVariables = new Map<string, ArmValue>();
+  const resolvedParameters = new Map<string, Evaluated>();
+  const resolvedVariables = new Map<string, Evaluated>();
   const inProgress = new Set<string>();
   const failedParameters = new Set<string>();
-  const secureValues: string[] = [];
+  const secureValues = new Set<string>();
   const unresolved = new Set<string>();
+  const registerSecret = (value: Evaluated): void => {
+    for (const leaf of taintedLeaves(value)) if (isMaskable(leaf)) secureValues.add(leaf);
+  };
 
   const scope: ExpressionScope = {
     parameter(name) {
       const key = name.toLowerCase();
-      if (resolvedParameters.has(key)) return resolvedParameters.get(key) ?? null;
+      const known = resolvedParameters.get(key);
+      if (known) return known;
       const declared = declarations.get(key);
       if (!declared) {
         throw new ExpressionError(
@@ -75,26 +88,31 @@ export function evaluateDeploymentResource(
       }
       if (failedParameters.has(key))
         throw new AlreadyReported(`parameter ${declared.name} has no usable value`);
-      let value: ArmValue;
+      let resolved: Evaluated;
       try {
-        value = guard(`parameters('${name}')`, () => resolveParameter(declared, context, scope));
+        resolved = guard(`parameters('${name}')`, () => resolveParameter(declared, context, scope));
+        if (SECURE_TYPES.has(declared.type)) {
+          checkMaskable(declared, resolved.value, problems);
+          resolved = { value: resolved.value, taint: true };
+        }
       } catch (error) {
         failedParameters.add(key);
         throw error;
       }
-      resolvedParameters.set(key, value);
-      if (SECURE_TYPES.has(declared.type)) collectStrings(value, secureValues);
-      return value;
+      resolvedParameters.set(key, resolved);
+      registerSecret(resolved);
+      return resolved;
     },
     variable(name) {
       const key = name.toLowerCase();
-      if (resolvedVariables.has(key)) return resolvedVariables.get(key) ?? null;
+      const known = resolvedVariables.get(key);
+      if (known) return known;
       const entry = Object.entries(variables).find(([k]) => k.toLowerCase() === key);
       if (!entry)
         throw new ExpressionError(`variables('${name}') refers to a variable the template does not declare`);
-      const value = guard(`variables('${name}')`, () => evaluateTree(entry[1], scope));
-      resolvedVariables.set(key, value);
-      return value;
+      const resolved = guard(`variables('${name}')`, () => evaluateTree(entry[1], scope));
+      resolvedVariables.set(key, resolved);
+      return resolved;
     },
     subscriptionId() {
       if (!context.subscriptionId) {
@@ -115,17 +133,8 @@ export function evaluateDeploymentResource(
         throw new ExpressionError('resourceGroup().location needs a value: pass --location <region>');
       return context.location;
     },
-    derived(args, result) {
-      // A value computed from a secret (toUpper, concat, format …) is as secret as the secret itself.
-      const inputs: string[] = [];
-      collectStrings([...args], inputs);
-      if (
-        secureValues.length > 0 &&
-        inputs.some((text) => secureValues.some((secret) => secret !== '' && text.includes(secret)))
-      ) {
-        collectStrings(result, secureValues);
-      }
-    },
+    // A value computed from a secret (toUpper, concat, substring, base64 …) is as secret as the secret.
+    tainted: registerSecret,
   };
 
   function guard<T>(label: string, run: () => T): T {
@@ -172,12 +181,12 @@ export function evaluateDeploymentResource(
     (node, key) => (node as Record<string | number, JsonValue> | undefined)?.[key],
     deployment,
   );
-  const value = evaluateTree(resource ?? {}, scope, [...resourcePath], (path, error) => {
+  const { value } = evaluateTree(resource ?? {}, scope, [...resourcePath], (path, error) => {
     unresolved.add(formatPath(path));
     if (error instanceof AlreadyReported) return;
     problems.push({ severity: 'error', path: formatPath(path), message: `${messageOf(error)}.` });
   });
-  return { value: value as JsonObject, unresolved, secureValues };
+  return { value: value as JsonObject, unresolved, secureValues: [...secureValues] };
 }
 
 function readParameterDeclarations(
@@ -218,22 +227,56 @@ function resolveParameter(
   declared: ParameterDeclaration,
   context: DeploymentContext,
   scope: ExpressionScope,
-): ArmValue {
+): Evaluated {
   const cli = findCaseInsensitive(context.cliParameters, declared.name);
   const file = findCaseInsensitive(context.fileParameters, declared.name);
-  let value: ArmValue;
-  if (cli !== undefined) value = convertCliValue(declared, cli);
-  else if (file !== undefined) value = file;
+  let resolved: Evaluated;
+  if (cli !== undefined) resolved = untainted(convertCliValue(declared, cli));
+  else if (file !== undefined) resolved = untainted(file);
+  // A default may be computed from a secure parameter, which makes this parameter secret too.
   else if (declared.declaration.defaultValue !== undefined)
-    value = evaluateTree(declared.declaration.defaultValue, scope);
+    resolved = evaluateTree(declared.declaration.defaultValue, scope);
   else {
     throw new ExpressionError(
       `the parameter "${declared.name}" (${declared.type}) has no value and no defaultValue; ` +
         `pass --param ${declared.name}=<value> or put it in a --param-file`,
     );
   }
-  checkParameterValue(declared, value);
-  return value;
+  checkParameterValue(declared, resolved.value);
+  return resolved;
+}
+
+/**
+ * A secret shorter than MIN_SECRET_LENGTH cannot be masked: hiding it would hide those characters in
+ * all text, showing it reveals it. A securestring that short is refused; in a secureObject, which often
+ * carries a user name or a port next to its secret, a short value is accepted with a warning.
+ */
+function checkMaskable(declared: ParameterDeclaration, value: ArmValue, problems: Problem[]): void {
+  const tooShort = `shorter than ${MIN_SECRET_LENGTH} characters, too short to mask`;
+  if (declared.type === 'securestring') {
+    if (typeof value === 'string' && value !== '' && !isMaskable(value)) {
+      throw new ExpressionError(
+        `the securestring parameter "${declared.name}" has a value ${tooShort} (hiding it would hide ` +
+          `those characters in every log line); use a value of at least ${MIN_SECRET_LENGTH} characters`,
+      );
+    }
+    return;
+  }
+  const visit = (node: ArmValue, path: (string | number)[]): void => {
+    if (Array.isArray(node)) node.forEach((item, i) => visit(item, [...path, i]));
+    else if (node !== null && typeof node === 'object')
+      for (const key of Object.keys(node)) visit(node[key] ?? null, [...path, key]);
+    else if ((typeof node === 'string' && node !== '') || typeof node === 'number') {
+      if (!isMaskable(String(node))) {
+        problems.push({
+          severity: 'warning',
+          path: formatPath(['parameters', declared.name, ...path]),
+          message: `this secureObject value is ${tooShort}: it is not hidden in logs, status or rendered files. Make it at least ${MIN_SECRET_LENGTH} characters long if it is a secret, or move it out of the secureObject.`,
+        });
+      }
+    }
+  };
+  visit(value, []);
 }
 
 function convertCliValue(declared: ParameterDeclaration, raw: string): ArmValue {
@@ -288,38 +331,52 @@ function checkParameterValue(declared: ParameterDeclaration, value: ArmValue): v
 
 type FailureSink = (path: (string | number)[], error: unknown) => void;
 
-/** Evaluates every string in a JSON tree. Without a sink, the first failure throws. */
+/** Evaluates every string in a JSON tree, with its taint. Without a sink, the first failure throws. */
 function evaluateTree(
   node: JsonValue,
   scope: ExpressionScope,
   path: (string | number)[] = [],
   onFailure?: FailureSink,
-): ArmValue {
+): Evaluated {
   if (typeof node === 'string') {
     if (!onFailure) return evaluateString(node, scope);
     try {
       return evaluateString(node, scope);
     } catch (error) {
       onFailure(path, error);
-      return node;
+      return untainted(node);
     }
   }
-  if (Array.isArray(node)) return node.map((item, i) => evaluateTree(item, scope, [...path, i], onFailure));
+  if (Array.isArray(node)) {
+    const items = node.map((item, i) => evaluateTree(item, scope, [...path, i], onFailure));
+    return {
+      value: items.map((item) => item.value),
+      taint: partsTaint(items.map((item, i) => [i, item.taint])),
+    };
+  }
   if (isObject(node)) {
     const out: { [key: string]: ArmValue } = {};
+    const taints: [string, Taint][] = [];
     for (const [rawKey, child] of Object.entries(node)) {
       // ARM evaluates property names too, e.g. { "[parameters('identityId')]": {} } in userAssignedIdentities.
       const key = evaluateKey(rawKey, scope, [...path, rawKey], onFailure);
+      const evaluated = evaluateTree(child, scope, [...path, key], onFailure);
       Object.defineProperty(out, key, {
-        value: evaluateTree(child, scope, [...path, key], onFailure),
+        value: evaluated.value,
         enumerable: true,
         writable: true,
         configurable: true,
       });
+      taints.push([key, evaluated.taint]);
     }
-    return out;
+    return { value: out, taint: partsTaint(taints) };
   }
-  return node;
+  return untainted(node);
+}
+
+/** The taint of an object or array from its parts' taints: false when none is tainted. */
+function partsTaint(parts: [string | number, Taint][]): Taint {
+  return parts.some(([, taint]) => isTainted(taint)) ? new Map(parts) : false;
 }
 
 function evaluateKey(
@@ -329,7 +386,7 @@ function evaluateKey(
   onFailure?: FailureSink,
 ): string {
   if (!isExpression(key) && !key.startsWith('[[')) return key;
-  const value = onFailure ? evaluateTree(key, scope, path, onFailure) : evaluateString(key, scope);
+  const { value } = onFailure ? evaluateTree(key, scope, path, onFailure) : evaluateString(key, scope);
   if (typeof value === 'string') return value;
   const error = new ExpressionError(
     `a property name must evaluate to a string, not ${value === null ? 'null' : typeof value}`,
@@ -337,13 +394,6 @@ function evaluateKey(
   if (!onFailure) throw error;
   onFailure(path, error);
   return key;
-}
-
-function collectStrings(value: ArmValue, into: string[]): void {
-  if (typeof value === 'string') into.push(value);
-  else if (Array.isArray(value)) value.forEach((item) => collectStrings(item, into));
-  else if (value !== null && typeof value === 'object')
-    Object.values(value).forEach((v) => collectStrings(v, into));
 }
 
 function findCaseInsensitive<T>(map: ReadonlyMap<string, T>, name: string): T | undefined {

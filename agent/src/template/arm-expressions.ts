@@ -2,25 +2,69 @@
  * Evaluates the subset of ARM template expressions that real image templates use:
  * `[concat(parameters('x'), '-', variables('y'))]` and friends. Anything else is reported by name,
  * so a user learns exactly which function to replace rather than getting a half-evaluated template.
+ *
+ * Every value carries its taint: whether it was computed from a secure parameter. Any function of a
+ * tainted argument is tainted, however deeply nested, so whatever a template derives from a secret can
+ * be masked like the secret itself.
  */
 
 export type ArmValue = null | boolean | number | string | ArmValue[] | { [key: string]: ArmValue };
+
+/**
+ * Which parts of a value come from a secure input: all of it (true), none of it (false), or, for an
+ * object or array that mixes both, each property or element on its own.
+ */
+export type Taint = boolean | ReadonlyMap<string | number, Taint>;
+
+/** A value and its taint. */
+export interface Evaluated {
+  readonly value: ArmValue;
+  readonly taint: Taint;
+}
 
 export class ExpressionError extends Error {}
 
 export interface ExpressionScope {
   /** Resolves parameters('name'); throws ExpressionError when the parameter is unknown or has no value. */
-  parameter(name: string): ArmValue;
+  parameter(name: string): Evaluated;
   /** Resolves variables('name'); throws ExpressionError when the variable is unknown. */
-  variable(name: string): ArmValue;
+  variable(name: string): Evaluated;
   subscriptionId(): string;
   resourceGroupName(): string;
   resourceGroupLocation(): string;
-  /**
-   * Told about every function result computed from its arguments, so values derived from a secret
-   * (toUpper(parameters('password'))) can be treated as secrets too.
-   */
-  derived?(args: readonly ArmValue[], result: ArmValue): void;
+  /** Told about every value computed from a secure input, intermediate results included. */
+  tainted?(value: Evaluated): void;
+}
+
+export const untainted = (value: ArmValue): Evaluated => ({ value, taint: false });
+
+/** True when any part of a value comes from a secure input. */
+export function isTainted(taint: Taint): boolean {
+  if (typeof taint === 'boolean') return taint;
+  for (const part of taint.values()) if (isTainted(part)) return true;
+  return false;
+}
+
+/** The taint of one property or element. */
+function taintOf(taint: Taint, key: string | number): Taint {
+  return typeof taint === 'boolean' ? taint : (taint.get(key) ?? false);
+}
+
+/**
+ * The strings and numbers of a value that come from a secure input: what a masker must hide. Booleans
+ * and null carry no secret worth masking.
+ */
+export function taintedLeaves({ value, taint }: Evaluated): string[] {
+  if (taint === false) return [];
+  if (typeof value === 'string') return [value];
+  if (typeof value === 'number') return [String(value)];
+  if (Array.isArray(value))
+    return value.flatMap((item, i) => taintedLeaves({ value: item, taint: taintOf(taint, i) }));
+  if (value !== null && typeof value === 'object')
+    return Object.keys(value).flatMap((key) =>
+      taintedLeaves({ value: value[key] ?? null, taint: taintOf(taint, key) }),
+    );
+  return [];
 }
 
 /** Nesting limit for one expression: real templates nest a handful of calls. */
@@ -32,14 +76,15 @@ export function isExpression(value: string): boolean {
 }
 
 /** Evaluates one JSON string: an expression, an escaped literal `[[...]`, or a plain string. */
-export function evaluateString(value: string, scope: ExpressionScope): ArmValue {
-  if (value.startsWith('[[')) return value.slice(1);
-  if (!isExpression(value)) return value;
+export function evaluateString(value: string, scope: ExpressionScope): Evaluated {
+  if (value.startsWith('[[')) return untainted(value.slice(1));
+  if (!isExpression(value)) return untainted(value);
   const parser = new ExpressionParser(value.slice(1, -1));
   const ast = parser.parseAll();
+  const result = evaluate(ast, scope);
   // Objects from subscription()/resourceGroup() compute properties on access: settle them here, where a
   // missing --subscription-id is still an ExpressionError with a path, not a crash later.
-  return materialize(evaluate(ast, scope));
+  return { value: materialize(result.value), taint: result.taint };
 }
 
 function materialize(value: ArmValue): ArmValue {
@@ -171,12 +216,11 @@ class ExpressionParser {
 type ArmFunction = (args: ArmValue[], scope: ExpressionScope) => ArmValue;
 
 const FUNCTIONS: Record<string, ArmFunction> = {
-  parameters: (args, scope) => scope.parameter(stringArg('parameters', args, 0)),
-  variables: (args, scope) => scope.variable(stringArg('variables', args, 0)),
   concat: (args) => concat(args),
   format: (args) => formatString(args),
   tolower: (args) => stringArg('toLower', args, 0).toLowerCase(),
   toupper: (args) => stringArg('toUpper', args, 0).toUpperCase(),
+  trim: (args) => stringArg('trim', args, 0).trim(),
   replace: (args) => {
     const oldText = stringArg('replace', args, 1);
     if (oldText === '')
@@ -184,6 +228,29 @@ const FUNCTIONS: Record<string, ArmFunction> = {
     return stringArg('replace', args, 0)
       .split(oldText)
       .join(stringArg('replace', args, 2));
+  },
+  substring: (args) => substring(args),
+  base64: (args) => Buffer.from(stringArg('base64', args, 0), 'utf8').toString('base64'),
+  base64tostring: (args) => Buffer.from(stringArg('base64ToString', args, 0), 'base64').toString('utf8'),
+  uricomponent: (args) => encodeURIComponent(stringArg('uriComponent', args, 0)),
+  uricomponenttostring: (args) => {
+    try {
+      return decodeURIComponent(stringArg('uriComponentToString', args, 0));
+    } catch {
+      throw new ExpressionError('uriComponentToString() was given text that is not URI-encoded');
+    }
+  },
+  string: (args) => {
+    const value = args[0] ?? null;
+    return typeof value === 'string' ? value : JSON.stringify(value);
+  },
+  json: (args) => {
+    try {
+      return JSON.parse(stringArg('json', args, 0)) as ArmValue;
+    } catch (error) {
+      if (error instanceof ExpressionError) throw error;
+      throw new ExpressionError('json() was given text that is not valid JSON');
+    }
   },
   resourceid: (args, scope) => resourceId(args, scope),
   subscription: (_args, scope) =>
@@ -217,62 +284,99 @@ export const SUPPORTED_FUNCTIONS = [
   'format',
   'toLower',
   'toUpper',
+  'trim',
   'replace',
+  'substring',
+  'base64',
+  'base64ToString',
+  'uriComponent',
+  'uriComponentToString',
+  'string',
+  'json',
   'resourceId',
   'subscription',
   'resourceGroup',
 ] as const;
 
-function evaluate(node: Node, scope: ExpressionScope): ArmValue {
+function evaluate(node: Node, scope: ExpressionScope): Evaluated {
   switch (node.kind) {
     case 'string':
     case 'number':
-      return node.value;
+      return untainted(node.value);
     case 'call': {
       // ARM function names are case-insensitive.
       const name = node.name.toLowerCase();
+      const reference = name === 'parameters' || name === 'variables';
       const fn = Object.hasOwn(FUNCTIONS, name) ? FUNCTIONS[name] : undefined;
-      if (!fn) {
+      if (!fn && !reference) {
         throw new ExpressionError(
           `the ARM function ${node.name}() is not supported by isobuild (supported: ${SUPPORTED_FUNCTIONS.join(', ')}); ` +
             'replace the expression with its value',
         );
       }
       const args = node.args.map((arg) => evaluate(arg, scope));
-      const result = fn(args, scope);
-      scope.derived?.(args, result);
-      return result;
+      const anyTainted = args.some((arg) => isTainted(arg.taint));
+      if (!fn) {
+        const wanted = stringArg(name, [args[0]?.value ?? null], 0);
+        const found = name === 'parameters' ? scope.parameter(wanted) : scope.variable(wanted);
+        // A name computed from a secret makes whatever it picks secret too.
+        return anyTainted ? report({ value: found.value, taint: true }, scope) : found;
+      }
+      const value = fn(
+        args.map((arg) => arg.value),
+        scope,
+      );
+      if (!anyTainted) return untainted(value);
+      // concat() of arrays keeps each element's own taint; any other result of a secret is secret whole.
+      const taint = Array.isArray(value) && name === 'concat' ? concatTaint(args) : true;
+      return report({ value, taint }, scope);
     }
     case 'property': {
       const target = evaluate(node.target, scope);
-      if (target === null || typeof target !== 'object' || Array.isArray(target)) {
-        throw new ExpressionError(`cannot read .${node.name} of a ${describe(target)}`);
+      const object = target.value;
+      if (object === null || typeof object !== 'object' || Array.isArray(object)) {
+        throw new ExpressionError(`cannot read .${node.name} of a ${describe(object)}`);
       }
-      const key = Object.keys(target).find((k) => k.toLowerCase() === node.name.toLowerCase());
+      const key = Object.keys(object).find((k) => k.toLowerCase() === node.name.toLowerCase());
       if (key === undefined) throw new ExpressionError(`the object has no property "${node.name}"`);
-      return target[key] ?? null;
+      return { value: object[key] ?? null, taint: taintOf(target.taint, key) };
     }
     case 'index': {
       const target = evaluate(node.target, scope);
       const index = evaluate(node.index, scope);
-      if (Array.isArray(target) && typeof index === 'number') {
-        if (index < 0 || index >= target.length)
-          throw new ExpressionError(`index ${index} is outside the array`);
-        return target[index] ?? null;
-      }
-      if (
-        target !== null &&
-        typeof target === 'object' &&
-        !Array.isArray(target) &&
-        typeof index === 'string'
-      ) {
-        const key = Object.keys(target).find((k) => k.toLowerCase() === index.toLowerCase());
-        if (key === undefined) throw new ExpressionError(`the object has no property "${index}"`);
-        return target[key] ?? null;
-      }
-      throw new ExpressionError(`cannot index a ${describe(target)} with a ${describe(index)}`);
+      const picked = pick(target, index.value);
+      // An element chosen by a secret index reveals the secret: it is secret too.
+      return isTainted(index.taint) ? report({ value: picked.value, taint: true }, scope) : picked;
     }
   }
+}
+
+function report(value: Evaluated, scope: ExpressionScope): Evaluated {
+  scope.tainted?.(value);
+  return value;
+}
+
+function concatTaint(args: readonly Evaluated[]): Taint {
+  const parts = new Map<number, Taint>();
+  for (const arg of args) {
+    const items = Array.isArray(arg.value) ? arg.value : [];
+    items.forEach((_item, i) => parts.set(parts.size, taintOf(arg.taint, i)));
+  }
+  return parts;
+}
+
+function pick(target: Evaluated, index: ArmValue): Evaluated {
+  const value = target.value;
+  if (Array.isArray(value) && typeof index === 'number') {
+    if (index < 0 || index >= value.length) throw new ExpressionError(`index ${index} is outside the array`);
+    return { value: value[index] ?? null, taint: taintOf(target.taint, index) };
+  }
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && typeof index === 'string') {
+    const key = Object.keys(value).find((k) => k.toLowerCase() === index.toLowerCase());
+    if (key === undefined) throw new ExpressionError(`the object has no property "${index}"`);
+    return { value: value[key] ?? null, taint: taintOf(target.taint, key) };
+  }
+  throw new ExpressionError(`cannot index a ${describe(value)} with a ${describe(index)}`);
 }
 
 function describe(value: ArmValue): string {
@@ -286,6 +390,27 @@ function stringArg(fn: string, args: ArmValue[], index: number): string {
   if (typeof value !== 'string') {
     throw new ExpressionError(
       `${fn}() expects a string as argument ${index + 1}, got ${describe(value ?? null)}`,
+    );
+  }
+  return value;
+}
+
+function substring(args: ArmValue[]): string {
+  const text = stringArg('substring', args, 0);
+  const start = integerArg('substring', args, 1);
+  const length = args.length > 2 ? integerArg('substring', args, 2) : text.length - start;
+  if (start < 0 || start > text.length)
+    throw new ExpressionError(`substring() start index ${start} is outside the string`);
+  if (length < 0 || start + length > text.length)
+    throw new ExpressionError(`substring() length ${length} runs past the end of the string`);
+  return text.slice(start, start + length);
+}
+
+function integerArg(fn: string, args: ArmValue[], index: number): number {
+  const value = args[index];
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new ExpressionError(
+      `${fn}() expects an integer as argument ${index + 1}, got ${describe(value ?? null)}`,
     );
   }
   return value;
