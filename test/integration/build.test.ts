@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
-import { finished, linuxTemplate, runBuildCli, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, linuxTemplate, runBuildCli, startBuild } from '../helpers/build-cli.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { sshExec } from '../helpers/ssh.js';
 
@@ -136,6 +136,25 @@ describe('isobuild build', () => {
     expect(run.stderr).toMatch(/Last \d+ line\(s\) of Shell "breaks":\n(.*\n)*\s+\| about-to-fail/);
     expect(run.status.runState).toBe('Failed');
     expect(run.status.customizers.map((c) => c.outcome)).toEqual(['failed', 'pending']);
+  });
+
+  it('numbers steps from 1 everywhere: validate, progress, status and the failure message', async () => {
+    const template = linuxTemplate({
+      customize: [
+        { type: 'Shell', name: 'first', inline: ['true'] },
+        { type: 'Shell', inline: ['exit 4'] },
+      ],
+    });
+    const file = join(work, 'numbering.json');
+    await writeFile(file, JSON.stringify(template));
+
+    const validate = await execa(process.execPath, [CLI, 'validate', file], { reject: false });
+    const run = await runBuildCli(vm, work, template);
+
+    expect(validate.stdout).toMatch(/^\s+2\. Shell\s+\(unnamed\)/m);
+    expect(run.stderr).toMatch(/^\[2\/2\] Shell "Shell #2" /m);
+    expect(run.stdout).toMatch(/Failed: customizer 2 Shell "Shell #2" failed/);
+    expect(run.status.customizers[1]?.name).toBe('Shell #2');
   });
 
   it('delivers inline commands with hostile characters to the VM byte for byte', async () => {

@@ -103,4 +103,18 @@ describe('isobuild doctor', () => {
     expect(row('log store')?.detail).toContain('ECONNREFUSED');
     expect(row('proxy 127.0.0.9:60000')).toMatchObject({ status: 'fail' }); // a Windows template: WinRM's port
   });
+
+  it('treats bad input as invalid input (exit 2) before checking anything', async () => {
+    const broken = join(work, 'broken.json');
+    await writeFile(broken, '{ "properties": ');
+
+    const port = await doctor([...sshArgs(), '--port', '70000']);
+    const template = await doctor([broken, ...sshArgs()]);
+
+    expect(port.code, port.stderr).toBe(2);
+    expect(port.stderr).toMatch(/--port.*70000/);
+    expect(port.rows).toBeUndefined(); // no table: nothing was checked
+    expect(template.code, template.stderr).toBe(2);
+    expect(template.stderr).toContain(broken);
+  });
 });

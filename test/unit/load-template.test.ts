@@ -1386,7 +1386,7 @@ describe('normalisation (AIB defaults)', () => {
     const loaded = load(resource(props));
 
     expect(loaded.template.customize).toMatchObject([
-      { name: 'Shell #0', hasUserName: false, sha256Checksum: '' },
+      { name: 'Shell #1', hasUserName: false, sha256Checksum: '' },
       { name: 'named', hasUserName: true, sha256Checksum: checksum.toLowerCase() },
     ]);
   });

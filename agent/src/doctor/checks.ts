@@ -4,7 +4,7 @@
  * clock against it; the build VM along every hop (relay → proxy → VM) with the readiness probe's diagnostics.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readSshKeyFile } from '../readiness/ssh-key-file.js';
 import { connect } from 'node:net';
 import type { BuildConfig, LogStoreConfig } from '../build/build-config.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
@@ -133,7 +133,7 @@ export async function checkBuildVm(
   const label = describeHop(hop);
   try {
     if (os === 'linux') {
-      const key = config.sshKeyFile ? await readFile(config.sshKeyFile) : undefined;
+      const key = config.sshKeyFile ? readSshKeyFile(config.sshKeyFile) : undefined;
       await waitForSsh(
         {
           host: relay.host,

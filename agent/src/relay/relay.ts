@@ -137,7 +137,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     lastFailure: () => {
       if (connecting.size === 0) return failure;
       const waited = (Date.now() - Math.min(...connecting.values())) / 1000;
-      return `${hop} did not answer (no reply after ${waited.toFixed(1)} s: the VM may be down, or a firewall/NSG drops the packets)`;
+      return `${hop} did not answer (no reply to the last connection attempt within ${waited.toFixed(1)} s: the VM may be down, or a firewall/NSG drops the packets)`;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -3,9 +3,9 @@
  * a bare `properties` object, an ARM resource object, or an ARM deployment template with parameters.
  * Every problem is collected and reported at once, each with its JSON path and line.
  */
-import { open } from 'node:fs/promises';
 import { IsobuildError, formatPath, type Problem } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
+import { readInputFile } from '../read-input-file.js';
 import {
   API_VERSIONS,
   LATEST_API_VERSION,
@@ -81,41 +81,13 @@ export async function loadTemplate(file: string, options: LoadOptions = {}): Pro
 }
 
 export async function readTemplateText(file: string): Promise<string> {
-  // One open file: fstat and read the same inode, and never read more than the limit (no /dev/zero, no FIFOs).
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IsobuildError(
-      'templateUnreadable',
-      `cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((error as Error).message)}.`,
-    );
-  }
-  try {
-    const info = await handle.stat();
-    if (info.isDirectory())
-      throw new IsobuildError('templateUnreadable', `${file} is a directory; pass the template's JSON file.`);
-    if (!info.isFile())
-      throw new IsobuildError(
-        'templateUnreadable',
-        `${file} is not a regular file; save the template to a file and pass that.`,
-      );
-    const buffer = Buffer.alloc(MAX_TEMPLATE_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0 || length + bytesRead >= buffer.length) {
-        length += bytesRead;
-        break;
-      }
-      length += bytesRead;
-    }
-    // decodeTemplateBytes rejects anything over the limit with the size-limit message.
-    return decodeTemplateBytes(buffer.subarray(0, length), file);
-  } finally {
-    await handle.close();
-  }
+  const bytes = readInputFile(file, {
+    label: file,
+    maxBytes: MAX_TEMPLATE_BYTES,
+    code: 'templateUnreadable',
+    hint: "pass the template's JSON file (save a template from a pipe to a file first).",
+  });
+  return decodeTemplateBytes(bytes, file);
 }
 
 async function readParameterFile(file: string): Promise<Map<string, JsonValue>> {

@@ -121,7 +121,7 @@ function toStep(value: JsonValue, index: number, path: string): Step {
   const s = obj(value);
   const type = str(s.type);
   const hasUserName = typeof s.name === 'string' && s.name.trim() !== '';
-  const base = { index, path, hasUserName, name: hasUserName ? str(s.name) : `${type} #${index}` };
+  const base = { index, path, hasUserName, name: hasUserName ? str(s.name) : `${type} #${index + 1}` };
   const script = {
     ...(typeof s.scriptUri === 'string' ? { scriptUri: s.scriptUri } : {}),
     ...(Array.isArray(s.inline) ? { inline: s.inline.map(String) } : {}),

@@ -7,7 +7,8 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { Agent, request, type RequestOptions } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Secret } from '../secret.js';
@@ -62,8 +63,12 @@ export class WinRmTransport {
   private readonly where: string;
   private ntlmReady = false;
 
+  /** The name the VM's certificate must carry. */
+  private readonly certificateName: string;
+
   constructor(private readonly target: WinRmTarget) {
     const name = target.servername ?? target.host;
+    this.certificateName = name;
     this.endpoint = `https://${name.includes(':') ? `[${name}]` : name}:${target.port}/wsman`;
     this.where = target.label ?? `${target.host}:${target.port}`;
     // One socket: NTLM authenticates the connection, not the request.
@@ -144,14 +149,15 @@ export class WinRmTransport {
       path: '/wsman',
       method: 'POST',
       agent: this.agent,
-      servername: this.target.servername ?? this.target.host,
+      // SNI carries host names only (an IP there is deprecated, DEP0123); the identity check still uses the name.
+      ...(isIP(this.certificateName) ? {} : { servername: this.certificateName }),
       headers: {
         'Content-Type': 'application/soap+xml;charset=UTF-8',
         'Content-Length': Buffer.byteLength(body),
         'User-Agent': 'isobuild WinRM client',
         ...(auth ? { Authorization: auth } : {}),
       },
-      ...tlsOptions(this.target.tls),
+      ...tlsOptions(this.target.tls, this.certificateName),
     };
     return new Promise((resolve, reject) => {
       signal?.throwIfAborted();
@@ -247,12 +253,15 @@ interface NtlmMessages {
 
 function tlsOptions(
   policy: TlsPolicy,
+  certificateName: string,
 ): Pick<RequestOptions, 'ca' | 'rejectUnauthorized' | 'checkServerIdentity'> {
+  // The connection goes to a local relay: the certificate must name the VM, not 127.0.0.1.
+  const identity = (_host: string, cert: PeerCertificate) => checkServerIdentity(certificateName, cert);
   switch (policy.kind) {
     case 'system':
-      return {};
+      return { checkServerIdentity: identity };
     case 'ca':
-      return { ca: policy.ca };
+      return { ca: policy.ca, checkServerIdentity: identity };
     case 'fingerprint':
     case 'insecure':
       // The fingerprint is checked on connect instead (see send()).

@@ -7,7 +7,7 @@ import {
   type BuildFlags,
 } from '../../build/build-config.js';
 import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
-import { EXIT_CODES, isIsobuildError } from '../../errors.js';
+import { EXIT_CODES } from '../../errors.js';
 import { loadTemplate } from '../../template/load-template.js';
 import type { ImageTemplate } from '../../template/model.js';
 import type { CommandIo } from '../command.js';
@@ -40,48 +40,35 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     return 0;
   }
   const flags = values as BuildFlags;
-  const results: CheckResult[] = [];
-  let template: ImageTemplate | undefined;
+  // Inputs first: a bad flag or template is invalid input (exit 2), not a failed check of the machine.
   const templateFile = positionals[0] ?? process.env.ISOBUILD_TEMPLATE;
-  if (templateFile) {
-    try {
-      template = (await loadTemplate(templateFile, toLoadOptions(values))).template;
-      results.push({
-        check: 'template',
-        status: 'ok',
-        detail: `${templateFile} (${template.os}, ${template.topology} topology)`,
-      });
-    } catch (error) {
-      results.push({ check: 'template', status: 'fail', detail: (error as Error).message });
-    }
-  }
+  const loaded = templateFile ? await loadTemplate(templateFile, toLoadOptions(values)) : undefined;
+  const template: ImageTemplate | undefined = loaded?.template;
+  const localOnly =
+    values['local-logs-only'] === true || ['1', 'true'].includes(process.env.ISOBUILD_LOCAL_LOGS_ONLY ?? '');
+  const store = localOnly ? undefined : loadLogStoreConfig(flags, process.env);
+  const config =
+    typeof values.host === 'string' || process.env.ISOBUILD_HOST
+      ? loadBuildConfig(flags, process.env)
+      : undefined;
+  if (config) io.registerSecrets(configSecrets(config));
 
+  const results: CheckResult[] = [];
+  if (templateFile && template) {
+    results.push({
+      check: 'template',
+      status: 'ok',
+      detail: `${templateFile} (${template.os}, ${template.topology} topology)`,
+    });
+  }
   const packerPath =
     typeof values.packer === 'string' ? values.packer : (process.env.ISOBUILD_PACKER ?? 'packer');
   results.push(...(await checkPacker(packerPath, template)));
-
-  const localOnly =
-    values['local-logs-only'] === true || ['1', 'true'].includes(process.env.ISOBUILD_LOCAL_LOGS_ONLY ?? '');
-  if (!localOnly) {
-    const store = loadLogStoreConfig(flags, process.env);
-    results.push(...(await checkStore(store, io.signal)));
-  }
-
-  if (typeof values.host === 'string' || process.env.ISOBUILD_HOST) {
-    try {
-      const config = loadBuildConfig(flags, process.env);
-      io.registerSecrets(configSecrets(config));
-      const os = template?.os ?? 'linux';
-      const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
-      results.push(...(await checkBuildVm(config, os, topology, io.signal)));
-    } catch (error) {
-      if (!isIsobuildError(error)) throw error;
-      results.push({
-        check: 'build VM',
-        status: 'fail',
-        detail: `${error.message} ${error.problems.map((p) => `${p.path}: ${p.message}`).join(' ')}`.trim(),
-      });
-    }
+  if (store) results.push(...(await checkStore(store, io.signal)));
+  if (config) {
+    const os = template?.os ?? 'linux';
+    const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
+    results.push(...(await checkBuildVm(config, os, topology, io.signal)));
   } else {
     results.push({
       check: 'build VM',
