@@ -1,7 +1,7 @@
 /**
  * Replaces known secret values in text meant for people or storage, in every form a build is likely to
  * print them: raw; JSON-escaped (also inside JSON inside JSON, and ASCII-only as Python writes it);
- * URL-encoded (percent and form encoding); XML/HTML-escaped (WinRM SOAP bodies, PowerShell's CLIXML);
+ * URL-encoded (percent, strict RFC 3986 and form encoding); XML/HTML-escaped (WinRM SOAP bodies, PowerShell's CLIXML);
  * quoted for a POSIX shell (`'\''`, as `set -x` prints it, and `'"'"'`) and for PowerShell (`''`); and
  * base64 of the UTF-8 and of the UTF-16LE bytes (PowerShell's -EncodedCommand), standard and URL-safe,
  * at each of the three byte alignments, so a secret inside a longer encoded value such as a Basic auth
@@ -164,7 +164,13 @@ function asciiJson(json: string): string {
 }
 
 function urlForms(secret: string): string[] {
-  return [encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)];
+  const percent = encodeURIComponent(secret);
+  return [
+    percent,
+    // RFC 3986 strictly, as Python's quote(safe='') and curl write it: !'()* are escaped too.
+    percent.replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`),
+    new URLSearchParams({ s: secret }).toString().slice(2),
+  ];
 }
 
 /**

@@ -1,9 +1,14 @@
 /**
- * Secrets never appear, in any encoding, anywhere a build writes: a securestring parameter reaches the
- * VM through inline commands, the VM prints it raw, JSON-escaped, URL-encoded and base64-encoded (alone
- * and inside a longer value), and the store credentials are configured too. Every output is searched:
- * stdout, stderr, the local logs and status, the stored blobs and the build bundle.
+ * Secrets never appear, in any encoding, anywhere a build writes. Two securestring parameters reach the
+ * VM through inline commands, one of them only through values derived from it by nested ARM functions
+ * (issue 11); the VM prints the secrets and the derived values raw, JSON-escaped once, twice and three
+ * times, URL-encoded, base64 (alone and inside a longer value), as UTF-16LE base64, HTML-escaped, quoted
+ * by bash -x and doubled for PowerShell; the store credentials are configured too. Every output is
+ * searched: stdout, stderr, the local logs and status, the rendered files, the stored blobs and the build
+ * bundle. Also: secrets too short to mask are refused, and `isobuild logs` masks a secret that reaches it
+ * split across two reads.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +18,13 @@ import { openBlobStore } from '../../agent/src/logstore/blob-store.js';
 import { Secret } from '../../agent/src/secret.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
 
 const SECRET = 'Tok3n/With+Sl@sh"Quote\\Back=end';
+/** A secret with the characters shells, PowerShell and HTML escape. */
+const QUOTED = `It's<&>"Q"-v@lue!`;
+/** What the template derives from SECRET: replace(concat('x', toUpper(token)), '=', '#'). */
+const DERIVED = `x${SECRET.toUpperCase()}`.replaceAll('=', '#');
 
 let vm: TestVm;
 let work: string;
@@ -32,47 +41,93 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Every form of `secret` that must not appear (a few characters of base64 context are tolerated). */
+const json = (text: string): string => JSON.stringify(text).slice(1, -1);
+
+/**
+ * Every form of `secret` that must not appear, computed the way the VM's tools print it (a few
+ * characters of base64 context are tolerated).
+ */
 function forbiddenForms(secret: string): string[] {
-  const bytes = Buffer.from(secret);
-  const base64At = (offset: number): string => {
+  const base64At = (bytes: Buffer, offset: number): string => {
     const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
     return encoded.slice(Math.ceil((offset * 8) / 6), Math.floor(((offset + bytes.length) * 8) / 6));
   };
+  const utf8 = Buffer.from(secret);
+  const utf16 = Buffer.from(secret, 'utf16le');
+  const html = secret
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#x27;');
   return [
     secret,
-    JSON.stringify(secret).slice(1, -1),
+    json(secret),
+    json(json(secret)),
+    json(json(json(secret))),
     encodeURIComponent(secret),
-    base64At(0),
-    base64At(1),
-    base64At(2),
+    html,
+    secret.replaceAll("'", `'\\''`),
+    secret.replaceAll("'", "''"),
+    ...[0, 1, 2].flatMap((offset) => [base64At(utf8, offset), base64At(utf16, offset)]),
   ];
 }
+
+/** An ARM string literal holding `text`. */
+const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
+/** The lines the VM prints: `label: value`, the value encoded by a real tool. */
+function printLines(variable: string, name: string): [label: string, line: string][] {
+  const from = `"$${variable}"`;
+  const line = (what: string, command: string): [string, string] => [
+    `${name} ${what}`,
+    `printf '${name} ${what}: %s\\n' "$(${command})"`,
+  ];
+  return [
+    line('json', `py 'json.dumps(sys.argv[1])' ${from}`),
+    line('json2', `py 'json.dumps(json.dumps(sys.argv[1]))' ${from}`),
+    line('json3', `py 'json.dumps({"l": json.dumps([json.dumps(sys.argv[1])])})' ${from}`),
+    line('url', `py 'urllib.parse.quote(sys.argv[1], safe=str())' ${from}`),
+    line('base64', `printf %s ${from} | base64 -w0`),
+    line('base64-offset', `printf "a%s" ${from} | base64 -w0`),
+    line('basic', `printf "user:%s" ${from} | base64 -w0`),
+    line('utf16', `printf '$p = %s' ${from} | iconv -f UTF-8 -t UTF-16LE | base64 -w0`),
+    line('html', `py 'html.escape(sys.argv[1])' ${from}`),
+    line('powershell', `printf %s ${from} | sed "s/'/''/g"`),
+  ];
+}
+
 describe('secrets in a build', () => {
   it.each(['text', 'json'])(
-    'are masked in every output, in every encoding (--log-format %s)',
+    'are masked in every output, in every encoding, derived ones too (--log-format %s)',
     async (format) => {
       const runId = `secrets-${format}-${process.pid}`;
-      // The secret has no single quote, so T='…' keeps it verbatim in sh.
+      const printed = [
+        ...printLines('T', 'token'),
+        ...printLines('D', 'derived'),
+        ...printLines('Q', 'quoted'),
+      ];
       const resource = linuxTemplate({
         customize: [
           {
             type: 'Shell',
             name: 'leaky',
             inline: [
+              // SECRET has no single quote, so T='…' keeps it verbatim in sh; the template escapes QUOTED's.
               "[concat('T=''', parameters('token'), '''')]",
-              'echo "raw: $T"',
-              'echo "raw on stderr: $T" >&2',
-              'python3 -c "import json,sys,urllib.parse; print(json.dumps(sys.argv[1])); print(urllib.parse.quote(sys.argv[1], safe=str()))" "$T"',
-              'printf %s "$T" | base64 -w0; echo',
-              'printf "a%s" "$T" | base64 -w0; echo',
-              'printf "user:%s" "$T" | base64 -w0; echo',
+              "[concat('D=''', replace(concat('x', toUpper(parameters('token'))), '=', '#'), '''')]",
+              `[concat(${literal("Q='")}, replace(parameters('quoted'), ${literal("'")}, ${literal("'\\''")}), ${literal("'")})]`,
+              `py() { python3 -c "import json,html,urllib.parse,sys; print($1)" "$2"; }`,
+              'echo "raw: $T $D $Q"',
+              'echo "raw on stderr: $T $D $Q" >&2',
+              ...printed.map(([, line]) => line),
+              // bash -x prints its arguments quoted for the shell: 'It'\''s…'
+              `bash -xc ': xtrace "$1"' _ "$Q"`,
             ],
           },
         ],
@@ -83,13 +138,15 @@ describe('secrets in a build', () => {
         JSON.stringify({
           $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
           contentVersion: '1.0.0.0',
-          parameters: { token: { type: 'securestring' } },
+          parameters: { token: { type: 'securestring' }, quoted: { type: 'securestring' } },
           resources: [resource],
         }),
       );
       const child = startBuild(vm, work, templateFile, runId, [
         '--param',
         `token=${SECRET}`,
+        '--param',
+        `quoted=${QUOTED}`,
         '--storage-connection-string',
         azurite.connectionString,
         '--log-format',
@@ -98,12 +155,14 @@ describe('secrets in a build', () => {
       const run = await finished(child, join(work, runId));
       expect(run.code, run.stderr).toBe(0);
 
-      // The VM did print it, in every form: the masks below are not vacuous.
+      // The VM did print every form: the masks below are not vacuous. (Packer itself shows raw values of
+      // sensitive variables as <sensitive>; the encoded forms only isobuild can catch.)
       const log = await readFile(join(work, runId, 'customization.log'), 'utf8');
-      // (Packer itself shows the raw value as <sensitive>; the encoded forms only isobuild can catch.)
-      expect(log).toMatch(/raw: (\*\*\*|<sensitive>)/);
-      expect(log).toMatch(/raw on stderr: (\*\*\*|<sensitive>)/);
-      expect(log.match(/PACKER OUT {5}null\.build_vm: .*\*\*\*/g)?.length).toBeGreaterThanOrEqual(5);
+      const masked = '(\\*\\*\\*|<sensitive>)';
+      expect(log).toMatch(new RegExp(`raw: ${masked} ${masked} ${masked}`));
+      expect(log).toMatch(new RegExp(`raw on stderr: ${masked} ${masked} ${masked}`));
+      for (const [label] of printed) expect(log, label).toMatch(new RegExp(`${label}: .*${masked}`));
+      expect(log).toMatch(new RegExp(`\\+ : xtrace '?${masked}`));
 
       const outputs: Record<string, string> = { stdout: run.stdout, stderr: run.stderr };
       for (const file of await filesUnder(join(work, runId))) {
@@ -126,15 +185,144 @@ describe('secrets in a build', () => {
         }
         outputs[`blob ${blob.name}`] = data.toString('utf8');
       }
-      expect(Object.keys(outputs).some((k) => k.startsWith('blob ') && k.endsWith('customization.log'))).toBe(
-        true,
-      );
+      const where = Object.keys(outputs);
+      expect(where.some((k) => k.startsWith('blob ') && k.endsWith('customization.log'))).toBe(true);
+      expect(where.some((k) => k.startsWith('blob ') && k.endsWith('status.json'))).toBe(true);
+      expect(where.some((k) => k.startsWith('bundle ') && k.endsWith('customization.pkr.hcl'))).toBe(true);
       const key = /AccountKey=([^;]+)/.exec(azurite.connectionString)?.[1] ?? '';
-      for (const [where, text] of Object.entries(outputs)) {
-        for (const form of [...forbiddenForms(SECRET), azurite.connectionString, key]) {
-          expect(text.includes(form), `${where} contains ${form}`).toBe(false);
+      const forbidden = [SECRET, DERIVED, QUOTED].flatMap(forbiddenForms);
+      for (const [place, text] of Object.entries(outputs)) {
+        for (const form of [...forbidden, azurite.connectionString, key]) {
+          expect(text.includes(form), `${place} contains ${form}`).toBe(false);
         }
       }
     },
   );
 });
+
+describe('secrets too short to mask', () => {
+  it('refuses a short securestring with exit code 2, naming the parameter and not the value', async () => {
+    const templateFile = join(work, `short-${process.pid}.json`);
+    await writeFile(
+      templateFile,
+      JSON.stringify({
+        $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
+        contentVersion: '1.0.0.0',
+        parameters: { token: { type: 'securestring' } },
+        resources: [
+          linuxTemplate({
+            customize: [{ type: 'Shell', inline: ["[concat('login ', parameters('token'))]"] }],
+          }),
+        ],
+      }),
+    );
+
+    const run = await cli(['validate', templateFile, '--param', 'token=z9!']);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /parameters\.token.*securestring parameter "token".*shorter than 4 characters/,
+    );
+    expect(run.stdout + run.stderr).not.toContain('z9!');
+  });
+
+  it('refuses a short build VM password with exit code 2, naming the variable and not the value', async () => {
+    const run = await cli(['build', join(work, 'unused.json'), '--host', '10.0.0.4'], {
+      ISOBUILD_SSH_PASSWORD: 'z9!',
+    });
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/ISOBUILD_SSH_PASSWORD.*shorter than 4 characters/);
+    expect(run.stdout + run.stderr).not.toContain('z9!');
+  });
+});
+
+describe('isobuild logs', () => {
+  it('masks a store secret that reaches it split across two reads of a followed log', async () => {
+    const runId = `split-${process.pid}`;
+    const store = await openBlobStore({
+      kind: 'connection-string',
+      connectionString: new Secret(azurite.connectionString),
+    });
+    await store.container.createIfNotExists();
+    const status = (runState: string): string =>
+      JSON.stringify({ runId, runState, runSubState: '', message: `run ${runState}` });
+    const statusBlob = store.container.getBlockBlobClient(`${runId}/status.json`);
+    await statusBlob.upload(status('Running'), status('Running').length);
+    const log = store.container.getAppendBlobClient(`${runId}/customization.log`);
+    await log.create();
+    const first = `first line\nkey: ${azurite.accountKey.slice(0, 20)}`;
+    await log.appendBlock(first, Buffer.byteLength(first));
+
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'logs',
+        runId,
+        '--follow',
+        '--interval',
+        '100ms',
+        '--storage-connection-string',
+        azurite.connectionString,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    try {
+      // The first read is in, and shows all that cannot be the start of the key.
+      await until(() => stdout.includes('first line\nkey: '), 20_000);
+      const second = `${azurite.accountKey.slice(20)} end\n`;
+      await log.appendBlock(second, Buffer.byteLength(second));
+      await statusBlob.upload(status('Succeeded'), status('Succeeded').length);
+
+      expect(await withDeadline(exited, 20_000)).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+
+    expect(stdout).toBe('first line\nkey: *** end\n');
+  });
+});
+
+/** Runs the built CLI to its end (20 s at most). */
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  try {
+    const code = await withDeadline(
+      new Promise<number | null>((resolve) => child.once('close', resolve)),
+      20_000,
+    );
+    return { code, stdout, stderr };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+async function until(condition: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -31,6 +31,15 @@ const clixml = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const pythonHtml = (text: string): string => clixml(text).replace(/"/g, '&quot;').replace(/'/g, '&#x27;');
 const goXml = (text: string): string => clixml(text).replace(/"/g, '&#34;').replace(/'/g, '&#39;');
+/** RFC 3986: every byte but letters, digits and -._~ as %XX (Python's quote(safe=''), curl). */
+const strictPercent = (text: string): string =>
+  [...Buffer.from(text)]
+    .map((byte) =>
+      /[A-Za-z0-9\-._~]/.test(String.fromCharCode(byte))
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 const bashXtrace = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 const packerEnv = (text: string): string => `'${text.replace(/'/g, `'"'"'`)}'`;
 const powerShellLiteral = (text: string): string => `'${text.replace(/'/g, "''")}'`;
@@ -46,6 +55,7 @@ const ENCODINGS: [string, (secret: string) => string][] = [
   ['JSON-escaped by Python (ASCII only)', (s) => `{"token": "${pythonJson(s)}"}`],
   ['JSON-escaped twice by Python', (s) => `"${pythonJson(pythonJson(s))}"`],
   ['percent-encoded', (s) => `https://h/?t=${encodeURIComponent(s)}`],
+  ['percent-encoded strictly, as by Python', (s) => `https://h/?t=${strictPercent(s)}`],
   ['form-encoded', (s) => new URLSearchParams({ t: s }).toString()],
   ['XML in a SOAP body', (s) => `<rsp:Command>${soapXml(s)}</rsp:Command>`],
   [
@@ -87,6 +97,7 @@ function leaks(masked: string, secret: string): string[] {
     pythonJson(secret),
     pythonJson(pythonJson(secret)),
     encodeURIComponent(secret),
+    strictPercent(secret),
     soapXml(secret),
     clixml(secret),
     pythonHtml(secret),
