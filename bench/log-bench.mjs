@@ -6,10 +6,14 @@
 //     (batched into ≤ 1 MiB blocks, no masking, no spool) as baseline; and the producer's own write time
 //     in each mode and with no upload at all (does uploading ever slow Packer's output pipe?);
 //  2. line-to-blob latency at 1,000 lines/s, seen by a follower reading the blob (p50/p99);
-//  3. peak RSS of the ingesting process under a 100 MB/s flood.
+//  3. peak RSS of the ingesting process under a 100 MB/s flood;
+//  4. recovery after a 20 s outage of the path to storage, frozen (a forwarder that silently drops
+//     everything and closes nothing: a dead firewall or NSG) or resetting every connection: from the
+//     moment the path is back until every line written so far is stored, at two request deadlines.
 // Usage: node bench/log-bench.mjs   (after `npm run build`)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +22,7 @@ import { openBlobStore } from '../dist/agent/src/logstore/blob-store.js';
 import { startEmbeddedAzurite } from '../dist/agent/src/logstore/embedded-azurite.js';
 import { readLog } from '../dist/agent/src/logstore/log-reader.js';
 import { RunUploads } from '../dist/agent/src/logstore/run-uploads.js';
+import { Secret } from '../dist/agent/src/secret.js';
 
 const root = resolve(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'isobuild-log-bench-'));
@@ -104,11 +109,24 @@ try {
     }, 10);
   });
   await log.close();
-  await uploads.close(60_000, '{"runState":"Succeeded"}');
+  await uploads.close(60_000, () => '{"runState":"Succeeded"}');
   await follower;
 
   // 3. Peak RSS under a 100 MB/s flood.
   const flood = ingest(600, 100, 'isobuild');
+
+  // 4. Recovery after an outage, 3 runs per case.
+  const OUTAGE_MS = 20_000;
+  const recovery = [];
+  for (const [fault, timeoutMs] of [
+    ['freeze', 15_000],
+    ['freeze', 5_000],
+    ['reset', 15_000],
+  ]) {
+    const runs = [];
+    for (let round = 0; round < 3; round++) runs.push(await recoveryAfterOutage(store, fault, timeoutMs));
+    recovery.push({ fault, timeoutMs, runs });
+  }
 
   console.log(
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
@@ -142,7 +160,101 @@ try {
   console.log(
     `100 MB/s flood (${(flood.bytes / 1024 / 1024).toFixed(0)} MB): peak RSS ${flood.peakRssMb.toFixed(0)} MB (target ≤ 150 MB), producer ${flood.producerMs} ms, all stored after ${(flood.storedMs / 1000).toFixed(1)} s.`,
   );
+  console.log('');
+  console.log(
+    `| recovery after a ${OUTAGE_MS / 1000} s outage (100 lines/s) | request deadline | median (3 runs) | runs |`,
+  );
+  console.log('|---|---|---|---|');
+  for (const { fault, timeoutMs, runs } of recovery)
+    console.log(
+      `| ${fault === 'freeze' ? 'frozen path (packets dropped, nothing closed)' : 'every connection reset'} | ${timeoutMs / 1000} s | ${(median(runs) / 1000).toFixed(1)} s | ${list(runs.map((ms) => ms / 1000))} s |`,
+    );
 } finally {
   await azurite.stop();
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * Streams 100 lines/s through a forwarder of our own, takes the path away for OUTAGE_MS (frozen: bytes
+ * read and dropped, nothing closed; or reset: every connection reset at once), and returns how long after
+ * the path is back everything written until then is stored.
+ */
+async function recoveryAfterOutage(directStore, fault, timeoutMs) {
+  const forwarder = await startForwarder(Number(new URL(directStore.container.url).port));
+  const connectionString = azurite.connectionString.reveal().replace(/:\d+\//, `:${forwarder.port}/`);
+  const store = await openBlobStore(
+    { kind: 'connection-string', connectionString: new Secret(connectionString) },
+    undefined,
+    { requestTimeoutMs: timeoutMs },
+  );
+  const runId = `recovery-${runs++}`;
+  const files = { customization: join(work, `${runId}.log`), validation: join(work, `${runId}.v.log`) };
+  writeFileSync(files.customization, '');
+  writeFileSync(files.validation, '');
+  const uploads = new RunUploads({ store, runId, files });
+  let written = 0;
+  const writer = setInterval(() => appendFileSync(files.customization, `line ${written++} of a build\n`), 10);
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  forwarder.down(fault);
+  await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+  const due = statSync(files.customization).size;
+  forwarder.up();
+  const back = performance.now();
+  const blob = directStore.container.getBlobClient(`${runId}/customization.log`);
+  while (((await blob.getProperties().catch(() => undefined))?.contentLength ?? 0) < due)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  const recoveredMs = performance.now() - back;
+  clearInterval(writer);
+  const summary = await uploads.close(60_000, () => '{"runState":"Succeeded"}');
+  if (!summary.complete)
+    throw new Error(`recovery run ${runId} did not store everything: ${summary.problem}`);
+  store.close();
+  await forwarder.close();
+  return recoveredMs;
+}
+
+/** A TCP forwarder that can go down: 'freeze' drops every byte and closes nothing, 'reset' resets all. */
+async function startForwarder(targetPort) {
+  const pairs = new Set();
+  let state = 'up';
+  const server = createServer((client) => {
+    if (state === 'reset') return client.resetAndDestroy();
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.on('data', (chunk) => state === 'up' && upstream.write(chunk));
+    upstream.on('data', (chunk) => state === 'up' && client.write(chunk));
+    const end = () => {
+      // A frozen path carries no close either.
+      if (state === 'freeze') return;
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    for (const socket of [client, upstream]) socket.on('error', () => undefined).on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    down(fault) {
+      state = fault;
+      if (fault === 'reset')
+        for (const { client, upstream } of pairs) (client.resetAndDestroy(), upstream.destroy());
+    },
+    up() {
+      state = 'up';
+      // Connections that ended during the freeze end now.
+      for (const pair of pairs)
+        if (pair.client.destroyed || pair.upstream.destroyed) {
+          pair.client.destroy();
+          pair.upstream.destroy();
+          pairs.delete(pair);
+        }
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const { client, upstream } of pairs) (client.destroy(), upstream.destroy());
+        server.close(resolve);
+      }),
+  };
 }

@@ -78,7 +78,7 @@ if (mode === 'bare') {
 }
 await producerExited;
 await log.close();
-const summary = uploads ? await uploads.close(600_000, '{"runState":"Succeeded"}') : { complete: true };
+const summary = uploads ? await uploads.close(600_000, () => '{"runState":"Succeeded"}') : { complete: true };
 const storedMs = performance.now() - start;
 if (mode !== 'bare') bytes = log.bytesWritten;
 const peakRssMb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;

@@ -7,15 +7,18 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BuildLog } from '../../agent/src/build/build-log.js';
 import { isIsobuildError } from '../../agent/src/errors.js';
 import { AppendUploader, partName } from '../../agent/src/logstore/append-uploader.js';
 import { openBlobStore, type BlobStore } from '../../agent/src/logstore/blob-store.js';
 import { unpackBundle } from '../../agent/src/logstore/bundle.js';
 import { readLog, readRange } from '../../agent/src/logstore/log-reader.js';
+import { isStorageTimeout } from '../../agent/src/logstore/request-deadline.js';
+import { RunUploads } from '../../agent/src/logstore/run-uploads.js';
 import { Secret } from '../../agent/src/secret.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
+import { startFreezingForwarder, type FreezingForwarder } from '../helpers/freezing-forwarder.js';
 import { startLossyProxy } from '../helpers/lossy-proxy.js';
 
 let azurite: AzuriteInstance;
@@ -55,7 +58,7 @@ describe('AppendUploader', () => {
     const { runId, file } = newRun();
     await writeFile(file, '');
     const uploader = new AppendUploader({
-      container: store.container,
+      store,
       file,
       blobName: `${runId}/customization.log`,
       flushIntervalMs: 30,
@@ -82,16 +85,14 @@ describe('AppendUploader', () => {
     const { runId, file } = newRun();
     await writeFile(file, '');
     const uploader = new AppendUploader({
-      container: store.container,
+      store,
       file,
       blobName: `${runId}/customization.log`,
       flushIntervalMs: 20,
       maxBlocksPerBlob: 3,
     });
     uploader.start();
-    const follower = collect(
-      readLog(store.container, runId, 'customization', { follow: true, intervalMs: 20 }),
-    );
+    const follower = collect(readLog(store, runId, 'customization', { follow: true, intervalMs: 20 }));
     for (let i = 0; i < 12; i++) {
       await appendFile(file, lines(i * 10, 10));
       await sleep(50);
@@ -104,7 +105,7 @@ describe('AppendUploader', () => {
     expect(result.parts[1]).toBe(`${runId}/customization.1.log`);
     const local = await readFile(file);
     expect((await follower).equals(local)).toBe(true);
-    const again = await collect(readLog(store.container, runId, 'customization', { follow: false }));
+    const again = await collect(readLog(store, runId, 'customization', { follow: false }));
     expect(again.equals(local)).toBe(true);
   });
 
@@ -123,7 +124,7 @@ describe('AppendUploader', () => {
       });
       await writeFile(file, '');
       const uploader = new AppendUploader({
-        container: lossy.container,
+        store: lossy,
         file,
         blobName: `${runId}/customization.log`,
         flushIntervalMs: 20,
@@ -168,7 +169,7 @@ describe('AppendUploader', () => {
     const { runId, file } = newRun();
     await writeFile(file, lines(0, 5));
     const blobName = `${runId}/customization.log`;
-    const uploader = new AppendUploader({ container: store.container, file, blobName, flushIntervalMs: 20 });
+    const uploader = new AppendUploader({ store, file, blobName, flushIntervalMs: 20 });
     uploader.start();
     while (uploader.uploadedBytes === 0) await sleep(10);
     await store.container.getAppendBlobClient(blobName).appendBlock('intruder\n', 9);
@@ -178,6 +179,255 @@ describe('AppendUploader', () => {
 
     expect(result.complete).toBe(false);
     expect(result.lastError).toContain('changed by another writer');
+  });
+});
+
+/** A store reached through a forwarder that can freeze, with a 1 s request deadline (tests take seconds). */
+async function storeBehindForwarder(): Promise<{ forwarder: FreezingForwarder; frozenStore: BlobStore }> {
+  const forwarder = await startFreezingForwarder(Number(new URL(azurite.url).port));
+  closers.push(() => forwarder.close());
+  const frozenStore = await openBlobStore(
+    {
+      kind: 'connection-string',
+      connectionString: new Secret(azurite.connectionString.replace(/:\d+\//, `:${forwarder.port}/`)),
+    },
+    undefined,
+    { requestTimeoutMs: REQUEST_TIMEOUT_MS },
+  );
+  closers.push(() => Promise.resolve(frozenStore.close()));
+  return { forwarder, frozenStore };
+}
+
+const REQUEST_TIMEOUT_MS = 1_000;
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (closers.length > 0) await closers.pop()!();
+});
+
+/** The numbers of the `line N` lines in `text`, in order. */
+const lineNumbers = (text: string): number[] => [...text.matchAll(/ line (\d+) /g)].map((m) => Number(m[1]));
+
+/**
+ * Writes `count` lines, one every `everyMs`, while `fault` runs against the forwarder; returns the
+ * uploader's result, what is stored, the local file, and when the uploader had caught up after the fault.
+ */
+async function streamThrough(
+  fault: (forwarder: FreezingForwarder) => Promise<void>,
+  { count = 300, everyMs = 10, closeBudgetMs = 15_000, catchUp = true } = {},
+) {
+  const { forwarder, frozenStore } = await storeBehindForwarder();
+  const { runId, file } = newRun();
+  await writeFile(file, '');
+  const uploader = new AppendUploader({
+    store: frozenStore,
+    file,
+    blobName: `${runId}/customization.log`,
+    flushIntervalMs: 20,
+  });
+  uploader.start();
+  let written = 0;
+  const writing = (async () => {
+    for (; written < count; written++) {
+      await appendFile(file, lines(written, 1));
+      await sleep(everyMs);
+    }
+  })();
+  await sleep(500);
+  await fault(forwarder);
+  const faultEnded = Date.now();
+  // Caught up: everything written before the fault ended is stored.
+  const target = (await stat(file)).size;
+  while (catchUp && uploader.uploadedBytes < target && Date.now() - faultEnded < 30_000) await sleep(20);
+  const recoveryMs = Date.now() - faultEnded;
+  await writing;
+  const closing = Date.now();
+  const result = await uploader.close(closeBudgetMs);
+  const closeMs = Date.now() - closing;
+  const stored = await store.container
+    .getBlobClient(`${runId}/customization.log`)
+    .downloadToBuffer()
+    .catch(() => Buffer.alloc(0));
+  return { forwarder, result, stored, local: await readFile(file), recoveryMs, closeMs };
+}
+
+describe('a frozen path to storage (packets dropped, nothing closed)', () => {
+  it('abandons the stuck request with its socket and stores every line exactly once, in order', async () => {
+    let frozeAt = 0;
+    const run = await streamThrough(async (forwarder) => {
+      forwarder.freeze('drop');
+      frozeAt = Date.now();
+      await sleep(4_000);
+      forwarder.thaw();
+    });
+
+    expect(run.result.complete, run.result.lastError).toBe(true);
+    expect(run.stored.equals(run.local)).toBe(true);
+    expect(lineNumbers(run.stored.toString())).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    // The client closed a connection that the freeze had swallowed, about one deadline into it…
+    const abandoned = run.forwarder.connections.filter(
+      (c) =>
+        c.clientClosedAt !== undefined && c.clientClosedAt > frozeAt && c.clientClosedAt < frozeAt + 4_000,
+    );
+    expect(abandoned.length).toBeGreaterThan(0);
+    // …and went on over fresh connections; it caught up within about one deadline of the thaw.
+    expect(run.forwarder.connections.some((c) => c.openedAt > frozeAt)).toBe(true);
+    expect(run.recoveryMs).toBeLessThan(REQUEST_TIMEOUT_MS + 1_500);
+  });
+
+  it('stores every line exactly once when abandoned appends reach storage late, after the thaw', async () => {
+    const run = await streamThrough(async (forwarder) => {
+      // Held, not dropped: what the client gave up on is delivered when the path is back.
+      forwarder.freeze('hold');
+      await sleep(4_000);
+      forwarder.thaw();
+    });
+
+    expect(run.result.complete, run.result.lastError).toBe(true);
+    expect(run.stored.equals(run.local)).toBe(true);
+    expect(lineNumbers(run.stored.toString())).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  it('stores every line exactly once through an outage of resets and refusals', async () => {
+    const run = await streamThrough(async (forwarder) => {
+      forwarder.outage();
+      await sleep(4_000);
+      forwarder.restore();
+    });
+
+    expect(run.result.complete, run.result.lastError).toBe(true);
+    expect(run.stored.equals(run.local)).toBe(true);
+    expect(lineNumbers(run.stored.toString())).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  it('gives up within the drain budget when the path stays frozen, and says what is missing', async () => {
+    const run = await streamThrough((forwarder) => Promise.resolve(forwarder.freeze('drop')), {
+      count: 100,
+      closeBudgetMs: 2_000,
+      catchUp: false,
+    });
+
+    expect(run.closeMs).toBeLessThan(2_000 + 500);
+    expect(run.result.complete).toBe(false);
+    expect(run.result.backlogBytes).toBeGreaterThan(0);
+    expect(run.result.uploadedBytes + run.result.backlogBytes).toBe(run.local.length);
+    expect(run.result.lastError).toMatch(/no reply from storage within 1\.0 s|drain time/);
+    expect(run.stored.length).toBe(run.result.uploadedBytes);
+  });
+
+  it('drops the idle connections when a request times out, so one timeout is all a dead pool costs', async () => {
+    const { forwarder, frozenStore } = await storeBehindForwarder();
+    await store.container.createIfNotExists();
+    await store.container.getBlockBlobClient('pool/blob').upload('x', 1);
+    const blob = frozenStore.container.getBlobClient('pool/blob');
+    // Four requests at once leave four idle keep-alive connections in the pool.
+    await Promise.all(
+      Array.from({ length: 4 }, () =>
+        frozenStore.deadlines.run((abortSignal) => blob.exists({ abortSignal })),
+      ),
+    );
+    expect(forwarder.connections.length).toBe(4);
+    // A load balancer loses its flow table: every open connection goes silent, new ones work.
+    forwarder.freezeExisting('drop');
+
+    const first = await frozenStore.deadlines
+      .run((abortSignal) => blob.exists({ abortSignal }))
+      .catch((error: unknown) => error);
+    const started = Date.now();
+    const second = await frozenStore.deadlines.run((abortSignal) => blob.exists({ abortSignal }));
+
+    expect(isStorageTimeout(first)).toBe(true);
+    expect(second).toBe(true);
+    expect(Date.now() - started).toBeLessThan(REQUEST_TIMEOUT_MS / 2);
+    expect(forwarder.connections.length).toBe(5);
+  });
+});
+
+describe('RunUploads: the stored status is never more optimistic than the truth', () => {
+  const statusOf = async (runId: string): Promise<string | undefined> =>
+    (
+      await store.container
+        .getBlobClient(`${runId}/status.json`)
+        .downloadToBuffer()
+        .catch(() => undefined)
+    )?.toString();
+
+  async function runUploads(frozenStore: BlobStore) {
+    const { runId, file } = newRun();
+    const files = { customization: file, validation: `${file}.validation` };
+    await writeFile(files.customization, lines(0, 50));
+    await writeFile(files.validation, '');
+    const uploads = new RunUploads({ store: frozenStore, runId, files, flushIntervalMs: 20 });
+    return { runId, files, uploads };
+  }
+
+  it('stores the final status after the drain, from its outcome: incomplete when lines are missing', async () => {
+    const { forwarder, frozenStore } = await storeBehindForwarder();
+    forwarder.freeze('drop');
+    const { runId, uploads } = await runUploads(frozenStore);
+
+    const summary = await uploads.close(1_500, (drained) => {
+      forwarder.thaw(); // storage is back just in time for the final status
+      return JSON.stringify({ state: drained.complete ? 'stored' : 'incomplete', problem: drained.problem });
+    });
+
+    expect(summary.complete).toBe(false);
+    expect(summary.problem).toMatch(/customization\.log: \d+ byte\(s\) not stored/);
+    expect(summary.statusProblem).toBeUndefined();
+    expect(JSON.parse((await statusOf(runId))!)).toMatchObject({ state: 'incomplete' });
+  });
+
+  it('says "stored" only once every byte is confirmed', async () => {
+    const { frozenStore } = await storeBehindForwarder();
+    const { runId, files, uploads } = await runUploads(frozenStore);
+    let storedWhenCalled: Buffer = Buffer.alloc(0);
+
+    const summary = await uploads.close(10_000, async (drained) => {
+      storedWhenCalled = await store.container.getBlobClient(`${runId}/customization.log`).downloadToBuffer();
+      return JSON.stringify({ state: drained.complete ? 'stored' : 'incomplete' });
+    });
+
+    expect(summary).toEqual({ complete: true });
+    expect(storedWhenCalled.equals(await readFile(files.customization))).toBe(true);
+    expect(await statusOf(runId)).toBe('{"state":"stored"}');
+  });
+
+  it('keeps the earlier status when the final one cannot be stored, and says so', async () => {
+    const { forwarder, frozenStore } = await storeBehindForwarder();
+    const { runId, uploads } = await runUploads(frozenStore);
+    uploads.publishStatus('{"state":"uploading"}');
+    while ((await statusOf(runId)) === undefined) await sleep(20);
+    const started = Date.now();
+
+    const summary = await uploads.close(5_000, () => {
+      forwarder.freeze('drop'); // the path dies right after the last log line
+      return '{"state":"stored"}';
+    });
+    forwarder.thaw();
+
+    expect(summary.complete).toBe(true);
+    expect(summary.statusProblem).toMatch(/status\.json: the final status was not stored \(no reply/);
+    expect(Date.now() - started).toBeLessThan(5_000 + 2 * REQUEST_TIMEOUT_MS + 1_500);
+    expect(await statusOf(runId)).toBe('{"state":"uploading"}');
+  });
+
+  it('never lets an abandoned status upload that lands late replace a newer one', async () => {
+    const { forwarder, frozenStore } = await storeBehindForwarder();
+    const { runId, uploads } = await runUploads(frozenStore);
+    uploads.publishStatus('{"v":0}');
+    while ((await statusOf(runId)) === undefined) await sleep(20);
+    // v1 is caught by a freeze that holds its bytes; the client gives up on it after its deadline.
+    forwarder.freeze('hold');
+    uploads.publishStatus('{"v":1}');
+    await sleep(REQUEST_TIMEOUT_MS + 500);
+    forwarder.admitNew();
+
+    await uploads.close(5_000, () => '{"v":2}');
+    expect(await statusOf(runId)).toBe('{"v":2}');
+    forwarder.thaw(); // v1 reaches storage now, conditioned on the version it meant to replace
+    await sleep(500);
+
+    expect(forwarder.connections.some((c) => c.bytesToServer > 0 && c.clientClosedAt)).toBe(true);
+    expect(await statusOf(runId)).toBe('{"v":2}');
   });
 });
 
@@ -192,7 +442,7 @@ describe('SAS URLs', () => {
     const { runId, file } = newRun();
     await writeFile(file, lines(0, 20));
     const uploader = new AppendUploader({
-      container: viaSas.container,
+      store: viaSas,
       file,
       blobName: `${runId}/customization.log`,
       flushIntervalMs: 20,
@@ -219,7 +469,7 @@ describe('refused credentials', () => {
       ),
     });
     const uploader = new AppendUploader({
-      container: forged.container,
+      store: forged,
       file,
       blobName: `${runId}/customization.log`,
       flushIntervalMs: 20,
@@ -241,10 +491,12 @@ describe('reading the end of a blob', () => {
     await blob.create();
     await blob.appendBlock('0123456789', 10);
 
-    expect((await readRange(blob, 4)).toString()).toBe('456789');
-    expect((await readRange(blob, 10)).length).toBe(0); // Azurite: 200, empty
-    expect((await readRange(blob, 50)).length).toBe(0); // 416 InvalidRange
-    expect((await readRange(store.container.getBlobClient('missing/customization.log'), 0)).length).toBe(0);
+    expect((await readRange(store, blob, 4)).toString()).toBe('456789');
+    expect((await readRange(store, blob, 10)).length).toBe(0); // Azurite: 200, empty
+    expect((await readRange(store, blob, 50)).length).toBe(0); // 416 InvalidRange
+    expect(
+      (await readRange(store, store.container.getBlobClient('missing/customization.log'), 0)).length,
+    ).toBe(0);
   });
 });
 

@@ -3,7 +3,7 @@
  * build live to its end, read it again afterwards, fetch its bundle, and leave nothing running.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -27,7 +27,14 @@ afterAll(async () => {
 });
 
 function logsCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'logs', ...args, '--work-dir', work], {
+  return logsCliIn(work, args);
+}
+
+function logsCliIn(
+  workDir: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'logs', ...args, '--work-dir', workDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -45,8 +52,8 @@ async function azuriteProcesses(): Promise<string[]> {
   return found.stdout.split('\n').filter(Boolean);
 }
 
-async function waitForFile(path: string, contains: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+async function waitForFile(path: string, contains: string, timeoutMs = 10_000): Promise<void> {
+  for (let i = 0; i < timeoutMs / 50; i++) {
     if ((await readFile(path, 'utf8').catch(() => '')).includes(contains)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -65,7 +72,7 @@ describe('isobuild logs with the embedded store', () => {
             {
               type: 'Shell',
               name: 'count',
-              inline: ['for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.4; done'],
+              inline: ['for i in $(seq 1 10); do echo "tick $i"; sleep 0.5; done'],
             },
             { type: 'Shell', name: 'fails', inline: ['echo "about to fail"; exit 7'] },
           ],
@@ -73,12 +80,13 @@ describe('isobuild logs with the embedded store', () => {
       ),
     );
     // Any --storage-* flag keeps the store on in the test helper; the container is the default one.
-    // A low block limit makes the log roll over several times while it is followed.
+    // A block limit of one makes the log roll over with every append while it is followed (even on a
+    // loaded machine, where the store may open late and take the first lines in one block).
     const build = startBuild(vm, work, templateFile, runId, [
       '--storage-container',
       'packerlogs',
       '--log-max-blocks',
-      '2',
+      '1',
     ]);
     const built = finished(build, join(work, runId));
     // Started before the build has stored anything: --follow waits for the run to appear.
@@ -138,11 +146,12 @@ describe('isobuild logs with the embedded store', () => {
     const templateFile = join(work, `${runId}.json`);
     await writeFile(
       templateFile,
-      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['sleep 1'] }] })),
+      // Long enough for the embedded store to open on a loaded machine; the build is killed anyway.
+      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['sleep 15'] }] })),
     );
     const build = startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']);
     const built = finished(build, join(work, runId));
-    await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"');
+    await waitForFile(join(work, runId, 'status.json'), '"state": "streaming"', 30_000);
     expect(await azuriteProcesses()).not.toEqual([]);
 
     build.kill('SIGKILL');
@@ -195,7 +204,9 @@ describe('isobuild logs with the embedded store', () => {
       ).stdout
         .split('\n')
         .filter(Boolean);
-    // Two followers of a run that never starts: the first starts Azurite, the second reuses it.
+    // A work directory a build has used; two followers of a run that never starts: the first starts
+    // Azurite, the second reuses it.
+    await mkdir(join(other, '.azurite'));
     const follow = () =>
       spawn(process.execPath, [CLI, 'logs', 'never', '--follow', '--work-dir', other], { stdio: 'ignore' });
     const starter = follow();
@@ -213,9 +224,52 @@ describe('isobuild logs with the embedded store', () => {
   });
 
   it('says clearly when a run is not in the store', async () => {
+    await mkdir(join(work, '.azurite'), { recursive: true }); // a store the builds above have used
     const missing = await logsCli(['no-such-run']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no run "no-such-run" in the embedded store');
     expect(missing.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('isobuild logs input', () => {
+  it.each(['../../etc', '..', 'a/b', 'run id', `${'a'.repeat(65)}`, 'ü'])(
+    'refuses the run id %j as invalid input (exit 2), before touching any store',
+    async (runId) => {
+      const dir = await mkdtemp(join(tmpdir(), 'isobuild-logs-input-'));
+      try {
+        const result = await logsCliIn(dir, [runId]);
+
+        expect(result.code, result.stderr).toBe(2);
+        expect(result.stderr).toMatch(/is not a run id: run ids are 1–64 letters, digits, -, _ or \./);
+        expect(result.stderr).not.toMatch(/HTTP 400|InvalidResourceName|\n\s+at /);
+        expect(await readdir(dir)).toEqual([]);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it('never creates a --work-dir that does not exist, and says there are no runs in it', async () => {
+    const missing = join(tmpdir(), `isobuild-logs-nonexistent-${process.pid}`);
+
+    const result = await logsCliIn(missing, ['some-run']);
+
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`no runs in ${missing}: the directory does not exist`);
+    await expect(access(missing)).rejects.toThrow();
+  });
+
+  it('creates no store in a work directory no build has used', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'isobuild-logs-empty-'));
+    try {
+      const result = await logsCliIn(empty, ['some-run']);
+
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(`no runs in ${empty}: no build has stored logs there`);
+      expect(await readdir(empty)).toEqual([]);
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
   });
 });

@@ -2,6 +2,11 @@
  * Joins a build to its log store: once the store is open, the run's logs stream to it live, status.json
  * follows every change, and the build bundle is archived next to them. The build never waits for any of
  * this; a store that cannot be opened or reached is reported (terminal, log, status) and never silent.
+ *
+ * The stored status never claims more than is true. While the run goes on it is refreshed regularly and
+ * says by when the next one is due (`refreshBy`), so a reader can tell a build that went silent from a
+ * live one. At the end it first says `uploading` with each log's final size; only after the drain does
+ * the final status say `stored` (every byte confirmed) or `incomplete` (what is missing).
  */
 import { join } from 'node:path';
 import type { OpenedLogStore } from '../logstore/open-log-store.js';
@@ -11,6 +16,9 @@ import { describeStorageError } from '../logstore/append-uploader.js';
 import type { BuildConfig } from './build-config.js';
 import type { BuildLog } from './build-log.js';
 import type { RunStatus, StatusFile } from './run-status.js';
+
+/** The live status is refreshed this many request timeouts apart (60 s with the default 15 s). */
+const HEARTBEATS_PER_REQUEST_TIMEOUT = 4;
 
 export interface AttachOptions {
   readonly opening: Promise<OpenedLogStore> | undefined;
@@ -41,6 +49,7 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
   let uploads: RunUploads | undefined;
   let pendingBundle: string | undefined;
   let bundleWork: Promise<void> | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   const note = (line: string): void => {
     report(line);
     customizationLog.write('ISOBUILD', line);
@@ -50,7 +59,10 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
     (store) => {
       opened = store;
       const urls = blobUrls(store.store, options.runId);
-      status.logStore = { ...urls, state: 'streaming' };
+      const timeoutMs = store.store.deadlines.timeoutMs;
+      const heartbeatMs = HEARTBEATS_PER_REQUEST_TIMEOUT * timeoutMs;
+      const refreshBy = (): string => new Date(Date.now() + 2 * heartbeatMs + timeoutMs).toISOString();
+      status.logStore = { ...urls, state: 'streaming', refreshBy: refreshBy() };
       uploads = new RunUploads({
         store: store.store,
         runId: options.runId,
@@ -81,6 +93,12 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
         if (status.runState === 'Running') live.publishStatus(text);
       };
       void statusFile.write(status);
+      heartbeat = setInterval(() => {
+        if (status.runState !== 'Running' || !status.logStore) return;
+        status.logStore.refreshBy = refreshBy();
+        void statusFile.write(status);
+      }, heartbeatMs);
+      heartbeat.unref();
       report(`logs stream to ${urls.customization}`);
       if (pendingBundle) live.uploadBundle(pendingBundle);
     },
@@ -121,21 +139,46 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
     async close(budgetMs) {
       await bundleWork;
       await ready;
+      clearInterval(heartbeat);
       statusFile.onWrite = undefined;
-      if (uploads && status.logStore) {
-        // The final status goes up with the last log lines.
-        status.logStore.state = 'stored';
-        const summary = await uploads.close(budgetMs, await statusText(statusFile, status));
-        if (!summary.complete) {
-          status.logStore.state = 'incomplete';
-          status.logStore.detail = summary.problem ?? 'unknown';
-          report(`warning: not everything reached the log store: ${summary.problem ?? 'unknown'}`);
+      const logStore = status.logStore;
+      if (uploads && opened && logStore) {
+        // The run's outcome goes up at once, saying that its last lines are still on their way.
+        const timeoutMs = opened.store.deadlines.timeoutMs;
+        logStore.state = 'uploading';
+        logStore.written = {
+          customization: customizationLog.bytesWritten,
+          validation: validationLog.bytesWritten,
+        };
+        logStore.refreshBy = new Date(Date.now() + budgetMs + 3 * timeoutMs).toISOString();
+        uploads.publishStatus(await statusText(statusFile, status));
+        const summary = await uploads.close(budgetMs, (drained) => {
+          delete logStore.refreshBy;
+          logStore.state = drained.complete ? 'stored' : 'incomplete';
+          if (drained.problem) {
+            logStore.detail = drained.problem;
+            report(
+              `warning: not everything reached the log store within ${seconds(budgetMs)} (--log-drain-timeout): ${drained.problem}. The status says so (logStore.state: incomplete); the full logs are in the run directory.`,
+            );
+          }
+          return statusText(statusFile, status);
+        });
+        if (summary.statusProblem) {
+          logStore.state = 'incomplete';
+          logStore.detail = [summary.problem, summary.statusProblem].filter(Boolean).join('; ');
+          report(
+            `warning: ${summary.statusProblem}; the stored status.json still shows an earlier state (it never says "stored"), and ${statusFile.path} has the outcome.`,
+          );
+          await statusFile.write(status);
         }
-        await statusFile.write(status);
       }
       await opened?.close();
     },
   };
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1)} s`;
 }
 
 /** The status document as StatusFile writes it (masked), without writing the local file twice. */

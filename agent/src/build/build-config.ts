@@ -13,6 +13,7 @@ import { parseDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
 import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../logstore/request-deadline.js';
 import { Secret } from '../secret.js';
 import { normalizeFingerprint, type TlsPolicy } from '../winrm/transport.js';
 
@@ -57,6 +58,8 @@ export interface BuildConfig {
   readonly logFormat: 'text' | 'json';
   /** Blocks per log blob before it rolls over (Azure allows 50,000). */
   readonly logMaxBlocks: number;
+  /** Deadline of each request to the log store (the default when unset). */
+  readonly storageTimeoutMs?: number;
 }
 
 /** The flags `isobuild build` accepts, mapped to their environment variables. */
@@ -76,6 +79,7 @@ export const BUILD_SETTINGS = {
   storageSasUrl: { env: 'ISOBUILD_STORAGE_SAS_URL', flag: 'storage-sas-url' },
   storageAccountUrl: { env: 'ISOBUILD_STORAGE_ACCOUNT_URL', flag: 'storage-account-url' },
   storageContainer: { env: 'ISOBUILD_STORAGE_CONTAINER', flag: 'storage-container' },
+  storageTimeout: { env: 'ISOBUILD_STORAGE_TIMEOUT', flag: 'storage-timeout' },
   logDrainTimeout: { env: 'ISOBUILD_LOG_DRAIN_TIMEOUT', flag: 'log-drain-timeout' },
   logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
   logFormat: { env: 'ISOBUILD_LOG_FORMAT', flag: 'log-format' },
@@ -110,7 +114,8 @@ export const DEFAULT_KILL_GRACE_MS = 15 * 60_000; // longer than Packer's 10-min
 export const DEFAULT_LOG_DRAIN_MS = 60_000;
 export const DEFAULT_WORK_DIR = '.work/runs';
 export const DEFAULT_LOG_SPOOL_BYTES = 1024 ** 3;
-const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** What a run id may be: it names the run directory and the blob prefix (`isobuild logs` checks it too). */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface BuildFlags {
   readonly [name: string]: string | boolean | string[] | undefined;
@@ -192,6 +197,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
 
   const storage = readStoreAccess(read, bad);
   const storeContainer = readContainer(read, bad);
+  const storageTimeoutMs = readStorageTimeout(read, bad);
   const localLogsOnly =
     flags['local-logs-only'] === true ||
     env.ISOBUILD_LOCAL_LOGS_ONLY === '1' ||
@@ -252,6 +258,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     ...(proxyHost ? { proxyHost } : {}),
     ...(storage ? { store: storage } : {}),
     storeContainer,
+    storageTimeoutMs,
     localLogsOnly,
     logDrainMs,
     logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
@@ -313,6 +320,8 @@ export interface LogStoreConfig {
   readonly store?: StoreAccess;
   readonly storeContainer: string;
   readonly workDir: string;
+  /** Deadline of each request to the store (the default when unset). */
+  readonly storageTimeoutMs?: number;
 }
 
 /** The log store settings alone, read the same way as for a build (for `isobuild logs`). */
@@ -328,6 +337,7 @@ export function loadLogStoreConfig(
   const read = settingReader(flags, env);
   const store = readStoreAccess(read, bad);
   const storeContainer = readContainer(read, bad);
+  const storageTimeoutMs = readStorageTimeout(read, bad);
   if (problems.length > 0)
     throw new IsobuildError('usage', `the log store configuration has ${problems.length} problem(s).`, {
       problems,
@@ -336,6 +346,7 @@ export function loadLogStoreConfig(
     ...(store ? { store } : {}),
     storeContainer,
     workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
+    storageTimeoutMs,
   });
 }
 
@@ -366,6 +377,15 @@ function readDownloadDeadlines(read: Read, bad: (path: string, message: string) 
     stallTimeoutMs: positive('downloadStallTimeout', DEFAULT_LIMITS.stallTimeoutMs),
     totalTimeoutMs: positive('downloadTotalTimeout', DEFAULT_LIMITS.totalTimeoutMs),
   });
+}
+
+/** How long one request to the log store may take; one that takes longer is tried again afresh. */
+function readStorageTimeout(read: Read, bad: (path: string, message: string) => void): number {
+  const input = read('storageTimeout');
+  const ms = duration(input, DEFAULT_REQUEST_TIMEOUT_MS, bad);
+  if (ms < 100)
+    bad(input.source, `"${input.value}" is too short for a storage request: use 100ms or more (default 15s).`);
+  return ms;
 }
 
 function readContainer(read: Read, bad: (path: string, message: string) => void): string {

@@ -92,6 +92,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         options.signal,
         // With the embedded Azurite the SDK loads while Azurite starts; it is needed as soon as it is up.
         config.store ? storeMayLoad : undefined,
+        config.storageTimeoutMs,
       );
   storeOpening?.catch(() => undefined); // handled where it is awaited
   let loaded: Awaited<ReturnType<typeof loadTemplate>>;

@@ -43,9 +43,16 @@ export interface LogStoreStatus {
   validation: string;
   status: string;
   bundle: string;
-  /** streaming while the build runs; stored or incomplete at the end; unavailable if it never opened. */
-  state: 'streaming' | 'stored' | 'incomplete' | 'unavailable';
+  /**
+   * streaming while the build runs; uploading once it has ended and its last lines are on their way;
+   * stored (every byte confirmed) or incomplete at the end; unavailable if the store never opened.
+   */
+  state: 'streaming' | 'uploading' | 'stored' | 'incomplete' | 'unavailable';
   detail?: string;
+  /** Once the run has ended: each log's size as written locally, which a complete stored log matches. */
+  written?: { customization: number; validation: number };
+  /** Until the status is final: a newer one is stored by then, unless the build stopped or lost the store. */
+  refreshBy?: string;
 }
 
 export function initialStatus(

@@ -6,18 +6,26 @@
  * the blob holds beyond our confirmed offset with the next bytes of our file (packer-notes §5.3).
  * Blocks stay ≤ 4 MiB and end at line breaks; a blob is rolled over (customization.log → customization.1.log → …) well before Azure's 50,000-block limit.
  * Storage outages only grow the backlog: the loop retries with backoff and catches up when storage is back.
+ * Every request has its own deadline (request-deadline.ts): one that hangs on a dead path is abandoned
+ * with its socket and tried again on a fresh connection, and the appendPosition check makes that safe
+ * even if the abandoned request lands after all. While storage is failing, attempts carry small probe
+ * blocks, so the first one after the path is back gets through quickly.
  */
 import { open, stat } from 'node:fs/promises';
-import type { AppendBlobClient, ContainerClient } from '@azure/storage-blob';
-import { ensureContainer } from './blob-store.js';
+import type { AppendBlobClient } from '@azure/storage-blob';
+import { ensureContainer, type BlobStore } from './blob-store.js';
+import { isStorageTimeout } from './request-deadline.js';
 
 /** Azure's documented append block limit for older service versions; Azurite does not enforce it. */
 export const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
 /** Azure refuses append #50,001; roll over with a wide margin. */
 export const DEFAULT_MAX_BLOCKS = 40_000;
 
+/** The block size while storage is failing: small enough to get through the moment it is back. */
+const PROBE_BLOCK_BYTES = 64 * 1024;
+
 export interface AppendUploaderOptions {
-  readonly container: ContainerClient;
+  readonly store: BlobStore;
   /** Local file to follow. */
   readonly file: string;
   /** Blob name of the first part, e.g. `<runId>/customization.log`; later parts insert .1, .2, … */
@@ -109,12 +117,15 @@ export class AppendUploader {
       clearTimeout(timer);
     }
     const size = await fileSize(this.options.file);
+    const complete = this.uploaded >= size;
+    const lastError =
+      this.lastError ?? (complete ? undefined : `not sent within the ${seconds(budgetMs)} drain time`);
     return {
-      complete: this.uploaded >= size,
+      complete,
       uploadedBytes: this.uploaded,
       backlogBytes: Math.max(0, size - this.uploaded),
       parts: this.parts.filter((p) => p.created).map((p) => p.client.name),
-      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(lastError ? { lastError } : {}),
     };
   }
 
@@ -134,8 +145,11 @@ export class AppendUploader {
           if (error instanceof ConflictError || isRefused(error)) throw error;
           failures++;
           this.setHealth(false, describeStorageError(error));
-          // Back off up to 10 s; a close() still wakes the loop early.
-          await this.pause(Math.min(10_000, 250 * 2 ** Math.min(failures, 6)));
+          // Back off up to 10 s, except after a timeout, which has waited long enough already; a close()
+          // still wakes the loop early.
+          await this.pause(
+            isStorageTimeout(error) ? 250 : Math.min(10_000, 250 * 2 ** Math.min(failures, 6)),
+          );
           continue;
         }
       }
@@ -152,10 +166,14 @@ export class AppendUploader {
     if (chunk.length === 0) return false;
     const position = this.uploaded - part.fileStart;
     try {
-      const reply = await part.client.appendBlock(chunk, chunk.length, {
-        conditions: { appendPosition: position },
-        abortSignal: this.stopNow.signal,
-      });
+      const reply = await this.request(
+        (abortSignal) =>
+          part.client.appendBlock(chunk, chunk.length, {
+            conditions: { appendPosition: position },
+            abortSignal,
+          }),
+        chunk.length,
+      );
       part.blocks = reply.blobCommittedBlockCount ?? part.blocks + 1;
     } catch (error) {
       const code = errorCode(error);
@@ -187,14 +205,15 @@ export class AppendUploader {
    * is another writer.
    */
   private async reconcile(part: Part, position: number): Promise<void> {
-    const properties = await part.client.getProperties({ abortSignal: this.stopNow.signal });
+    const properties = await this.request((abortSignal) => part.client.getProperties({ abortSignal }));
     const length = properties.contentLength ?? 0;
     if (length <= position) throw new Error('append position mismatch reported, but the blob is not longer');
     const extra = length - position;
     if (extra <= this.fileSize - this.uploaded) {
-      const stored = await part.client.downloadToBuffer(position, extra, {
-        abortSignal: this.stopNow.signal,
-      });
+      const stored = await this.request(
+        (abortSignal) => part.client.downloadToBuffer(position, extra, { abortSignal }),
+        extra,
+      );
       if (stored.equals(await this.readFile(this.uploaded, extra))) {
         this.uploaded += extra;
         part.blocks = properties.blobCommittedBlockCount ?? part.blocks + 1;
@@ -218,17 +237,20 @@ export class AppendUploader {
   }
 
   private async create(part: Part): Promise<void> {
-    await ensureContainer(this.options.container, this.stopNow.signal);
+    await this.request((abortSignal) => ensureContainer(this.options.store.container, abortSignal));
     try {
-      await part.client.create({ conditions: { ifNoneMatch: '*' }, abortSignal: this.stopNow.signal });
+      await this.request((abortSignal) =>
+        part.client.create({ conditions: { ifNoneMatch: '*' }, abortSignal }),
+      );
     } catch (error) {
       if (errorCode(error) === 'ContainerNotFound')
         throw new ConflictError(
-          `the container ${this.options.container.containerName} does not exist and these credentials may not create it: create it, or use credentials that may`,
+          `the container ${this.options.store.container.containerName} does not exist and these credentials may not create it: create it, or use credentials that may`,
         );
       if (errorCode(error) !== 'BlobAlreadyExists') throw error;
       // Ours if it holds exactly what we uploaded so far (a create or append whose reply was lost).
-      const length = (await part.client.getProperties({ abortSignal: this.stopNow.signal })).contentLength;
+      const length = (await this.request((abortSignal) => part.client.getProperties({ abortSignal })))
+        .contentLength;
       if (length !== this.uploaded - part.fileStart)
         throw new ConflictError(
           `${part.client.name} already exists in storage with other content: logs of an earlier run with the same run id? Use a new --run-id.`,
@@ -242,7 +264,8 @@ export class AppendUploader {
    * read into one reused buffer (one append is in flight at a time), so a flood does not churn memory.
    */
   private async readChunk(): Promise<Buffer> {
-    const length = Math.min(this.fileSize - this.uploaded, this.maxBlockBytes);
+    const limit = this.healthy ? this.maxBlockBytes : Math.min(PROBE_BLOCK_BYTES, this.maxBlockBytes);
+    const length = Math.min(this.fileSize - this.uploaded, limit);
     this.readBuffer ??= Buffer.allocUnsafe(this.maxBlockBytes);
     const handle = await open(this.options.file, 'r');
     let chunk: Buffer;
@@ -255,8 +278,13 @@ export class AppendUploader {
     if (this.closing) return chunk;
     const lastBreak = chunk.lastIndexOf(0x0a);
     // A block full of one endless line goes as it is; otherwise whole lines only.
-    if (lastBreak < 0) return chunk.length >= this.maxBlockBytes ? chunk : Buffer.alloc(0);
+    if (lastBreak < 0) return chunk.length >= limit ? chunk : Buffer.alloc(0);
     return chunk.subarray(0, lastBreak + 1);
+  }
+
+  /** One storage request with its own deadline, also ended by close()'s budget. */
+  private request<T>(call: (signal: AbortSignal) => Promise<T>, bytes = 0): Promise<T> {
+    return this.options.store.deadlines.run(call, { signal: this.stopNow.signal, bytes });
   }
 
   private currentPart(): Part {
@@ -268,7 +296,7 @@ export class AppendUploader {
   }
 
   private newPart(index: number, fileStart: number): Part {
-    const client = this.options.container.getAppendBlobClient(partName(this.options.blobName, index));
+    const client = this.options.store.container.getAppendBlobClient(partName(this.options.blobName, index));
     return { index, client, fileStart, created: false, blocks: 0 };
   }
 
@@ -287,7 +315,8 @@ export class AppendUploader {
   }
 
   private setHealth(healthy: boolean, detail: string): void {
-    if (!healthy) this.lastError = detail;
+    // Only a failure since the last success explains what is missing.
+    this.lastError = healthy ? undefined : detail;
     if (healthy === this.healthy) return;
     this.healthy = healthy;
     this.options.onHealthChange?.(healthy, detail);
@@ -310,6 +339,7 @@ export function errorCode(error: unknown): string | undefined {
 
 /** One line about a storage failure: status, service error code or errno, and the message's first line. */
 export function describeStorageError(error: unknown): string {
+  if (isStorageTimeout(error)) return error.message;
   const e = error as { statusCode?: number; message?: string };
   const code = errorCode(error);
   const first = (e?.message ?? String(error)).split('\n')[0]?.trim() ?? '';
@@ -317,6 +347,10 @@ export function describeStorageError(error: unknown): string {
     .filter((part) => part !== undefined && part !== '')
     .filter((part, index, all) => all.indexOf(part) === index)
     .join(' ');
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 async function fileSize(path: string): Promise<number> {

@@ -1,11 +1,16 @@
 /**
  * Where a run's logs go: a blob container (AIB's `packerlogs`), reached with a connection string (Azurite,
  * development), a SAS URL, or an account URL with DefaultAzureCredential (managed identity in ACI).
- * The SDK is loaded on demand: commands that store nothing never pay for it.
+ * The SDK is loaded on demand: commands that store nothing never pay for it. Each store has its own
+ * keep-alive agent and request deadlines (request-deadline.ts): when a request times out, the idle
+ * sockets go with it, since a path that swallowed one request has likely swallowed them all.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { hideQuery } from '../hide-query.js';
 import type { Secret } from '../secret.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines, type RequestDeadlines } from './request-deadline.js';
 
 export const DEFAULT_CONTAINER = 'packerlogs';
 
@@ -21,11 +26,20 @@ export interface BlobStore {
   readonly displayUrl: string;
   /** Where a blob of this container can be read, for messages (no query). */
   blobUrl(name: string): string;
+  /** Every request to this store runs through these: its own deadline, then a fresh connection. */
+  readonly deadlines: RequestDeadlines;
+  /** Closes the store's connections. */
+  close(): void;
+}
+
+export interface BlobStoreOptions {
+  /** Deadline of a small request (append, status, read); large transfers get more. */
+  readonly requestTimeoutMs?: number;
 }
 
 /**
- * Our own loop retries (and reconciles) appends, so the SDK tries a request at most twice and each try
- * gives up after 30 s instead of hanging on a dead endpoint.
+ * Our own loop retries (and reconciles) appends, so the SDK tries a request at most twice. Its
+ * tryTimeoutInMs only sets the server's timeout; the client-side deadline is ours (request-deadline.ts).
  */
 const PIPELINE: StoragePipelineOptions = {
   retryOptions: { maxTries: 2, tryTimeoutInMs: 30_000, retryDelayInMs: 200, maxRetryDelayInMs: 1_000 },
@@ -35,14 +49,20 @@ const PIPELINE: StoragePipelineOptions = {
 export async function openBlobStore(
   access: StoreAccess,
   containerName = DEFAULT_CONTAINER,
+  options: BlobStoreOptions = {},
 ): Promise<BlobStore> {
   const { AnonymousCredential, BlobServiceClient, ContainerClient } = await import('@azure/storage-blob');
+  const agent = keepAliveAgent(await endpointOf(access));
+  // `agent` is a core-rest-pipeline option that the storage typings leave out; the SDK passes it through.
+  const pipeline: StoragePipelineOptions = agent
+    ? ({ ...PIPELINE, agent } as StoragePipelineOptions)
+    : PIPELINE;
   let container: ContainerClient;
   switch (access.kind) {
     case 'connection-string':
       container = BlobServiceClient.fromConnectionString(
         access.connectionString.reveal(),
-        PIPELINE,
+        pipeline,
       ).getContainerClient(containerName);
       break;
     case 'sas-url': {
@@ -51,8 +71,8 @@ export async function openBlobStore(
       const pathParts = url.pathname.split('/').filter(Boolean);
       const isContainerUrl = pathParts.length > 0 && !isAzuriteAccountPath(url, pathParts);
       container = isContainerUrl
-        ? new ContainerClient(url.toString(), new AnonymousCredential(), PIPELINE)
-        : new BlobServiceClient(url.toString(), undefined, PIPELINE).getContainerClient(containerName);
+        ? new ContainerClient(url.toString(), new AnonymousCredential(), pipeline)
+        : new BlobServiceClient(url.toString(), undefined, pipeline).getContainerClient(containerName);
       break;
     }
     case 'account-url': {
@@ -60,7 +80,7 @@ export async function openBlobStore(
       container = new BlobServiceClient(
         access.url,
         new DefaultAzureCredential(),
-        PIPELINE,
+        pipeline,
       ).getContainerClient(containerName);
       break;
     }
@@ -70,7 +90,38 @@ export async function openBlobStore(
     container,
     displayUrl,
     blobUrl: (name) => `${displayUrl}/${name.split('/').map(encodeURIComponent).join('/')}`,
+    deadlines: requestDeadlines(options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, () => {
+      if (agent) dropIdleSockets(agent);
+    }),
+    close: () => agent?.destroy(),
   };
+}
+
+/** The endpoint's scheme decides the agent; only a connection string needs parsing to know it. */
+async function endpointOf(access: StoreAccess): Promise<URL> {
+  if (access.kind === 'sas-url') return new URL(access.url.reveal());
+  if (access.kind === 'account-url') return new URL(access.url);
+  const { BlobServiceClient } = await import('@azure/storage-blob');
+  return new URL(BlobServiceClient.fromConnectionString(access.connectionString.reveal()).url);
+}
+
+/**
+ * An agent of our own, so idle sockets can be dropped after a timeout. With an HTTP(S)_PROXY in the
+ * environment the SDK's proxy agent is kept instead (it would be bypassed by ours).
+ */
+function keepAliveAgent(endpoint: URL): HttpAgent | undefined {
+  const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some(
+    (name) => process.env[name],
+  );
+  if (proxied) return undefined;
+  return endpoint.protocol === 'https:'
+    ? new HttpsAgent({ keepAlive: true })
+    : new HttpAgent({ keepAlive: true });
+}
+
+function dropIdleSockets(agent: HttpAgent): void {
+  for (const sockets of Object.values(agent.freeSockets))
+    for (const socket of sockets ?? []) socket.destroy();
 }
 
 /** Azurite's URLs carry the account as the first path segment (http://127.0.0.1:10000/devstoreaccount1). */

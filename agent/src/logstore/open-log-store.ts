@@ -16,6 +16,7 @@ export interface OpenedLogStore {
 /**
  * `notBefore` delays loading the storage SDK (~170 ms of CPU on the main thread) until the caller has
  * nothing better to do, e.g. while Packer runs; the embedded Azurite, a separate process, starts at once.
+ * `requestTimeoutMs` is the deadline of each storage request (--storage-timeout).
  */
 export async function openLogStore(
   access: StoreAccess | undefined,
@@ -23,10 +24,20 @@ export async function openLogStore(
   workDir: string,
   signal?: AbortSignal,
   notBefore?: Promise<void>,
+  requestTimeoutMs?: number,
 ): Promise<OpenedLogStore> {
+  const options = requestTimeoutMs === undefined ? {} : { requestTimeoutMs };
   if (access) {
     await notBefore;
-    return { store: await openBlobStore(access, container), embedded: false, close: async () => {} };
+    const store = await openBlobStore(access, container, options);
+    return {
+      store,
+      embedded: false,
+      close: () => {
+        store.close();
+        return Promise.resolve();
+      },
+    };
   }
   const azurite = await startEmbeddedAzurite(workDir, signal);
   try {
@@ -34,8 +45,16 @@ export async function openLogStore(
     const store = await openBlobStore(
       { kind: 'connection-string', connectionString: azurite.connectionString },
       container,
+      options,
     );
-    return { store, embedded: true, close: () => azurite.stop() };
+    return {
+      store,
+      embedded: true,
+      close: () => {
+        store.close();
+        return azurite.stop();
+      },
+    };
   } catch (error) {
     await azurite.stop();
     throw error;

@@ -3,9 +3,12 @@
  * customization.log and validation.log (append blobs, rolled over when large), status.json (replaced on
  * every change, latest wins) and build-bundle.tar.gz. Nothing here ever waits on storage in the build's
  * path; close() drains within its own budget and says exactly what did not make it.
+ *
+ * status.json is written with ETag conditions (each upload must replace the version we last stored), so
+ * an abandoned upload that reaches storage late can never overwrite a newer status, such as the final one.
  */
 import { readFile } from 'node:fs/promises';
-import { AppendUploader, describeStorageError, type UploadResult } from './append-uploader.js';
+import { AppendUploader, describeStorageError, errorCode, type UploadResult } from './append-uploader.js';
 import { ensureContainer, type BlobStore } from './blob-store.js';
 
 export const LOG_BLOBS = {
@@ -26,10 +29,16 @@ export interface RunUploadsOptions {
   readonly onHealthChange?: (healthy: boolean, detail: string) => void;
 }
 
-export interface UploadSummary {
+export interface DrainResult {
+  /** Every log byte and the bundle reached storage. */
   readonly complete: boolean;
   /** Set when something is missing in storage: what, and why. */
   readonly problem?: string;
+}
+
+export interface UploadSummary extends DrainResult {
+  /** Set when the final status could not be stored (the stored one is then an earlier, less final one). */
+  readonly statusProblem?: string;
 }
 
 export function blobUrls(store: BlobStore, runId: string): Record<keyof typeof LOG_BLOBS, string> {
@@ -45,15 +54,22 @@ export class RunUploads {
   private readonly logs: { readonly name: string; readonly uploader: AppendUploader }[];
   private statusText: string | undefined;
   private statusSent: string | undefined;
+  /** ETag of the status version we last stored; undefined before the first. */
+  private statusEtag: string | undefined;
   private statusLoop: Promise<void> | undefined;
+  private containerReady = false;
+  /** Ends the live status uploads when the final one takes over. */
+  private readonly statusStop = new AbortController();
+  /** Ends the bundle upload when the drain time is over. */
+  private readonly drainStop = new AbortController();
   private readonly side: Promise<string | undefined>[] = [];
-  private closed = false;
+  private summary: Promise<UploadSummary> | undefined;
 
   constructor(private readonly options: RunUploadsOptions) {
     const { store, runId, files } = options;
     const uploader = (file: string, blob: string): AppendUploader =>
       new AppendUploader({
-        container: store.container,
+        store,
         file,
         blobName: `${runId}/${blob}`,
         ...(options.maxBlocksPerBlob ? { maxBlocksPerBlob: options.maxBlocksPerBlob } : {}),
@@ -75,98 +91,140 @@ export class RunUploads {
 
   /** Queues the (already masked) status document; only the newest one is sent. */
   publishStatus(text: string): void {
+    if (this.statusStop.signal.aborted) return;
     this.statusText = text;
     this.statusLoop ??= this.sendStatus().finally(() => (this.statusLoop = undefined));
   }
 
   /** Uploads the build bundle in the background; close() waits for it. */
   uploadBundle(path: string): void {
-    const blob = this.options.store.container.getBlockBlobClient(`${this.options.runId}/${LOG_BLOBS.bundle}`);
+    const { store, runId } = this.options;
+    const blob = store.container.getBlockBlobClient(`${runId}/${LOG_BLOBS.bundle}`);
     this.side.push(
       readFile(path)
-        .then((data) => blob.uploadData(data, { blobHTTPHeaders: { blobContentType: 'application/gzip' } }))
+        .then((data) =>
+          store.deadlines.run(
+            (abortSignal) =>
+              blob.uploadData(data, {
+                blobHTTPHeaders: { blobContentType: 'application/gzip' },
+                abortSignal,
+              }),
+            { signal: this.drainStop.signal, bytes: data.length },
+          ),
+        )
         .then(
           () => undefined,
-          (error: unknown) => `${LOG_BLOBS.bundle}: ${describeStorageError(error)}`,
+          (error: unknown) =>
+            `${LOG_BLOBS.bundle}: ${this.drainStop.signal.aborted ? 'not stored within the drain time' : describeStorageError(error)}`,
         ),
     );
   }
 
   /**
-   * Drains the logs, then sends the final status (so a reader that sees a finished run has every log
-   * line already), then waits for the bundle, all within `budgetMs`.
+   * Drains the logs and the bundle within `budgetMs`, then stores the final status, which
+   * `finalStatus` writes from the drain's result: a status that says everything is stored only ever
+   * follows the last byte. The final status has a budget of its own (one request deadline, twice).
    */
-  async close(budgetMs: number, finalStatus: string): Promise<UploadSummary> {
-    if (this.closed) return { complete: true };
-    this.closed = true;
-    const started = Date.now();
-    const results = await Promise.all(this.logs.map((log) => log.uploader.close(budgetMs)));
-    this.statusText = finalStatus;
-    const left = Math.max(1_000, budgetMs - (Date.now() - started));
-    const statusProblem = await withBudget(
-      this.flushStatus(),
-      left,
-      `${LOG_BLOBS.status}: no reply from storage`,
-    );
-    const sideProblems = await Promise.all(
-      this.side.map((p) => withBudget(p, left, `${LOG_BLOBS.bundle}: no reply from storage`)),
-    );
+  close(
+    budgetMs: number,
+    finalStatus: (drained: DrainResult) => string | Promise<string>,
+  ): Promise<UploadSummary> {
+    this.summary ??= this.finish(budgetMs, finalStatus);
+    return this.summary;
+  }
+
+  private async finish(
+    budgetMs: number,
+    finalStatus: (drained: DrainResult) => string | Promise<string>,
+  ): Promise<UploadSummary> {
+    const timer = setTimeout(() => this.drainStop.abort(), budgetMs);
+    let results: UploadResult[];
+    let sideProblems: (string | undefined)[];
+    try {
+      [results, sideProblems] = await Promise.all([
+        Promise.all(this.logs.map((log) => log.uploader.close(budgetMs))),
+        Promise.all(this.side),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
     const problems = [
       ...results.flatMap((result, i) =>
         result.complete ? [] : [describeIncomplete(this.logs[i]!.name, result)],
       ),
-      ...(statusProblem ? [statusProblem] : []),
       ...sideProblems.filter((p): p is string => p !== undefined),
     ];
-    return problems.length === 0 ? { complete: true } : { complete: false, problem: problems.join('; ') };
+    const drained: DrainResult =
+      problems.length === 0 ? { complete: true } : { complete: false, problem: problems.join('; ') };
+    const statusProblem = await this.storeFinalStatus(await finalStatus(drained));
+    return statusProblem ? { ...drained, statusProblem } : drained;
   }
 
-  private async flushStatus(): Promise<string | undefined> {
-    await this.statusLoop;
-    if (this.statusText !== undefined && this.statusText !== this.statusSent) {
+  /** Replaces whatever live upload is in flight (the ETag condition keeps a late one from winning). */
+  private async storeFinalStatus(text: string): Promise<string | undefined> {
+    this.statusStop.abort();
+    const budgetMs = 2 * this.options.store.deadlines.timeoutMs;
+    const budget = AbortSignal.timeout(budgetMs);
+    let lastError = `no reply from storage within ${(budgetMs / 1000).toFixed(1)} s`;
+    while (!budget.aborted) {
       try {
-        await this.putStatus(this.statusText);
+        await this.putStatus(text, budget);
+        return undefined;
       } catch (error) {
-        return `${LOG_BLOBS.status}: ${describeStorageError(error)}`;
+        if (budget.aborted) break; // cut short by the budget: the last complete failure says more
+        lastError = describeStorageError(error);
+        await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
-    return undefined;
+    return `${LOG_BLOBS.status}: the final status was not stored (${lastError})`;
   }
 
   private async sendStatus(): Promise<void> {
     while (this.statusText !== undefined && this.statusText !== this.statusSent) {
       try {
-        await this.putStatus(this.statusText);
+        await this.putStatus(this.statusText, this.statusStop.signal);
       } catch {
         return; // storage is down; the next change or close() tries again
       }
     }
   }
 
-  private async putStatus(text: string): Promise<void> {
-    const blob = this.options.store.container.getBlockBlobClient(`${this.options.runId}/${LOG_BLOBS.status}`);
-    await ensureContainer(this.options.store.container);
-    await blob.upload(text, Buffer.byteLength(text), {
-      blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
-    });
+  /**
+   * Stores one status version: it must replace the version we stored last (or create the blob). A
+   * conflict means an upload of ours that we gave up on landed after all: take its ETag and go again.
+   */
+  private async putStatus(text: string, signal: AbortSignal): Promise<void> {
+    const { store, runId } = this.options;
+    const blob = store.container.getBlockBlobClient(`${runId}/${LOG_BLOBS.status}`);
+    const upload = (etag: string | undefined) =>
+      store.deadlines.run(
+        (abortSignal) =>
+          blob.upload(text, Buffer.byteLength(text), {
+            blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
+            conditions: etag ? { ifMatch: etag } : { ifNoneMatch: '*' },
+            abortSignal,
+          }),
+        { signal },
+      );
+    if (!this.containerReady)
+      await store.deadlines.run((abortSignal) => ensureContainer(store.container, abortSignal), { signal });
+    this.containerReady = true;
+    let reply;
+    try {
+      reply = await upload(this.statusEtag);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== 'ConditionNotMet' && code !== 'BlobAlreadyExists') throw error;
+      const current = await store.deadlines.run((abortSignal) => blob.getProperties({ abortSignal }), {
+        signal,
+      });
+      reply = await upload(current.etag);
+    }
+    this.statusEtag = reply.etag;
     this.statusSent = text;
   }
 }
 
 function describeIncomplete(name: string, result: UploadResult): string {
   return `${name}: ${result.backlogBytes} byte(s) not stored${result.lastError ? ` (${result.lastError})` : ''}`;
-}
-
-async function withBudget(
-  work: Promise<string | undefined>,
-  ms: number,
-  late: string,
-): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(late), ms)));
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -53,6 +53,7 @@ isobuild starts itself, data in WORK_DIR/.azurite, so "isobuild logs" works afte
   --storage-account-url URL  account URL, signed in with DefaultAzureCredential  ISOBUILD_STORAGE_ACCOUNT_URL
                            (managed identity in ACI)
   --storage-container NAME container (default packerlogs)                        ISOBUILD_STORAGE_CONTAINER
+  --storage-timeout DUR    deadline of each request to the store (default 15s)   ISOBUILD_STORAGE_TIMEOUT
   --local-logs-only        keep logs in the run directory only                   ISOBUILD_LOCAL_LOGS_ONLY=1
   --log-drain-timeout DUR  time to upload the last lines at the end (default 1m) ISOBUILD_LOG_DRAIN_TIMEOUT
   --log-spool-limit SIZE   log bytes kept waiting for storage (default 1GiB)     ISOBUILD_LOG_SPOOL_LIMIT
@@ -94,6 +95,7 @@ export const BUILD_OPTIONS = {
   'storage-sas-url': { type: 'string' },
   'storage-account-url': { type: 'string' },
   'storage-container': { type: 'string' },
+  'storage-timeout': { type: 'string' },
   'local-logs-only': { type: 'boolean' },
   'log-drain-timeout': { type: 'string' },
   'log-spool-limit': { type: 'string' },

@@ -1,15 +1,25 @@
-/** `isobuild logs <runId>`: a run's status and log from the log store, live with --follow. */
-import { mkdtemp, rm } from 'node:fs/promises';
+/**
+ * `isobuild logs <runId>`: a run's status and log from the log store, live with --follow. It says so,
+ * and exits 4, when the stored log is not the whole log (the run's status tells how much was written).
+ */
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { loadLogStoreConfig, parseDuration, storeSecrets } from '../../build/build-config.js';
+import { loadLogStoreConfig, parseDuration, RUN_ID_PATTERN, storeSecrets } from '../../build/build-config.js';
 import { EXIT_CODES, IsobuildError } from '../../errors.js';
 import { describeStorageError } from '../../logstore/append-uploader.js';
 import { BUNDLE_LIMITS, unpackBundle } from '../../logstore/bundle.js';
-import { readLog, readStoredStatus, type StoredStatus } from '../../logstore/log-reader.js';
+import { azuriteDataDir } from '../../logstore/embedded-azurite.js';
+import {
+  readLog,
+  readStoredStatus,
+  storedLogProblem,
+  type LogKind,
+  type StoredStatus,
+} from '../../logstore/log-reader.js';
 import { openLogStore, type OpenedLogStore } from '../../logstore/open-log-store.js';
 import { LOG_BLOBS } from '../../logstore/run-uploads.js';
 import type { CommandIo } from '../command.js';
@@ -34,10 +44,12 @@ Options:
   --storage-connection-string S, --storage-sas-url URL, --storage-account-url URL, --storage-container NAME
                            the same store settings as "isobuild build" (and the same ISOBUILD_STORAGE_*
                            variables); with none, the embedded Azurite under --work-dir
+  --storage-timeout DUR    deadline of each request to the store (default 15s)   ISOBUILD_STORAGE_TIMEOUT
   -h, --help               show this help
 
 Exit codes: 0 printed (with --follow: the run succeeded), 1 with --follow: the run failed or was
-canceled, 2 bad arguments or no such run, 4 the log store cannot be reached.`;
+canceled, 2 bad arguments or no such run, 4 the log store cannot be reached, or the stored log is
+incomplete (a warning says what is missing; the run directory has the full log).`;
 
 export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -52,6 +64,7 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
       'storage-sas-url': { type: 'string' },
       'storage-account-url': { type: 'string' },
       'storage-container': { type: 'string' },
+      'storage-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -63,15 +76,29 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
   const runId = positionals[0];
   if (!runId || positionals.length > 1)
     throw new IsobuildError('usage', 'logs needs one run id: isobuild logs <runId> [--follow].');
+  if (!RUN_ID_PATTERN.test(runId))
+    throw new IsobuildError(
+      'usage',
+      `"${runId}" is not a run id: run ids are 1–64 letters, digits, -, _ or . starting with a letter or digit, as "isobuild build" prints them.`,
+    );
   const intervalMs = values.interval === undefined ? 500 : parseDuration(values.interval);
   if (intervalMs === undefined || intervalMs <= 0)
     throw new IsobuildError('usage', `--interval ${values.interval}: write a duration such as 500ms or 2s.`);
   const config = loadLogStoreConfig(values, process.env);
   io.registerSecrets(storeSecrets(config.store));
+  // The embedded store is only opened where a build has used one: `logs` never creates a work directory.
+  if (!config.store) await awaitEmbeddedStore(config.workDir, runId, values.follow === true, intervalMs, io);
 
   let opened: OpenedLogStore;
   try {
-    opened = await openLogStore(config.store, config.storeContainer, config.workDir, io.signal);
+    opened = await openLogStore(
+      config.store,
+      config.storeContainer,
+      config.workDir,
+      io.signal,
+      undefined,
+      config.storageTimeoutMs,
+    );
   } catch (error) {
     throw unreachable(
       error,
@@ -79,7 +106,7 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
     );
   }
   try {
-    const { container } = opened.store;
+    const { store } = opened;
     const where = opened.embedded
       ? `the embedded store of ${config.workDir} (pass the build's --work-dir)`
       : opened.store.displayUrl;
@@ -88,7 +115,7 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
     const waitUntil = Date.now() + (values.follow ? FOLLOW_WAIT_MS : 0);
     for (let waiting = false; ; waiting = true) {
       try {
-        status = await readStoredStatus(container, runId, io.signal);
+        status = await readStoredStatus(store, runId, io.signal);
       } catch (error) {
         throw unreachable(error, opened.store.displayUrl);
       }
@@ -107,9 +134,10 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
     if (values.bundle !== undefined) return await fetchBundle(opened, runId, values.bundle, io);
 
     const decoder = new StringDecoder('utf8');
-    const log = values.validation ? 'validation' : 'customization';
+    const log: LogKind = values.validation ? 'validation' : 'customization';
+    let storedBytes = 0;
     try {
-      for await (const chunk of readLog(container, runId, log, {
+      for await (const chunk of readLog(store, runId, log, {
         follow: values.follow === true,
         intervalMs,
         signal: io.signal,
@@ -119,7 +147,12 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
               ? `isobuild logs: the log store is unreachable (${detail}); retrying…`
               : 'isobuild logs: the log store is reachable again.',
           ),
+        onOverdue: (overdue) =>
+          io.err(
+            `isobuild logs: warning: run ${runId}'s status should have been updated by ${overdue.logStore?.refreshBy}; the build may have stopped or lost the store. Still following for a while…`,
+          ),
       })) {
+        storedBytes += chunk.length;
         io.stream(decoder.write(chunk));
       }
     } catch (error) {
@@ -127,12 +160,54 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
       throw unreachable(error, opened.store.displayUrl);
     }
     io.stream(decoder.end());
+    let final = status;
+    if (values.follow) {
+      final = (await readStoredStatus(store, runId, io.signal).catch(() => undefined)) ?? status;
+      io.err(describeStatus(final));
+    }
+    const problem = storedLogProblem(final, log, storedBytes);
+    if (problem) {
+      const local = final.logs?.[log];
+      throw new IsobuildError(
+        'logIncomplete',
+        `the stored log of run ${runId} is incomplete: ${problem}. The full log is ${local ? `${local} ` : 'in the run directory '}on the machine that ran the build.`,
+      );
+    }
     if (!values.follow) return EXIT_CODES.ok;
-    const final = await readStoredStatus(container, runId, io.signal);
-    if (final) io.err(describeStatus(final));
-    return final?.runState === 'Succeeded' ? EXIT_CODES.ok : EXIT_CODES.buildFailed;
+    return final.runState === 'Succeeded' ? EXIT_CODES.ok : EXIT_CODES.buildFailed;
   } finally {
     await opened.close();
+  }
+}
+
+/**
+ * With no store configured, runs live in the embedded store under the work directory. A directory no
+ * build has used holds no runs (and is not created by looking); --follow waits for a build to start there.
+ */
+async function awaitEmbeddedStore(
+  workDir: string,
+  runId: string,
+  follow: boolean,
+  intervalMs: number,
+  io: CommandIo,
+): Promise<void> {
+  const present = (path: string): Promise<boolean> =>
+    access(path).then(
+      () => true,
+      () => false,
+    );
+  const waitUntil = Date.now() + (follow ? FOLLOW_WAIT_MS : 0);
+  for (let waiting = false; !(await present(azuriteDataDir(workDir))); waiting = true) {
+    if (Date.now() >= waitUntil)
+      throw new IsobuildError(
+        'runNotFound',
+        `no runs in ${workDir}: ${(await present(workDir)) ? 'no build has stored logs there' : 'the directory does not exist'}. Pass the --work-dir the build used (its last lines say "read it with: isobuild logs ${runId} --work-dir …"), or the store settings it used.`,
+      );
+    if (!waiting)
+      io.err(
+        `isobuild logs: waiting for run ${runId} to start in ${workDir} (up to ${FOLLOW_WAIT_MS / 60_000} min)…`,
+      );
+    await sleep(intervalMs, undefined, { signal: io.signal });
   }
 }
 
@@ -150,8 +225,14 @@ async function fetchBundle(
   dir: string,
   io: CommandIo,
 ): Promise<number> {
+  const { deadlines } = opened.store;
   const blob = opened.store.container.getBlobClient(`${runId}/${LOG_BLOBS.bundle}`);
-  const properties = await blob.getProperties({ abortSignal: io.signal }).catch(() => undefined);
+  const properties = await deadlines
+    .run((abortSignal) => blob.getProperties({ abortSignal }), { signal: io.signal })
+    .catch((error: unknown) => {
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+      throw unreachable(error, opened.store.displayUrl);
+    });
   if (!properties)
     throw new IsobuildError(
       'runNotFound',
@@ -165,7 +246,14 @@ async function fetchBundle(
   const temp = await mkdtemp(join(tmpdir(), 'isobuild-bundle-'));
   try {
     const file = join(temp, LOG_BLOBS.bundle);
-    await blob.downloadToFile(file, 0, undefined, { abortSignal: io.signal });
+    await deadlines
+      .run((abortSignal) => blob.downloadToFile(file, 0, undefined, { abortSignal }), {
+        signal: io.signal,
+        bytes: properties.contentLength ?? 0,
+      })
+      .catch((error: unknown) => {
+        throw unreachable(error, opened.store.displayUrl);
+      });
     const entries = await unpackBundle(file, dir);
     io.out(`Unpacked the build bundle of run ${runId} into ${dir} (${entries} entries).`);
     return EXIT_CODES.ok;
