@@ -2,7 +2,7 @@
  * Artifact fetching against real servers: node:http(s) servers, hostile ones (drip, stall, silence, a frozen
  * listener, resets, redirect traps) and an in-process Azurite, all on 127.0.0.1. Nothing is mocked but time,
  * and only in the tests of the default deadlines, which are about time. No test reaches another address: URLs
- * that must never be fetched point at a closed local port, and the one Azure-hostname test fails inside the
+ * that must never be fetched point at a closed local port, and the Azure-hostname tests stop inside the
  * injected token provider, before any lookup.
  */
 import { execFile } from 'node:child_process';
@@ -854,6 +854,39 @@ describe('Azure Blob Storage bearer path', () => {
     );
     expect(calls).toBe(1);
     expect(error.problems[0]?.message).toContain('no Azure identity in this test');
+  });
+
+  it('bounds an identity that never hands out a token by the stall deadline, and by an abort', async () => {
+    const url = 'https://isobuildtest.blob.core.windows.net/scripts/setup.sh';
+    const signals: AbortSignal[] = [];
+    const blobToken = (signal: AbortSignal): Promise<string> => {
+      signals.push(signal);
+      return new Promise(() => undefined); // like an IMDS endpoint that never answers
+    };
+    const { message, elapsedMs } = await failedDownload(url, {
+      blobToken,
+      limits: { stallTimeoutMs: 300, maxAttempts: 1 },
+    });
+    expect(elapsedMs).toBeLessThan(1000);
+    expect(message).toMatch(
+      /^no Azure access token for isobuildtest\.blob\.core\.windows\.net arrived within 300 ms \(DefaultAzureCredential: managed identity or az login\)/,
+    );
+    expect(signals[0]?.aborted).toBe(true); // the provider was told to stop
+
+    const controller = new AbortController();
+    const reason = new Error('cancelled by the user');
+    setTimeout(() => controller.abort(reason), 200);
+    const started = Date.now();
+    expect(
+      await rejection(
+        downloadArtifact(url, join(dir, 'setup.sh'), {
+          blobToken,
+          signal: controller.signal,
+          limits: { stallTimeoutMs: 30_000 },
+        }),
+      ),
+    ).toBe(reason);
+    expect(Date.now() - started).toBeLessThan(700);
   });
 
   it('never sends a bearer token to other hosts', async () => {

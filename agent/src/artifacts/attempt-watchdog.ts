@@ -7,7 +7,7 @@
 import { DownloadError, HINTS, formatDuration } from './download-error.js';
 
 /** Where an attempt is: each step forward restarts the stall deadline. */
-export type AttemptPhase = 'connecting' | 'tls' | 'waiting' | 'receiving';
+export type AttemptPhase = 'signing-in' | 'connecting' | 'tls' | 'waiting' | 'receiving';
 
 export interface WatchdogOptions {
   /** When the attempt must be over, as a Date.now() time. */
@@ -115,6 +115,8 @@ export class AttemptWatchdog {
   #stallMessage(): string {
     const window = formatDuration(this.#options.stallTimeoutMs);
     switch (this.#phase) {
+      case 'signing-in':
+        return `no Azure access token for ${this.#peer} arrived within ${window} (DefaultAzureCredential: managed identity or az login)`;
       case 'connecting':
         return `could not connect to ${this.#peer} within ${window} (no answer to the connection request)`;
       case 'tls':
@@ -133,6 +135,8 @@ export class AttemptWatchdog {
 
   #progressSoFar(): string {
     switch (this.#phase) {
+      case 'signing-in':
+        return `still waiting for an Azure access token for ${this.#peer}`;
       case 'connecting':
         return `still connecting to ${this.#peer}`;
       case 'tls':

@@ -195,10 +195,11 @@ async function fetchHttp(
 ): Promise<Downloaded> {
   const headers: OutgoingHttpHeaders = { 'user-agent': 'isobuild' };
   // A bearer token only ever travels over https, to the storage account the template names.
-  const bearer =
-    url.protocol === 'https:' && isAzureBlobUrl(url) && !url.searchParams.has('sig')
-      ? await untilAborted((blobToken ?? defaultBlobToken)(watchdog.signal), watchdog.signal)
-      : undefined;
+  let bearer: string | undefined;
+  if (url.protocol === 'https:' && isAzureBlobUrl(url) && !url.searchParams.has('sig')) {
+    watchdog.enter('signing-in', url.host);
+    bearer = await untilAborted((blobToken ?? defaultBlobToken)(watchdog.signal), watchdog.signal);
+  }
   const headersFor = (hop: URL): OutgoingHttpHeaders =>
     bearer !== undefined && hop.origin === url.origin
       ? { ...headers, authorization: `Bearer ${bearer}`, 'x-ms-version': '2023-11-03' }
