@@ -1,35 +1,47 @@
-// Starts the built isobuild-proxy as a real process and waits until it listens.
+// Starts the built isobuild-proxy as a real process, the way Dockerfile.proxy does (with its Node flags).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { PROXY_NODE_FLAGS } from '../../proxy/src/runtime.js';
 
 export const PROXY_CLI = resolve('dist/proxy/src/main.js');
 
 export interface ProxyProcess {
   readonly child: ChildProcess;
   readonly ports: { readonly ssh: number; readonly winrm: number };
-  readonly healthPort: number;
+  /** Undefined when the health check is off (--health-port -1). */
+  readonly healthPort: number | undefined;
   logs(): string;
   stop(): Promise<void>;
 }
 
+export interface ProxyRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The command line that starts isobuild-proxy with `args`, inside network namespace `netns` when given. */
+function command(args: readonly string[], netns?: string, prefix: readonly string[] = []): string[] {
+  const proxy = [...prefix, process.execPath, ...PROXY_NODE_FLAGS, PROXY_CLI, ...args];
+  return netns ? ['ip', 'netns', 'exec', netns, ...proxy] : proxy;
+}
+
 /** Starts isobuild-proxy, inside network namespace `netns` when given. */
 export async function startProxyProcess(args: string[], netns?: string): Promise<ProxyProcess> {
-  const command = [process.execPath, PROXY_CLI, ...args];
-  const child = netns
-    ? spawn('ip', ['netns', 'exec', netns, ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(command[0] ?? '', command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file = '', ...rest] = command(args, netns);
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const started = await new Promise<{ ports: { ssh: number; winrm: number }; healthPort: number }>(
+  const started = await new Promise<{ ports: { ssh: number; winrm: number }; healthPort?: number }>(
     (done, fail) => {
       const timer = setTimeout(() => fail(new Error(`isobuild-proxy did not start: ${out}${err}`)), 5000);
       const check = (): void => {
         const line = out.split('\n').find((l) => l.includes('"proxy listening"'));
         if (line) {
           clearTimeout(timer);
-          done(JSON.parse(line) as { ports: { ssh: number; winrm: number }; healthPort: number });
+          done(JSON.parse(line) as { ports: { ssh: number; winrm: number }; healthPort?: number });
         }
       };
       child.stdout.on('data', check);
@@ -50,4 +62,33 @@ export async function startProxyProcess(args: string[], netns?: string): Promise
       await new Promise((done) => child.once('exit', done));
     },
   };
+}
+
+/**
+ * Runs isobuild-proxy until it exits on its own (configuration and listen failures), with `env` as its whole
+ * environment and `prefix` before node (e.g. setpriv to drop root). Killed and reported after `deadlineMs`.
+ */
+export function runProxyToExit(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; prefix?: string[]; deadlineMs?: number } = {},
+): Promise<ProxyRun> {
+  const [file = '', ...rest] = command(args, undefined, options.prefix);
+  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? {} });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(
+        new Error(`isobuild-proxy did not exit within ${options.deadlineMs ?? 5000} ms: ${stdout}${stderr}`),
+      );
+    }, options.deadlineMs ?? 5000);
+    child.once('error', fail);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
 }
