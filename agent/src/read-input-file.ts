@@ -12,6 +12,8 @@ export interface InputFile {
   /** How messages name the file, e.g. "the SSH key file /x (--ssh-key-file)". */
   readonly label: string;
   readonly maxBytes: number;
+  /** Says why the limit exists, e.g. "templates are limited to … bytes (ARM's limit)". */
+  readonly limitReason?: string;
   /** Error code for every failure; `usage` for flags, `templateUnreadable` for templates. */
   readonly code: ErrorCode;
   /** What to do, appended to every message. */
@@ -35,7 +37,7 @@ export function readInputFile(path: string, input: InputFile): Buffer {
     if (!info.isFile())
       throw fail(`it is ${kindOf(info)}, not a regular file (reading it could block forever)`);
     if (info.size > input.maxBytes)
-      throw fail(`it is ${info.size} bytes, more than the limit of ${input.maxBytes}`);
+      throw fail(`it is ${info.size} bytes: ${input.limitReason ?? `the limit is ${input.maxBytes} bytes`}`);
     // Read one byte more than fstat promised: a file that grows while it is read is noticed, not truncated.
     const buffer = Buffer.alloc(info.size + 1);
     let length = 0;

@@ -84,6 +84,7 @@ export async function readTemplateText(file: string): Promise<string> {
   const bytes = readInputFile(file, {
     label: file,
     maxBytes: MAX_TEMPLATE_BYTES,
+    limitReason: `templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit)`,
     code: 'templateUnreadable',
     hint: "pass the template's JSON file (save a template from a pipe to a file first).",
   });
