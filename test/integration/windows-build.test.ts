@@ -161,6 +161,8 @@ describe('Windows builds against the fake Windows VM', () => {
     const run = await build(template, ['--run-id', 'win-steps']);
 
     expect(run.code, run.stderr).toBe(0);
+    // Node warns when TLS SNI carries an IP address (DEP0123); isobuild sends SNI for host names only.
+    expect(run.stderr).not.toMatch(/DeprecationWarning|\[DEP\d+\]/);
     const log = await readFile(join(work, 'win-steps', 'customization.log'), 'utf8');
     for (const line of [
       'hello from inline',
@@ -252,7 +254,9 @@ describe('Windows builds against the fake Windows VM', () => {
       },
     );
     expect(refused.code).toBe(5);
-    expect(refused.stdout).toMatch(/the build VM is not reachable over WinRM \(gave up after [2-9]\.\ds and \d+ attempts\)/);
+    expect(refused.stdout).toMatch(
+      /the build VM is not reachable over WinRM \(gave up after [2-9]\.\ds and \d+ attempts\)/,
+    );
     expect(refused.stdout).toContain(`build VM ${vm.host}:${closedPort} refused the connection`);
 
     const rightPin = await build(template, [
@@ -264,6 +268,7 @@ describe('Windows builds against the fake Windows VM', () => {
       'basic',
     ]);
     expect(rightPin.code, rightPin.stderr).toBe(0);
+    expect(`${wrongPin.stderr}${rightPin.stderr}`).not.toMatch(/DeprecationWarning|\[DEP\d+\]/);
   }, 120_000);
 
   it('builds images/windows-baseline in the proxy topology of network namespaces: aci → isobuild-proxy :60000 → VM :5986', async () => {

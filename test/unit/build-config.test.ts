@@ -142,7 +142,7 @@ describe('log store settings', () => {
       '--log-spool-limit: "lots" is not a size; write it like 512MiB or 2GiB.',
     ]);
     expect(problemsOf({ 'storage-connection-string': 'not one' })[0]).toContain(
-      'not a storage connection string',
+      'a part that is not KEY=VALUE',
     );
     expect(
       problemsOf(
@@ -153,5 +153,40 @@ describe('log store settings', () => {
     expect(problemsOf({ 'storage-account-url': 'https://a.blob.core.windows.net/?sig=abc' })[0]).toContain(
       '<query hidden>',
     );
+  });
+
+  // Half-valid strings used to pass with a warning and a build on local logs only.
+  it.each([
+    ['AccountName=acct;AccountKey=not base64!', 'AccountKey is not base64'],
+    ['AccountName=acct;AccountKey=abc', 'AccountKey is not base64'],
+    ['BlobEndpoint=not a url;SharedAccessSignature=sv=1&sig=x', 'BlobEndpoint is not an http(s) URL'],
+    ['BlobEndpoint=ftp://h/x;SharedAccessSignature=sv=1&sig=x', 'BlobEndpoint is not an http(s) URL'],
+    ['BlobEndpoint=https://h;SharedAccessSignature=sv=1', 'SharedAccessSignature has no signature'],
+    ['AccountKey=a2V5LWtleS1rZXk=', 'AccountKey needs an AccountName'],
+    ['AccountName=acct', 'it has no credential'],
+    ['AcountName=acct;AccountKey=a2V5LWtleS1rZXk=', '"AcountName" is not a connection string key'],
+    ['DefaultEndpointsProtocol=ftp;AccountName=a;AccountKey=a2V5LWtleS1rZXk=', 'must be https or http'],
+  ])('refuses the connection string %s, naming what is wrong and never the key', (text, message) => {
+    const problems = problemsOf({ 'storage-connection-string': text });
+
+    expect(problems.join('\n')).toContain(message);
+    expect(problems.every((p) => p.startsWith('--storage-connection-string: '))).toBe(true);
+    expect(problems.join('\n')).not.toContain('a2V5LWtleS1rZXk=');
+  });
+
+  it.each([
+    'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5LWtleS1rZXk=;EndpointSuffix=core.windows.net',
+    'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=2024&sig=abc%3D',
+    'UseDevelopmentStorage=true',
+    'accountname=acct;accountkey=a2V5LWtleS1rZXk=;',
+  ])('accepts the working connection string %s', (text) => {
+    expect(problemsOf({ 'storage-connection-string': text })).toEqual([]);
+  });
+
+  it('refuses durations beyond 7 days, which a timer cannot hold or no build needs', () => {
+    expect(problemsOf({ 'ready-timeout': '99999999999999h' })).toEqual([
+      '--ready-timeout: "99999999999999h" is longer than the maximum of 7 days (168h); choose a shorter duration.',
+    ]);
+    expect(problemsOf({ 'ready-timeout': '168h' })).toEqual([]);
   });
 });

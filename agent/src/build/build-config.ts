@@ -3,13 +3,13 @@
  * into one validated, frozen object. Every problem is reported at once. Credentials become Secrets.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readInputFile } from '../read-input-file.js';
 import { resolve } from 'node:path';
 import { DEFAULT_LIMITS, type DownloadDeadlines } from '../artifacts/download.js';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { MIN_SECRET_LENGTH, isMaskable } from '../mask-secrets.js';
-import { parseDuration } from '../duration.js';
+import { parseDuration, readDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
 import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
@@ -282,12 +282,15 @@ function readWinRmTls(read: Read, bad: (path: string, message: string) => void, 
   }
   if (ca.value !== undefined) {
     try {
-      return { kind: 'ca', ca: readFileSync(resolve(cwd, ca.value), 'utf8') };
+      const pem = readInputFile(resolve(cwd, ca.value), {
+        label: `the CA file ${ca.value}`,
+        maxBytes: 1024 * 1024,
+        code: 'usage',
+        hint: 'pass a PEM file.',
+      });
+      return { kind: 'ca', ca: pem.toString('utf8') };
     } catch (error) {
-      bad(
-        ca.source,
-        `cannot read the CA file ${ca.value} (${(error as NodeJS.ErrnoException).code ?? 'error'}).`,
-      );
+      bad(ca.source, (error as Error).message);
     }
   }
   if (fingerprint.value !== undefined) {
@@ -384,7 +387,10 @@ function readStorageTimeout(read: Read, bad: (path: string, message: string) => 
   const input = read('storageTimeout');
   const ms = duration(input, DEFAULT_REQUEST_TIMEOUT_MS, bad);
   if (ms < 100)
-    bad(input.source, `"${input.value}" is too short for a storage request: use 100ms or more (default 15s).`);
+    bad(
+      input.source,
+      `"${input.value}" is too short for a storage request: use 100ms or more (default 15s).`,
+    );
   return ms;
 }
 
@@ -415,11 +421,8 @@ export function readStoreAccess(
     return undefined;
   }
   if (connectionString.value !== undefined) {
-    if (!/(^|;)\s*(BlobEndpoint|AccountName|UseDevelopmentStorage)\s*=/i.test(connectionString.value))
-      bad(
-        connectionString.source,
-        'this is not a storage connection string (expected AccountName=…;AccountKey=… or BlobEndpoint=…).',
-      );
+    for (const problem of connectionStringProblems(connectionString.value))
+      bad(connectionString.source, problem);
     return { kind: 'connection-string', connectionString: new Secret(connectionString.value) };
   }
   if (sasUrl.value !== undefined) {
@@ -441,6 +444,77 @@ export function readStoreAccess(
     return { kind: 'account-url', url: accountUrl.value };
   }
   return undefined;
+}
+
+const CONNECTION_STRING_KEYS = new Set(
+  [
+    'DefaultEndpointsProtocol',
+    'AccountName',
+    'AccountKey',
+    'EndpointSuffix',
+    'BlobEndpoint',
+    'QueueEndpoint',
+    'TableEndpoint',
+    'FileEndpoint',
+    'SharedAccessSignature',
+    'UseDevelopmentStorage',
+    'DevelopmentStorageProxyUri',
+  ].map((key) => key.toLowerCase()),
+);
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Everything that makes a connection string unusable, found before the build starts (a store that was
+ * configured explicitly and cannot work is invalid input, not a warning mid-build). Messages name the
+ * keys, never a value: the string holds the account key.
+ */
+export function connectionStringProblems(text: string): string[] {
+  const fields = new Map<string, string>();
+  const problems: string[] = [];
+  for (const part of text
+    .split(';')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const key = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (!key) {
+      problems.push('it has a part that is not KEY=VALUE; parts are separated by ";".');
+      continue;
+    }
+    if (!CONNECTION_STRING_KEYS.has(key.toLowerCase())) {
+      problems.push(`"${key}" is not a connection string key (AccountName, AccountKey, BlobEndpoint, …).`);
+      continue;
+    }
+    fields.set(key.toLowerCase(), part.slice(eq + 1).trim());
+  }
+  if (problems.length > 0) return problems;
+  const get = (key: string): string | undefined => fields.get(key.toLowerCase());
+  if (get('UseDevelopmentStorage')?.toLowerCase() === 'true') return [];
+  const protocol = get('DefaultEndpointsProtocol');
+  if (protocol !== undefined && !/^https?$/i.test(protocol))
+    problems.push('DefaultEndpointsProtocol must be https or http.');
+  for (const key of ['BlobEndpoint', 'QueueEndpoint', 'TableEndpoint', 'FileEndpoint']) {
+    const value = get(key);
+    if (value !== undefined && !parseHttpUrl(value))
+      problems.push(`${key} is not an http(s) URL such as https://ACCOUNT.blob.core.windows.net.`);
+  }
+  const name = get('AccountName');
+  const key = get('AccountKey');
+  const sas = get('SharedAccessSignature');
+  if (key !== undefined && (key === '' || !BASE64.test(key)))
+    problems.push("AccountKey is not base64; copy the key again from the storage account's access keys.");
+  if (key !== undefined && name === undefined) problems.push('AccountKey needs an AccountName.');
+  if (sas !== undefined && !new URLSearchParams(sas.replace(/^\?/, '')).has('sig'))
+    problems.push('SharedAccessSignature has no signature (sig=…).');
+  if (name === undefined && get('BlobEndpoint') === undefined)
+    problems.push(
+      'it names no account: give AccountName=…;AccountKey=… or BlobEndpoint=…;SharedAccessSignature=….',
+    );
+  else if (key === undefined && sas === undefined)
+    problems.push(
+      'it has no credential: add AccountKey=… or SharedAccessSignature=… (or use --storage-account-url with a managed identity).',
+    );
+  return problems;
 }
 
 function parseHttpUrl(text: string): URL | undefined {
@@ -499,12 +573,12 @@ function duration(
   bad: (path: string, message: string) => void,
 ): number {
   if (input.value === undefined) return fallback;
-  const ms = parseDuration(input.value);
-  if (ms === undefined) {
-    bad(input.source, `"${input.value}" is not a duration; write it like 90s, 5m or 1h30m.`);
+  const parsed = readDuration(input.value);
+  if ('problem' in parsed) {
+    bad(input.source, parsed.problem);
     return fallback;
   }
-  return ms;
+  return parsed.ms;
 }
 
 export { parseDuration };

@@ -4,7 +4,7 @@
  * then report. status.json and the logs are kept current throughout. Every failure ends in a status with
  * a message that says what failed, where, and what to do; nothing of this run is left running on the VM.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_CODES, IsobuildError, type ExitCode, type Problem } from '../errors.js';
 import { SecretMasker } from '../mask-secrets.js';
@@ -28,7 +28,9 @@ import { openLogStore } from '../logstore/open-log-store.js';
 import { configSecrets, type BuildConfig } from './build-config.js';
 import { structuredBuildEvents, type Logger } from './structured-log.js';
 import { BuildLog } from './build-log.js';
-import { attachLogStore, closeQuietly } from './attach-log-store.js';
+import { readSshKeyFile } from '../readiness/ssh-key-file.js';
+import { prepareWorkDir } from './work-dir.js';
+import { attachLogStore } from './attach-log-store.js';
 import { Progress, TAIL_LINES, seconds } from './progress.js';
 import { cleanUpRemoteRun } from './remote-cleanup.js';
 import {
@@ -78,31 +80,60 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   const packerInfo = detectPacker(config.packerPath, options.signal);
   packerInfo.catch(() => undefined); // awaited (and reported) below; never an unhandled rejection
   void loadSsh2();
+  // Every input is checked before anything is started, downloaded or contacted (exit 2 or 4, nothing left
+  // behind): the work directory, the credentials, the run id, the template, the network path.
+  await prepareWorkDir(config.workDir);
+  const privateKey = config.sshKeyFile
+    ? readSshKeyFile(config.sshKeyFile)
+    : config.sshPrivateKey
+      ? Buffer.from(config.sshPrivateKey.reveal())
+      : undefined;
+  const runDir = join(config.workDir, config.runId);
+  if (await exists(runDir)) {
+    throw new IsobuildError(
+      'usage',
+      `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
+    );
+  }
+  const loaded = await loadTemplate(options.templateFile, options.load);
+  const template = loaded.template;
+  const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
+  const topology = config.topology ?? (template.topology === 'proxy' ? 'proxy' : 'direct');
+  if (topology === 'proxy' && !config.proxyHost) {
+    throw new IsobuildError(
+      'usage',
+      "this template uses AIB's proxy topology (vmProfile.vnetConfig.subnetId without containerInstanceSubnetId), but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.",
+    );
+  }
+  const winrmPassword = config.winrmPassword;
+  if (template.os === 'windows' && !winrmPassword) {
+    throw new IsobuildError(
+      'usage',
+      'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
+    );
+  }
+  options.signal.throwIfAborted();
+
   // The embedded Azurite starts now, in its own process; for a configured store the storage SDK loads
-  // once Packer runs (or the build ends first). The build never waits for the store: uploads follow the local logs from their
-  // first byte whenever it is ready.
+  // once Packer runs (or the build ends first). The build never waits for the store: uploads follow the
+  // local logs from their first byte whenever it is ready.
   let packerStarted = (): void => undefined;
   const storeMayLoad = new Promise<void>((resolve) => (packerStarted = resolve));
+  // A cancel must not stop the store from opening: the cancelled run's status still belongs there. The
+  // opening gets its own budget after a cancel instead.
+  const storeSignal = afterAbortWithin(options.signal, STORE_CLEANUP_BUDGET_MS);
   const storeOpening = config.localLogsOnly
     ? undefined
     : openLogStore(
         config.store,
         config.storeContainer,
         config.workDir,
-        options.signal,
+        storeSignal,
         // With the embedded Azurite the SDK loads while Azurite starts; it is needed as soon as it is up.
         config.store ? storeMayLoad : undefined,
         config.storageTimeoutMs,
       );
   storeOpening?.catch(() => undefined); // handled where it is awaited
-  let loaded: Awaited<ReturnType<typeof loadTemplate>>;
-  try {
-    loaded = await loadTemplate(options.templateFile, options.load);
-  } catch (error) {
-    await closeQuietly(storeOpening);
-    throw error;
-  }
-  const template = loaded.template;
   const secrets = [...configSecrets(config), ...template.secureValues];
   options.registerSecrets?.(secrets);
   const masker = new SecretMasker(secrets);
@@ -111,25 +142,6 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     `validate template ${options.templateFile} ✓ (${template.os}, ${template.customize.length} customizer(s), ${template.validate.inVMValidations.length} validator(s))`,
   );
 
-  // Credentials are checked before the run directory exists, so a bad key path leaves nothing behind.
-  let privateKey: Buffer | undefined;
-  const runDir = join(config.workDir, config.runId);
-  try {
-    privateKey = config.sshKeyFile
-      ? await readKeyFile(config.sshKeyFile)
-      : config.sshPrivateKey
-        ? Buffer.from(config.sshPrivateKey.reveal())
-        : undefined;
-    if (await exists(runDir)) {
-      throw new IsobuildError(
-        'usage',
-        `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
-      );
-    }
-  } catch (error) {
-    await closeQuietly(storeOpening);
-    throw error;
-  }
   const packerDir = join(runDir, 'packer');
   const tmpDir = join(runDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
@@ -258,15 +270,6 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
 
     // The network path (aib-reference §4): Packer talks to a local relay, which dials the build VM
     // directly or through the proxy, as vmProfile.vnetConfig (or --topology) says.
-    const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
-    const topology = config.topology ?? (template.topology === 'proxy' ? 'proxy' : 'direct');
-    if (topology === 'proxy' && !config.proxyHost) {
-      return finish(
-        'Failed',
-        "this template uses AIB's proxy topology (vmProfile.vnetConfig.subnetId without containerInstanceSubnetId), but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.",
-        EXIT_CODES.invalidInput,
-      );
-    }
     const hop: Hop =
       topology === 'proxy'
         ? {
@@ -300,21 +303,19 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     // Readiness: say exactly why the VM cannot be reached, before Packer's generic timeout would.
     const protocol = template.os === 'linux' ? 'SSH' : 'WinRM';
     const probeStart = Date.now();
-    const onAttempt = (attempt: number, failure: Error): void =>
+    let failedAttempts = 0;
+    const onAttempt = (attempt: number, failure: Error): void => {
+      failedAttempts = attempt;
       customizationLog.write(
         'ISOBUILD',
         `readiness attempt ${attempt}: ${activeRelay.lastFailure() ?? failure.message}`,
       );
+    };
     try {
-      if (template.os === 'linux') {
+      // A Windows build always has its password here (checked with the inputs above).
+      if (template.os === 'linux' || !winrmPassword) {
         await waitForSsh(target, { timeoutMs: config.readyTimeoutMs, signal, onAttempt });
       } else {
-        if (!config.winrmPassword)
-          return finish(
-            'Failed',
-            'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
-            EXIT_CODES.invalidInput,
-          );
         await waitForWinRm(
           {
             host: activeRelay.host,
@@ -322,7 +323,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
             // The certificate names the VM, not the local relay in front of it.
             servername: config.host,
             tls: config.winrmTls,
-            auth: { kind: config.winrmAuth, user: config.user, password: config.winrmPassword },
+            auth: { kind: config.winrmAuth, user: config.user, password: winrmPassword },
             label: describeHop(hop),
           },
           { timeoutMs: config.readyTimeoutMs, signal, onAttempt },
@@ -343,9 +344,13 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         error.kind === 'auth-rejected' || error.kind === 'tls'
           ? error.message
           : (activeRelay.lastFailure() ?? error.message);
+      // Retried failures say how long isobuild kept trying in all, not just the last attempt's wait.
+      const attempts = failedAttempts + 1;
+      const waited =
+        attempts > 1 ? ` (gave up after ${seconds(Date.now() - probeStart)} and ${attempts} attempts)` : '';
       return finish(
         'Failed',
-        `the build VM is not reachable over ${protocol}: ${reason}.`,
+        `the build VM is not reachable over ${protocol}${waited}: ${reason}.`,
         EXIT_CODES.vmUnreachable,
       );
     }
@@ -586,6 +591,20 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   }
 }
 
+/** How long the log store may still take to open and take the final status after a cancel. */
+const STORE_CLEANUP_BUDGET_MS = 15_000;
+
+/** A signal that aborts `budgetMs` after `signal` does: cleanup work gets a fresh, bounded budget. */
+function afterAbortWithin(signal: AbortSignal, budgetMs: number): AbortSignal {
+  const controller = new AbortController();
+  const arm = (): void => {
+    setTimeout(() => controller.abort(signal.reason), budgetMs).unref();
+  };
+  if (signal.aborted) arm();
+  else signal.addEventListener('abort', arm, { once: true });
+  return controller.signal;
+}
+
 function cancelExitCode(signal: AbortSignal): ExitCode {
   const reason: unknown = signal.reason;
   return reason instanceof Error && /SIGTERM/.test(reason.message)
@@ -599,18 +618,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function readKeyFile(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new IsobuildError(
-      'usage',
-      `cannot read the SSH key file ${file} (${code}); check --ssh-key-file / ISOBUILD_SSH_KEY_FILE.`,
-    );
   }
 }
 

@@ -1,6 +1,7 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
 import { parseArgs } from 'node:util';
-import { configSecrets, loadBuildConfig, parseDuration } from '../../build/build-config.js';
+import { configSecrets, loadBuildConfig } from '../../build/build-config.js';
+import { readDuration } from '../../duration.js';
 import { createStructuredLogger } from '../../build/structured-log.js';
 import { runBuild } from '../../build/run-build.js';
 import { IsobuildError } from '../../errors.js';
@@ -31,7 +32,7 @@ Windows build VMs (WinRM over HTTPS, port 5986; the password in ISOBUILD_WINRM_P
                            (default: accept the VM's self-signed certificate, as AIB does)
   --run-id ID              run id (default: a new UUID)                          ISOBUILD_RUN_ID
   --work-dir DIR           where run directories go (default .work/runs)         ISOBUILD_WORK_DIR
-  --ready-timeout DUR      how long to wait for SSH (default 5m)                 ISOBUILD_READY_TIMEOUT
+  --ready-timeout DUR      how long to wait for SSH or WinRM (default 5m)        ISOBUILD_READY_TIMEOUT
   --build-timeout DUR      override the template's buildTimeoutInMinutes         ISOBUILD_BUILD_TIMEOUT
   --kill-grace DUR         Packer's cleanup time after a cancel (default 15m)    ISOBUILD_KILL_GRACE
   --packer PATH            Packer binary (default packer on PATH)                ISOBUILD_PACKER
@@ -131,13 +132,11 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
   const config = loadBuildConfig(values, process.env);
   io.registerSecrets(configSecrets(config));
   const timeoutText = values['build-timeout'] ?? process.env.ISOBUILD_BUILD_TIMEOUT;
-  const buildTimeoutMs = timeoutText === undefined ? undefined : parseDuration(timeoutText);
-  if (timeoutText !== undefined && buildTimeoutMs === undefined) {
-    throw new IsobuildError(
-      'usage',
-      `--build-timeout ${timeoutText}: write a duration such as 90s, 30m or 2h.`,
-    );
+  const parsedTimeout = timeoutText === undefined ? undefined : readDuration(timeoutText);
+  if (parsedTimeout && 'problem' in parsedTimeout) {
+    throw new IsobuildError('usage', `--build-timeout / ISOBUILD_BUILD_TIMEOUT: ${parsedTimeout.problem}`);
   }
+  const buildTimeoutMs = parsedTimeout?.ms;
 
   // Container runs log JSON lines on stdout, masked like everything else.
   const logger = config.logFormat === 'json' ? await createStructuredLogger(io.mask) : undefined;
