@@ -7,6 +7,9 @@
  *  - freeze('hold'): the same silence, but bytes are left unread (TCP windows close, as with packets that
  *    are retransmitted until the path is back); thaw() delivers them late, so a request the client gave
  *    up on can still land afterwards.
+ *  - freeze('blackhole'): like 'drop', but the connections caught in it stay dead after thaw() (a NAT or
+ *    load balancer that lost their flow state); only new connections work again. A client that does not
+ *    abandon a stuck request never recovers.
  *  - freezeExisting(): only the connections open now go silent (a load balancer that lost its flow
  *    table); new connections work. admitNew() after freeze() has the same effect.
  *  - outage('reset'): every open connection is reset and every new one is reset at once, until restore().
@@ -15,7 +18,7 @@
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
-export type FreezeMode = 'drop' | 'hold';
+export type FreezeMode = 'drop' | 'hold' | 'blackhole';
 
 export interface ForwardedConnection {
   readonly id: number;
@@ -63,7 +66,8 @@ export async function startFreezingForwarder(
 
   const forward = (pair: Pair, from: Socket, to: Socket, toServer: boolean): void => {
     from.on('data', (chunk: Buffer) => {
-      if (pair.frozen === 'drop') return; // read and thrown away: the silence of a dead path
+      // Read and thrown away: the silence of a dead path.
+      if (pair.frozen === 'drop' || pair.frozen === 'blackhole') return;
       if (toServer) pair.info.bytesToServer += chunk.length;
       if (!to.write(chunk)) {
         from.pause();
@@ -148,6 +152,7 @@ export async function startFreezingForwarder(
     thaw() {
       frozen = undefined;
       for (const pair of pairs) {
+        if (pair.frozen === 'blackhole') continue;
         setFrozen(pair, undefined);
         // Sides that closed during the freeze: their close travels now.
         if (pair.client.destroyed) pair.upstream.end();

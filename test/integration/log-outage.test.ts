@@ -201,7 +201,8 @@ describe('a storage outage during a build', () => {
       const done = finished(child, join(work, runId));
 
       await waitFor('line 300 in the local log', localLogHas(runId, 'output line 300\n'), 60_000);
-      if (fault === 'freeze') forwarder.freeze('drop');
+      // The connections caught in the freeze stay dead afterwards: only abandoning them recovers.
+      if (fault === 'freeze') forwarder.freeze('blackhole');
       else forwarder.outage();
       await sleep(20_000);
       const localAtThaw = (await readFile(join(work, runId, 'customization.log'))).length;

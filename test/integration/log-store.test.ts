@@ -13,7 +13,12 @@ import { isIsobuildError } from '../../agent/src/errors.js';
 import { AppendUploader, partName } from '../../agent/src/logstore/append-uploader.js';
 import { openBlobStore, type BlobStore } from '../../agent/src/logstore/blob-store.js';
 import { unpackBundle } from '../../agent/src/logstore/bundle.js';
-import { readLog, readRange } from '../../agent/src/logstore/log-reader.js';
+import {
+  readLog,
+  readRange,
+  storedLogProblem,
+  type StoredStatus,
+} from '../../agent/src/logstore/log-reader.js';
 import { isStorageTimeout } from '../../agent/src/logstore/request-deadline.js';
 import { RunUploads } from '../../agent/src/logstore/run-uploads.js';
 import { Secret } from '../../agent/src/secret.js';
@@ -251,28 +256,34 @@ async function streamThrough(
 }
 
 describe('a frozen path to storage (packets dropped, nothing closed)', () => {
-  it('abandons the stuck request with its socket and stores every line exactly once, in order', async () => {
-    let frozeAt = 0;
-    const run = await streamThrough(async (forwarder) => {
-      forwarder.freeze('drop');
-      frozeAt = Date.now();
-      await sleep(4_000);
-      forwarder.thaw();
-    });
+  it.each([
+    ['that comes back', 'drop'],
+    ['whose old connections stay dead', 'blackhole'],
+  ] as const)(
+    'abandons the stuck request with its socket on a path %s, and stores every line exactly once, in order',
+    async (_how, mode) => {
+      let frozeAt = 0;
+      const run = await streamThrough(async (forwarder) => {
+        forwarder.freeze(mode);
+        frozeAt = Date.now();
+        await sleep(4_000);
+        forwarder.thaw();
+      });
 
-    expect(run.result.complete, run.result.lastError).toBe(true);
-    expect(run.stored.equals(run.local)).toBe(true);
-    expect(lineNumbers(run.stored.toString())).toEqual(Array.from({ length: 300 }, (_, i) => i));
-    // The client closed a connection that the freeze had swallowed, about one deadline into it…
-    const abandoned = run.forwarder.connections.filter(
-      (c) =>
-        c.clientClosedAt !== undefined && c.clientClosedAt > frozeAt && c.clientClosedAt < frozeAt + 4_000,
-    );
-    expect(abandoned.length).toBeGreaterThan(0);
-    // …and went on over fresh connections; it caught up within about one deadline of the thaw.
-    expect(run.forwarder.connections.some((c) => c.openedAt > frozeAt)).toBe(true);
-    expect(run.recoveryMs).toBeLessThan(REQUEST_TIMEOUT_MS + 1_500);
-  });
+      expect(run.result.complete, run.result.lastError).toBe(true);
+      expect(run.stored.equals(run.local)).toBe(true);
+      expect(lineNumbers(run.stored.toString())).toEqual(Array.from({ length: 300 }, (_, i) => i));
+      // The client closed a connection that the freeze had swallowed, about one deadline into it…
+      const abandoned = run.forwarder.connections.filter(
+        (c) =>
+          c.clientClosedAt !== undefined && c.clientClosedAt > frozeAt && c.clientClosedAt < frozeAt + 4_000,
+      );
+      expect(abandoned.length).toBeGreaterThan(0);
+      // …and went on over fresh connections; it caught up within about one deadline of the thaw.
+      expect(run.forwarder.connections.some((c) => c.openedAt > frozeAt)).toBe(true);
+      expect(run.recoveryMs).toBeLessThan(REQUEST_TIMEOUT_MS + 1_500);
+    },
+  );
 
   it('stores every line exactly once when abandoned appends reach storage late, after the thaw', async () => {
     const run = await streamThrough(async (forwarder) => {
@@ -428,6 +439,142 @@ describe('RunUploads: the stored status is never more optimistic than the truth'
 
     expect(forwarder.connections.some((c) => c.bytesToServer > 0 && c.clientClosedAt)).toBe(true);
     expect(await statusOf(runId)).toBe('{"v":2}');
+  });
+});
+
+describe('reading a stored log against its status', () => {
+  const past = new Date(Date.now() - 60_000).toISOString();
+  const future = new Date(Date.now() + 3_600_000).toISOString();
+  const status = (runState: string, logStore?: object): StoredStatus => ({
+    runId: 'r',
+    runState,
+    runSubState: 'Customizing',
+    message: 'm',
+    logs: { customization: '/work/r/customization.log' },
+    ...(logStore ? { logStore } : {}),
+  });
+  const written = { customization: 100, validation: 0 };
+
+  it.each([
+    ['a live run', status('Running', { state: 'streaming', refreshBy: future }), 10, undefined],
+    ['a status without a store', status('Succeeded'), 10, undefined],
+    ['a complete stored run', status('Succeeded', { state: 'stored', written }), 100, undefined],
+    [
+      'a stored run that is short',
+      status('Succeeded', { state: 'stored', written }),
+      60,
+      /has 60 of its 100 bytes/,
+    ],
+    [
+      'a run recorded as incomplete',
+      status('Failed', { state: 'incomplete', detail: 'customization.log: 40 byte(s) not stored', written }),
+      60,
+      /recorded that not everything reached the store \(customization\.log: 40 byte\(s\) not stored\); the stored customization\.log has 60 of its 100 bytes/,
+    ],
+    [
+      'a run still uploading its last lines',
+      status('Succeeded', { state: 'uploading', written, refreshBy: future }),
+      60,
+      /still being uploaded \(until .*\); try again then, or use --follow/,
+    ],
+    [
+      'a run whose final status never came, short',
+      status('Succeeded', { state: 'uploading', written, refreshBy: past }),
+      60,
+      /final status never reached the store/,
+    ],
+    [
+      'a run whose final status never came, with every byte',
+      status('Succeeded', { state: 'uploading', written, refreshBy: past }),
+      100,
+      undefined,
+    ],
+    [
+      'a run shown as running whose status is overdue',
+      status('Running', { state: 'streaming', refreshBy: past }),
+      10,
+      /shown as Running, but its status should have been replaced by .*: the build stopped or lost the store/,
+    ],
+  ])('judges %s', (_what, stored, bytes, expected) => {
+    const problem = storedLogProblem(stored, 'customization', bytes);
+    if (expected) expect(problem).toMatch(expected);
+    else expect(problem).toBeUndefined();
+  });
+
+  async function storeRun(runId: string, log: string, runStatus: object): Promise<void> {
+    const blob = store.container.getAppendBlobClient(`${runId}/customization.log`);
+    await store.container.createIfNotExists();
+    await blob.create();
+    if (log) await blob.appendBlock(log, Buffer.byteLength(log));
+    await putStatus(runId, runStatus);
+  }
+  const putStatus = async (runId: string, runStatus: object): Promise<void> => {
+    const text = JSON.stringify(runStatus);
+    await store.container.getBlockBlobClient(`${runId}/status.json`).upload(text, Buffer.byteLength(text));
+  };
+
+  it('stops following once a run that has ended has every byte stored, final status or not', async () => {
+    const { runId } = newRun();
+    const log = lines(0, 20);
+    await storeRun(runId, log, {
+      ...status('Succeeded', {
+        state: 'uploading',
+        written: { customization: Buffer.byteLength(log) },
+        refreshBy: future,
+      }),
+      runId,
+    });
+
+    const read = await collect(readLog(store, runId, 'customization', { follow: true, intervalMs: 20 }));
+
+    expect(read.toString()).toBe(log);
+  });
+
+  it('keeps following a run that has ended until its last lines are stored', async () => {
+    const { runId } = newRun();
+    const log = lines(0, 20);
+    const first = lines(0, 10);
+    await storeRun(runId, first, {
+      ...status('Succeeded', {
+        state: 'uploading',
+        written: { customization: Buffer.byteLength(log) },
+        refreshBy: future,
+      }),
+      runId,
+    });
+    const following = collect(readLog(store, runId, 'customization', { follow: true, intervalMs: 20 }));
+    await sleep(300);
+    const rest = log.slice(first.length);
+    await store.container
+      .getAppendBlobClient(`${runId}/customization.log`)
+      .appendBlock(rest, Buffer.byteLength(rest));
+
+    expect((await following).toString()).toBe(log);
+  });
+
+  it('gives up following a status that is overdue, after saying so once', async () => {
+    const { runId } = newRun();
+    const dueAgo = new Date(Date.now() - 1_000).toISOString();
+    await storeRun(runId, lines(0, 3), {
+      ...status('Running', { state: 'streaming', refreshBy: dueAgo }),
+      runId,
+    });
+    const overdue: StoredStatus[] = [];
+    const started = Date.now();
+
+    const read = await collect(
+      readLog(store, runId, 'customization', {
+        follow: true,
+        intervalMs: 20,
+        staleGraceMs: 1_500,
+        onOverdue: (s) => overdue.push(s),
+      }),
+    );
+
+    expect(read.toString()).toBe(lines(0, 3));
+    expect(overdue).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
 
