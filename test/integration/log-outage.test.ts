@@ -299,6 +299,26 @@ describe('a storage outage during a build', () => {
     180_000,
   );
 
+  it('keeps the stored status of a quiet, live build fresh, so logs never calls it overdue', async () => {
+    const runId = `quiet-${process.pid}`;
+    // 1 s timeout: refreshed every 4 s, each one due within 9 s; the build is silent for 14 s.
+    const { child } = await buildThroughForwarder(runId, 2, 7, ['--storage-timeout', '1s']);
+    const done = finished(child, join(work, runId));
+    await waitFor('the first line', localLogHas(runId, 'output line 1\n'), 60_000);
+    await sleep(11_000);
+
+    const mid = await storedStatus(runId);
+    const logs = await logsCli([runId]);
+    const run = await done;
+
+    expect(mid.runState).toBe('Running');
+    expect(Date.parse(mid.logStore!.refreshBy!)).toBeGreaterThan(Date.now() - 1_000);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('output line 1');
+    expect(run.code, run.stderr).toBe(0);
+    expect((await storedStatus(runId)).logStore?.state).toBe('stored');
+  }, 120_000);
+
   it('leaves a stored status that goes stale, never "stored", when the path is dead until the build is gone', async () => {
     const runId = `dead-${process.pid}`;
     const { child, forwarder } = await buildThroughForwarder(runId, 100, 0.02, [
