@@ -6,8 +6,10 @@
 //     idle connection: (RSS with them − RSS at rest) / 2,000;
 //  3. peak RSS with those 2,000 idle connections plus 600 slow clients dripping one byte every 200 ms each
 //     for 10 s (the field report: 143 MB).
-// Fresh forwarder per round, 3 interleaved rounds, medians. socat forks a process per connection, so its
-// figure is the sum of the PSS of all its processes (RSS would count shared pages once per process).
+// isobuild-proxy runs as Dockerfile.proxy starts it (with PROXY_NODE_FLAGS), and once more without those
+// flags to show what V8's default young generation costs. Fresh forwarder per round, 3 interleaved rounds,
+// medians. socat forks a process per connection, so its figure is the sum of the PSS of all its processes
+// (RSS would count shared pages once per process).
 // Usage: node bench/proxy-memory-bench.mjs [--rounds N] [--only isobuild-proxy]   (after `npm run build`)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
+const { PROXY_NODE_FLAGS } = await import('../dist/proxy/src/runtime.js');
 const { values: options } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, only: { type: 'string' } },
 });
@@ -53,7 +56,9 @@ function firstLine(child) {
         out += chunk;
         if (out.includes('\n')) done(out.split('\n')[0]);
       });
-      child.once('exit', (code) => fail(new Error(`${child.spawnargs[0]} exited with ${code} before starting`)));
+      child.once('exit', (code) =>
+        fail(new Error(`${child.spawnargs[0]} exited with ${code} before starting`)),
+      );
     }),
     'a forwarder to start',
   );
@@ -116,27 +121,32 @@ function childPids(parent) {
   return pids;
 }
 
+async function isobuildProxy(targetPort, nodeFlags) {
+  const child = run(process.execPath, [
+    ...nodeFlags,
+    join(root, 'dist/proxy/src/main.js'),
+    '--listen',
+    '127.0.0.1',
+    '--ssh-port',
+    '0',
+    '--winrm-port',
+    '0',
+    '--health-port',
+    '0',
+    '--max-connections',
+    '5000',
+    '--target',
+    '127.0.0.1',
+    '--target-ssh-port',
+    String(targetPort),
+  ]);
+  const port = JSON.parse(await firstLine(child)).ports.ssh;
+  return { child, pid: child.pid, port };
+}
+
 const FORWARDERS = {
-  async 'isobuild-proxy'(targetPort) {
-    const child = run(process.execPath, [
-      join(root, 'dist/proxy/src/main.js'),
-      '--listen',
-      '127.0.0.1',
-      '--ssh-port',
-      '0',
-      '--winrm-port',
-      '0',
-      '--health-port=-1',
-      '--max-connections',
-      '5000',
-      '--target',
-      '127.0.0.1',
-      '--target-ssh-port',
-      String(targetPort),
-    ]);
-    const port = JSON.parse(await firstLine(child)).ports.ssh;
-    return { child, pid: child.pid, port };
-  },
+  'isobuild-proxy': (targetPort) => isobuildProxy(targetPort, PROXY_NODE_FLAGS),
+  'isobuild-proxy, default young generation': (targetPort) => isobuildProxy(targetPort, []),
   async 'haproxy (mode tcp)'(targetPort) {
     const port = await freePort();
     const cfg = join(work, `haproxy-${port}.cfg`);
@@ -255,7 +265,7 @@ try {
   const ours = medians['isobuild-proxy'];
   if (ours) {
     const ratios = names
-      .filter((name) => name !== 'isobuild-proxy')
+      .filter((name) => !name.startsWith('isobuild-proxy'))
       .map(
         (name) =>
           `${(ours.perIdle / medians[name].perIdle).toFixed(2)}× ${name} per idle connection, ${(ours.peak / medians[name].peak).toFixed(2)}× its peak`,

@@ -4,16 +4,18 @@
 //  1. iperf3 throughput (2 s per path, 5 interleaved runs, median);
 //  2. 1-byte round trips against an echo process: a fresh process's first 1,000 (cold), then 5 interleaved
 //     rounds of 1,000 per path after a 5,000 warm-up: p50 and p99;
-//  3. RSS of isobuild-proxy holding 1,000 idle connections.
-// Usage: node bench/relay-bench.mjs   (after `npm run build`; needs iperf3, socat, haproxy)
+//  3. isobuild-proxy's memory beside haproxy and socat: bench/proxy-memory-bench.mjs, run from here so that
+//     `make bench` includes it (skip it with --no-memory).
+// Usage: node bench/relay-bench.mjs [--no-memory]   (after `npm run build`; needs iperf3, socat, haproxy)
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 const root = resolve(import.meta.dirname, '..');
+const { PROXY_NODE_FLAGS } = await import('../dist/proxy/src/runtime.js');
 const work = mkdtempSync(join(tmpdir(), 'isobuild-relay-bench-'));
 const children = [];
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
@@ -52,6 +54,7 @@ async function forwarders(targetPort) {
     ),
   );
   const proxyChild = run(process.execPath, [
+    ...PROXY_NODE_FLAGS,
     join(root, 'dist/proxy/src/main.js'),
     '--listen',
     '127.0.0.1',
@@ -91,7 +94,6 @@ async function forwarders(targetPort) {
     'socat (nodelay)': socatPort,
     'haproxy (mode tcp)': haproxyPort,
     proxyPort,
-    proxyPid: proxyChild.pid,
   };
 }
 
@@ -175,17 +177,6 @@ try {
     ...percentiles(warm[name]),
   }));
 
-  // 1,000 idle connections held through isobuild-proxy.
-  const idle = [];
-  for (let i = 0; i < 1000; i++) {
-    const socket = connect({ host: '127.0.0.1', port: rt.proxyPort });
-    idle.push(socket);
-    await new Promise((done) => socket.once('connect', done));
-  }
-  await sleep(500);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${rt.proxyPid}/status`, 'utf8'))[1]) / 1024;
-  for (const socket of idle) socket.destroy();
-
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
   const direct = byName.direct;
   console.log(
@@ -212,8 +203,12 @@ try {
   console.log(
     `Added p99 per hop: relay ${(relay.p99 - direct.p99).toFixed(0)} µs, relay + proxy ${((byName['relay + isobuild-proxy'].p99 - direct.p99) / 2).toFixed(0)} µs per hop (target ≤ 150 µs).`,
   );
-  console.log(`isobuild-proxy RSS with 1,000 idle connections: ${rss.toFixed(0)} MB (target ≤ 100 MB).`);
 } finally {
   for (const child of children) child.kill('SIGTERM');
   rmSync(work, { recursive: true, force: true });
+}
+
+if (!process.argv.includes('--no-memory')) {
+  console.log('');
+  spawnSync(process.execPath, [join(root, 'bench/proxy-memory-bench.mjs')], { stdio: 'inherit' });
 }
