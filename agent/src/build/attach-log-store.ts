@@ -37,6 +37,11 @@ export interface AttachOptions {
 export interface AttachedLogStore {
   /** Waits (at most `budgetMs`) until the store is open or has failed, so final messages can name it. */
   settled(budgetMs: number): Promise<void>;
+  /**
+   * Prints where the logs stream (or why they do not) at this point of the output, waiting at most
+   * `budgetMs` for the store: the line has a fixed place instead of wherever the store happened to open.
+   */
+  announce(budgetMs: number): Promise<void>;
   /** Packs the build bundle and uploads it (in the background). */
   bundle(runDir: string, config: BuildConfig): void;
   /** Drains everything within `budgetMs`, records the outcome in status, releases the store. */
@@ -53,6 +58,12 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
   const note = (line: string): void => {
     report(line);
     customizationLog.write('ISOBUILD', line);
+  };
+  // Until announce(), the store's opening lines wait for their place in the output.
+  let held: string[] | undefined = [];
+  const announceLine = (line: string): void => {
+    if (held) held.push(line);
+    else report(line);
   };
 
   const ready = options.opening?.then(
@@ -99,7 +110,7 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
         void statusFile.write(status);
       }, heartbeatMs);
       heartbeat.unref();
-      report(`logs stream to ${urls.customization}`);
+      announceLine(`logs stream to ${urls.customization}`);
       if (pendingBundle) live.uploadBundle(pendingBundle);
     },
     (error: unknown) => {
@@ -112,17 +123,32 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
         state: 'unavailable',
         detail,
       };
-      note(`warning: logs are kept on local disk only; the log store could not be opened: ${detail}`);
+      const line = `warning: logs are kept on local disk only; the log store could not be opened: ${detail}`;
+      customizationLog.write('ISOBUILD', line);
+      announceLine(line);
     },
   );
 
+  const settled = async (budgetMs: number): Promise<void> => {
+    if (!ready) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
+    clearTimeout(timer);
+  };
+
   return {
-    async settled(budgetMs) {
-      if (!ready) return;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([ready, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
-      clearTimeout(timer);
+    async announce(budgetMs) {
+      if (!held) return; // said already
+      await settled(budgetMs);
+      const lines = held;
+      held = undefined;
+      if (ready && lines.length === 0)
+        report(
+          `the log store is not open yet (after ${budgetMs / 1000} s); the logs are kept locally and uploaded from their first line once it is`,
+        );
+      for (const line of lines) report(line);
     },
+    settled,
     bundle(runDir, config) {
       const file = join(runDir, LOG_BLOBS.bundle);
       const work = (async () => {

@@ -115,10 +115,10 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   options.signal.throwIfAborted();
 
   // The embedded Azurite starts now, in its own process; for a configured store the storage SDK loads
-  // once Packer runs (or the build ends first). The build never waits for the store: uploads follow the
+  // once the Packer files are rendered (or the build ends first). The build never waits for the store: uploads follow the
   // local logs from their first byte whenever it is ready.
-  let packerStarted = (): void => undefined;
-  const storeMayLoad = new Promise<void>((resolve) => (packerStarted = resolve));
+  let allowStoreLoad = (): void => undefined;
+  const storeMayLoad = new Promise<void>((resolve) => (allowStoreLoad = resolve));
   // A cancel must not stop the store from opening: the cancelled run's status still belongs there. The
   // opening gets its own budget after a cancel instead.
   const storeSignal = afterAbortWithin(options.signal, STORE_CLEANUP_BUDGET_MS);
@@ -201,9 +201,10 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     logKind: 'customization' | 'validation' = 'customization',
   ): Promise<BuildOutcome> => {
     progress.stopHeartbeat();
-    packerStarted();
+    allowStoreLoad();
     await relay?.close();
     await store.settled(10_000); // the message below names the stored log
+    await store.announce(0); // a build that ends before its first step still says where its logs are
     status.endTime = new Date().toISOString();
     // Failure messages say which run and where its full log is (the stored one when there is a store).
     const reference =
@@ -251,6 +252,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       files = rendered.files;
       problems.push(...loaded.warnings, ...rendered.warnings);
       store.bundle(runDir, config);
+      allowStoreLoad(); // the CPU-heavy work is done: the SDK loads while the VM is probed
       progress.phase(
         'fetch artifacts and render Packer files',
         'ok',
@@ -334,6 +336,9 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         'ok',
         `(${seconds(Date.now() - probeStart)})`,
       );
+      // Where the logs stream is said here, before the first step, not wherever the store happened to open.
+      await store.announce(STORE_ANNOUNCE_BUDGET_MS);
+      if (signal.aborted) return stopped();
     } catch (error) {
       if (signal.aborted) return stopped();
       if (!(error instanceof ProbeFailure || error instanceof WinRmError)) throw error;
@@ -387,6 +392,9 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       log: BuildLog,
       onError: 'cleanup' | 'abort',
     ): Promise<PhaseResult> => {
+      // A cancel or timeout between two phases ends the build like one during a phase.
+      if (signal.aborted)
+        return { ok: false, cancelled: true, timedOut: deadline.aborted && !options.signal.aborted };
       const byTag = new Map(tags.map((tag, i) => [tag, steps[i]!]));
       let current: StepResult | undefined;
       let currentPosition = 0;
@@ -442,7 +450,6 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           if (tail.length > TAIL_LINES) tail.shift();
         },
       });
-      packerStarted(); // the main thread is free while Packer works: load the storage SDK now
       const result = await running;
       const timedOut = result.cancelled && deadline.aborted && !options.signal.aborted;
       if (result.exitCode === 0 && !result.cancelled) {
@@ -593,6 +600,8 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
 
 /** How long the log store may still take to open and take the final status after a cancel. */
 const STORE_CLEANUP_BUDGET_MS = 15_000;
+/** How long the first step may wait for the store to open, so that its line comes first. */
+const STORE_ANNOUNCE_BUDGET_MS = 3_000;
 
 /** A signal that aborts `budgetMs` after `signal` does: cleanup work gets a fresh, bounded budget. */
 function afterAbortWithin(signal: AbortSignal, budgetMs: number): AbortSignal {
