@@ -260,6 +260,28 @@ describe('isobuild logs input', () => {
     await expect(access(missing)).rejects.toThrow();
   });
 
+  it('waits with --follow for a build to use a work directory without creating it, and ends on SIGTERM with 143', async () => {
+    const missing = join(tmpdir(), `isobuild-logs-follow-nonexistent-${process.pid}`);
+    const child = spawn(process.execPath, [CLI, 'logs', 'later', '--follow', '--work-dir', missing], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    for (let i = 0; i < 100 && !stderr.includes('waiting for run later'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    child.kill('SIGTERM');
+    const code = await exited;
+
+    expect(stderr).toContain('isobuild logs: waiting for run later to start (up to 10 min)');
+    expect(code, stderr).toBe(143);
+    expect(stderr).toContain('interrupted by SIGTERM');
+    expect(stderr).not.toMatch(/internal error|\n\s+at /);
+    await expect(access(missing)).rejects.toThrow();
+  });
+
   it('creates no store in a work directory no build has used', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'isobuild-logs-empty-'));
     try {

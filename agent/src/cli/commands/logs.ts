@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadLogStoreConfig, parseDuration, RUN_ID_PATTERN, storeSecrets } from '../../build/build-config.js';
-import { EXIT_CODES, IsobuildError } from '../../errors.js';
+import { EXIT_CODES, IsobuildError, isIsobuildError } from '../../errors.js';
 import { describeStorageError } from '../../logstore/append-uploader.js';
 import { BUNDLE_LIMITS, unpackBundle } from '../../logstore/bundle.js';
 import { azuriteDataDir } from '../../logstore/embedded-azurite.js';
@@ -52,6 +52,18 @@ canceled, 2 bad arguments or no such run, 4 the log store cannot be reached, or 
 incomplete (a warning says what is missing; the run directory has the full log).`;
 
 export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
+  try {
+    return await printLogs(argv, io);
+  } catch (error) {
+    // SIGINT/SIGTERM interrupt a wait or a read: say so (exit 130 / 143), not "internal error".
+    const reason: unknown = io.signal.reason;
+    if (!io.signal.aborted || !isIsobuildError(reason)) throw error;
+    io.err(`isobuild logs: ${reason.message}`);
+    return /SIGTERM/.test(reason.message) ? EXIT_CODES.terminated : EXIT_CODES.interrupted;
+  }
+}
+
+async function printLogs(argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
@@ -86,8 +98,16 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
     throw new IsobuildError('usage', `--interval ${values.interval}: write a duration such as 500ms or 2s.`);
   const config = loadLogStoreConfig(values, process.env);
   io.registerSecrets(storeSecrets(config.store));
+  // With --follow, a run that has not started yet is waited for (a container may still be starting).
+  const waitUntil = Date.now() + (values.follow ? FOLLOW_WAIT_MS : 0);
+  let said = false;
+  const sayWaiting = (): void => {
+    if (!said)
+      io.err(`isobuild logs: waiting for run ${runId} to start (up to ${FOLLOW_WAIT_MS / 60_000} min)…`);
+    said = true;
+  };
   // The embedded store is only opened where a build has used one: `logs` never creates a work directory.
-  if (!config.store) await awaitEmbeddedStore(config.workDir, runId, values.follow === true, intervalMs, io);
+  if (!config.store) await awaitEmbeddedStore(config.workDir, runId, waitUntil, intervalMs, sayWaiting, io);
 
   let opened: OpenedLogStore;
   try {
@@ -111,17 +131,14 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
       ? `the embedded store of ${config.workDir} (pass the build's --work-dir)`
       : opened.store.displayUrl;
     let status: StoredStatus | undefined;
-    // With --follow, a run that has not started yet is waited for (a container may still be starting).
-    const waitUntil = Date.now() + (values.follow ? FOLLOW_WAIT_MS : 0);
-    for (let waiting = false; ; waiting = true) {
+    for (;;) {
       try {
         status = await readStoredStatus(store, runId, io.signal);
       } catch (error) {
         throw unreachable(error, opened.store.displayUrl);
       }
       if (status || Date.now() >= waitUntil) break;
-      if (!waiting)
-        io.err(`isobuild logs: waiting for run ${runId} to start (up to ${FOLLOW_WAIT_MS / 60_000} min)…`);
+      sayWaiting();
       await sleep(intervalMs, undefined, { signal: io.signal });
     }
     if (!status)
@@ -187,8 +204,9 @@ export async function runLogs(argv: string[], io: CommandIo): Promise<number> {
 async function awaitEmbeddedStore(
   workDir: string,
   runId: string,
-  follow: boolean,
+  waitUntil: number,
   intervalMs: number,
+  sayWaiting: () => void,
   io: CommandIo,
 ): Promise<void> {
   const present = (path: string): Promise<boolean> =>
@@ -196,17 +214,13 @@ async function awaitEmbeddedStore(
       () => true,
       () => false,
     );
-  const waitUntil = Date.now() + (follow ? FOLLOW_WAIT_MS : 0);
-  for (let waiting = false; !(await present(azuriteDataDir(workDir))); waiting = true) {
+  while (!(await present(azuriteDataDir(workDir)))) {
     if (Date.now() >= waitUntil)
       throw new IsobuildError(
         'runNotFound',
         `no runs in ${workDir}: ${(await present(workDir)) ? 'no build has stored logs there' : 'the directory does not exist'}. Pass the --work-dir the build used (its last lines say "read it with: isobuild logs ${runId} --work-dir …"), or the store settings it used.`,
       );
-    if (!waiting)
-      io.err(
-        `isobuild logs: waiting for run ${runId} to start in ${workDir} (up to ${FOLLOW_WAIT_MS / 60_000} min)…`,
-      );
+    sayWaiting();
     await sleep(intervalMs, undefined, { signal: io.signal });
   }
 }
