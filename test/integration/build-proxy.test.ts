@@ -3,6 +3,7 @@
  * Killing the proxy mid-build fails the build with a message that names the proxy hop; after a restart the
  * next build succeeds. (The three-namespace topologies come with the network work.)
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,7 +89,9 @@ describe('isobuild build through isobuild-proxy', () => {
 
     const run = await runBuildCli(vm, work, template);
 
+    // Found with the other inputs, before anything starts: no run directory, nothing downloaded.
     expect(run.code).toBe(2);
-    expect(run.status.message).toContain('pass --proxy-host ADDRESS');
+    expect(run.stderr).toContain('pass --proxy-host ADDRESS');
+    expect(existsSync(run.runDir)).toBe(false);
   });
 });

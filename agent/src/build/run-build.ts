@@ -351,8 +351,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           : (activeRelay.lastFailure() ?? error.message);
       // Retried failures say how long isobuild kept trying in all, not just the last attempt's wait.
       const attempts = failedAttempts + 1;
-      const waited =
-        attempts > 1 ? ` (gave up after ${seconds(Date.now() - probeStart)} and ${attempts} attempts)` : '';
+      const waited = ` (gave up after ${seconds(Date.now() - probeStart)}, ${attempts} attempt${attempts === 1 ? '' : 's'})`;
       return finish(
         'Failed',
         `the build VM is not reachable over ${protocol}${waited}: ${reason}.`,

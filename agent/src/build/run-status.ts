@@ -115,11 +115,14 @@ export class StatusFile {
   write(status: RunStatus): Promise<void> {
     const text = `${this.mask(JSON.stringify(status, null, 2))}\n`;
     this.onWrite?.(text);
-    this.pending = this.pending.then(async () => {
-      const temp = `${this.path}.tmp`;
-      await writeFile(temp, text);
-      await rename(temp, this.path);
-    });
+    // One failed write (a full disk, say) must not stop every later one: the chain goes on.
+    this.pending = this.pending
+      .catch(() => undefined)
+      .then(async () => {
+        const temp = `${this.path}.tmp`;
+        await writeFile(temp, text);
+        await rename(temp, this.path);
+      });
     return this.pending;
   }
 }
