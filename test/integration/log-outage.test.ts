@@ -81,11 +81,16 @@ async function storedStatus(runId: string): Promise<RunStatus> {
 const outputLines = (log: string): number[] =>
   [...log.matchAll(/ output line (\d+)$/gm)].map((match) => Number(match[1]));
 
-function logsCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function logsCli(
+  args: string[],
+  connectionString = memoryAzurite.connectionString,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(
     process.execPath,
-    [CLI, 'logs', ...args, '--storage-connection-string', memoryAzurite.connectionString],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    [CLI, 'logs', ...args, '--storage-connection-string', connectionString],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let stdout = '';
   let stderr = '';
@@ -130,6 +135,36 @@ async function buildThroughForwarder(
 
 const localLogHas = (runId: string, text: string) => async () =>
   (await readFile(join(work, runId, 'customization.log'), 'utf8').catch(() => '')).includes(text);
+
+describe('isobuild logs against a frozen store', () => {
+  it('gives up after the request deadline and says where, with exit 4', async () => {
+    const forwarder = await startFreezingForwarder(Number(new URL(memoryAzurite.url).port));
+    closers.push(() => forwarder.close());
+    forwarder.freeze('drop');
+    const started = Date.now();
+
+    const logs = await logsCli(
+      ['some-run', '--storage-timeout', '1s'],
+      memoryAzurite.connectionString.replace(/:\d+\//, `:${forwarder.port}/`),
+    );
+
+    expect(logs.code, logs.stderr).toBe(4);
+    expect(logs.stderr).toMatch(
+      new RegExp(
+        `cannot read http://127\\.0\\.0\\.1:${forwarder.port}/.*: no reply from storage within 1\\.0 s`,
+      ),
+    );
+    expect(logs.stderr).not.toMatch(/\n\s+at /);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('refuses a storage timeout too short to mean anything (exit 2)', async () => {
+    const logs = await logsCli(['some-run', '--storage-timeout', '0s']);
+
+    expect(logs.code).toBe(2);
+    expect(logs.stderr).toContain('--storage-timeout: "0s" is too short for a storage request');
+  });
+});
 
 describe('a storage outage during a build', () => {
   it('keeps building, spools, and stores a log identical to the local one after 30 s without storage', async () => {
