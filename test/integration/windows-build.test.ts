@@ -255,7 +255,7 @@ describe('Windows builds against the fake Windows VM', () => {
     );
     expect(refused.code).toBe(5);
     expect(refused.stdout).toMatch(
-      /the build VM is not reachable over WinRM \(gave up after [2-9]\.\ds, \d+ attempts?\)/,
+      /the build VM is not reachable over WinRM \(gave up after \d+\.\ds, \d+ attempts?\)/,
     );
     expect(refused.stdout).toContain(`build VM ${vm.host}:${closedPort} refused the connection`);
 

@@ -345,16 +345,18 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       progress.phase(describeHop(hop), 'failed');
       // The relay saw network failures first-hand (refused, unreachable, proxy without a VM behind it);
       // a rejected login or certificate is the probe's own finding.
-      const reason =
-        error.kind === 'auth-rejected' || error.kind === 'tls'
-          ? error.message
-          : (activeRelay.lastFailure() ?? error.message);
+      const ownFinding = error.kind === 'auth-rejected' || error.kind === 'tls';
+      const reason = ownFinding ? error.message : (activeRelay.lastFailure() ?? error.message);
       // Retried failures say how long isobuild kept trying in all, not just the last attempt's wait.
+      // What may clear up (refused, silent) was retried: say for how long in all. A rejected login or
+      // certificate stops at once and needs no such note.
       const attempts = failedAttempts + 1;
-      const waited = ` (gave up after ${seconds(Date.now() - probeStart)}, ${attempts} attempt${attempts === 1 ? '' : 's'})`;
+      const waited = ownFinding
+        ? ''
+        : ` (gave up after ${seconds(Date.now() - probeStart)}, ${attempts} attempt${attempts === 1 ? '' : 's'})`;
       return finish(
         'Failed',
-        `the build VM is not reachable over ${protocol}${waited}: ${reason}.`,
+        `the build VM is not reachable over ${protocol}${waited}: ${reason.replace(/\.$/, '')}.`,
         EXIT_CODES.vmUnreachable,
       );
     }

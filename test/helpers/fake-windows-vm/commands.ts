@@ -52,8 +52,11 @@ export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildPro
   if (/^shutdown\s/i.test(commandLine)) {
     if (/\/a\b/i.test(commandLine)) return done(0);
     if (/packer restart test/i.test(commandLine)) return done(0); // not rebooting (any more)
-    setTimeout(() => vm.onRestart(vm.restartDownMs ?? 3_000), 200);
-    return done(0);
+    // Windows goes down just after shutdown.exe returns: reboot once its exit has been reported, not on a
+    // fixed timer that a slow machine (spawning the command takes a while under load) would outrun.
+    const child = done(0);
+    child.once('close', () => setTimeout(() => vm.onRestart(vm.restartDownMs ?? 3_000), 200));
+    return child;
   }
 
   // Packer's elevated wrapper registers a scheduled task; run the task's command directly instead.
