@@ -35,17 +35,18 @@ Forwards TCP like Azure VM Image Builder's proxy VM: port 60001 to ADDRESS:22 (S
 ADDRESS:5986 (WinRM over HTTPS). The target is fixed by configuration; clients cannot choose it.
 
 Options (each also as an environment variable; the flag wins):
-  --target ADDRESS         the build VM: an IPv4/IPv6 address or a host name  PROXY_TARGET
-  --listen ADDRESS         IPv4/IPv6 address to listen on (default 0.0.0.0)   PROXY_LISTEN
+  --target ADDRESS         the build VM (IP address or host name)          PROXY_TARGET
+  --listen ADDRESS         IP address to listen on (default 0.0.0.0)       PROXY_LISTEN
   --ssh-port N             listening port for SSH (default 60001)          PROXY_SSH_PORT
   --winrm-port N           listening port for WinRM (default 60000)        PROXY_WINRM_PORT
   --target-ssh-port N      SSH port on the target (default 22)             PROXY_TARGET_SSH_PORT
   --target-winrm-port N    WinRM port on the target (default 5986)         PROXY_TARGET_WINRM_PORT
-  --allow CIDR[,CIDR]      source networks allowed to connect             PROXY_ALLOW
-                           (default: any source; an empty list is an error, leave the option out instead)
+  --allow CIDR[,CIDR]      source networks allowed (default any source)    PROXY_ALLOW
+                           an empty list is an error: leave the option out
   --max-connections N      concurrent connections (default 512)            PROXY_MAX_CONNECTIONS
   --connect-timeout MS     to reach the target (default 10000)             PROXY_CONNECT_TIMEOUT_MS
   --idle-timeout MS        close connections idle this long (default 3600000) PROXY_IDLE_TIMEOUT_MS
+                           (no byte in either direction)
   --drain-timeout MS       on SIGTERM, wait this long for connections (default 30000) PROXY_DRAIN_TIMEOUT_MS
   --health-port N          HTTP health check port, -1 to disable (default 60080) PROXY_HEALTH_PORT
   -h, --help               show this help

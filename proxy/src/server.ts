@@ -30,7 +30,17 @@ export interface RunningProxy {
 }
 
 type EndReason =
-  'closed' | 'idle' | 'target refused' | 'target timed out' | 'target error' | 'client error' | 'draining';
+  | 'closed'
+  | 'idle'
+  | 'target refused'
+  | 'target timed out'
+  | 'target error'
+  | 'client error'
+  | 'proxy out of resources'
+  | 'draining';
+
+/** Errors of this machine, not of the peer: out of descriptors or memory. */
+const LOCAL_RESOURCE_ERRORS = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
 
 /** What every connection shares: set once per proxy. */
 interface Forwarding {
@@ -43,6 +53,8 @@ interface Forwarding {
 class Link {
   readonly started = Date.now();
   reason: EndReason = 'closed';
+  /** The code of the first socket error, logged with the reason. */
+  errorCode: string | undefined;
   connected = false;
   closedSides = 0;
   connectTimer: NodeJS.Timeout | undefined;
@@ -64,8 +76,11 @@ class Link {
   }
 
   /** Ends both legs at once; the first reason given is the one logged. */
-  finish(why: EndReason): void {
-    if (this.reason === 'closed') this.reason = why;
+  finish(why: EndReason, error?: NodeJS.ErrnoException): void {
+    if (this.reason === 'closed') {
+      this.reason = why;
+      this.errorCode = error?.code;
+    }
     this.client.destroy();
     this.upstream.destroy();
   }
@@ -87,14 +102,15 @@ function onEnd(this: Socket): void {
   const peer = linkOf(this).peerOf(this);
   if (!peer.destroyed) peer.end(); // half-close: pass the FIN on, keep the other direction open
 }
-function onClientError(this: Socket): void {
-  linkOf(this).finish('client error');
+function onClientError(this: Socket, error: NodeJS.ErrnoException): void {
+  const local = LOCAL_RESOURCE_ERRORS.has(error.code ?? '');
+  linkOf(this).finish(local ? 'proxy out of resources' : 'client error', error);
 }
 function onUpstreamError(this: Socket, error: NodeJS.ErrnoException): void {
   const link = linkOf(this);
-  link.finish(
-    link.connected ? 'target error' : error.code === 'ECONNREFUSED' ? 'target refused' : 'target error',
-  );
+  if (LOCAL_RESOURCE_ERRORS.has(error.code ?? '')) link.finish('proxy out of resources', error);
+  else if (!link.connected && error.code === 'ECONNREFUSED') link.finish('target refused', error);
+  else link.finish('target error', error);
 }
 function onUpstreamConnect(this: Socket): void {
   const link = linkOf(this);
@@ -125,6 +141,7 @@ function onClose(this: Socket): void {
     bytesOut: link.client.bytesWritten,
     durationMs: Date.now() - link.started,
     end: link.reason,
+    ...(link.errorCode ? { code: link.errorCode } : {}),
   };
   if (link.reason === 'closed' || link.reason === 'idle' || link.reason === 'draining')
     log.info(fields, 'connection closed');

@@ -26,9 +26,16 @@ function command(args: readonly string[], netns?: string, prefix: readonly strin
   return netns ? ['ip', 'netns', 'exec', netns, ...proxy] : proxy;
 }
 
-/** Starts isobuild-proxy, inside network namespace `netns` when given. */
-export async function startProxyProcess(args: string[], netns?: string): Promise<ProxyProcess> {
-  const [file = '', ...rest] = command(args, netns);
+/**
+ * Starts isobuild-proxy, inside network namespace `netns` when given, with `prefix` before node when given
+ * (e.g. prlimit to lower its file limit).
+ */
+export async function startProxyProcess(
+  args: string[],
+  netns?: string,
+  prefix?: string[],
+): Promise<ProxyProcess> {
+  const [file = '', ...rest] = command(args, netns, prefix);
   const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

@@ -35,21 +35,29 @@ afterEach(async () => {
 });
 
 async function start(...extra: string[]): Promise<ProxyProcess> {
-  proxy = await startProxyProcess([
-    '--listen',
-    '127.0.0.1',
-    '--ssh-port',
-    '0',
-    '--winrm-port',
-    '0',
-    '--health-port',
-    '0',
-    '--target',
-    '127.0.0.1',
-    '--target-ssh-port',
-    String(echoPort),
-    ...extra,
-  ]);
+  return startWith(undefined, ...extra);
+}
+
+async function startWith(prefix: string[] | undefined, ...extra: string[]): Promise<ProxyProcess> {
+  proxy = await startProxyProcess(
+    [
+      '--listen',
+      '127.0.0.1',
+      '--ssh-port',
+      '0',
+      '--winrm-port',
+      '0',
+      '--health-port',
+      '0',
+      '--target',
+      '127.0.0.1',
+      '--target-ssh-port',
+      String(echoPort),
+      ...extra,
+    ],
+    undefined,
+    prefix,
+  );
   return proxy;
 }
 
@@ -113,21 +121,29 @@ describe('isobuild-proxy under load', () => {
   });
 
   it('keeps 600 dripping clients flowing while it closes 2,000 idle ones at the idle timeout', async () => {
-    const p = await start('--max-connections', '3000', '--idle-timeout', '2000');
+    const p = await start('--max-connections', '3000', '--idle-timeout', '3000');
     const idle: Socket[] = [];
     for (let batch = 0; batch < 20; batch++)
       idle.push(...(await Promise.all(Array.from({ length: 100 }, () => open(p.ports.ssh)))));
-    const drippers = await Promise.all(Array.from({ length: 600 }, () => open(p.ports.ssh)));
+    // A dripper sends its first byte as soon as it is connected: opening 600 may take a while on a busy machine.
+    const drippers = await Promise.all(
+      Array.from({ length: 600 }, () =>
+        open(p.ports.ssh).then((socket) => {
+          socket.write('.');
+          return socket;
+        }),
+      ),
+    );
     const echoed = drippers.map(() => 0);
     drippers.forEach((socket, i) => socket.on('data', (chunk: Buffer) => (echoed[i]! += chunk.length)));
 
-    // Each dripper sends a byte every 250 ms, spread over the interval, for 4 s: twice the idle timeout.
+    // Each dripper sends a byte every 250 ms, spread over the interval, for 5 s: well past the idle timeout.
     let sent = 0;
     const drip = setInterval(() => {
       for (let i = sent % 10; i < drippers.length; i += 10) drippers[i]!.write('.');
       sent++;
     }, 25);
-    await new Promise((done) => setTimeout(done, 4000));
+    await new Promise((done) => setTimeout(done, 5000));
     clearInterval(drip);
     // The first idle ones may have been closed while the last were still being opened.
     const idleClosed = idle.map((socket) =>
@@ -137,8 +153,8 @@ describe('isobuild-proxy under load', () => {
     await new Promise((done) => setTimeout(done, 300)); // the last drips' echoes
     const rss = rssMb(p.child.pid!);
 
-    expect(drippers.every((socket) => !socket.destroyed)).toBe(true);
-    expect(echoed.every((bytes) => bytes >= 14)).toBe(true);
+    expect(drippers.filter((socket) => socket.destroyed)).toHaveLength(0);
+    expect(Math.min(...echoed)).toBeGreaterThanOrEqual(10);
     expect(echoed.reduce((a, b) => a + b, 0)).toBe(drippers.reduce((a, s) => a + s.bytesWritten, 0));
     expect(p.logs().match(/"end":"idle"/g)).toHaveLength(2000);
     expect(rss).toBeLessThan(120);
@@ -177,6 +193,33 @@ describe('isobuild-proxy under load', () => {
 
     expect(busy.destroyed).toBe(false);
     expect(p.logs()).toContain('"end":"idle"');
+  });
+
+  it('survives running out of file descriptors, and serves again once connections close', async () => {
+    // 48 descriptors: Node needs about 25 of them itself, so a few dozen clients exhaust the rest.
+    const p = await startWith(['prlimit', '--nofile=48:48', '--'], '--max-connections', '500');
+    const crowd = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        open(p.ports.ssh).then(
+          (socket) => socket,
+          () => undefined,
+        ),
+      ),
+    );
+    await new Promise((done) => setTimeout(done, 500));
+    const logs = p.logs();
+    for (const socket of crowd) socket?.destroy();
+    await new Promise((done) => setTimeout(done, 500));
+
+    const legit = await roundTrip(await open(p.ports.ssh), Buffer.from('after running out'));
+
+    // The target is fine: the failures are the proxy's own, and say so.
+    expect(logs).toContain('"end":"proxy out of resources"');
+    expect(logs).toContain('"code":"EMFILE"');
+    expect(logs).not.toContain('"end":"target error"');
+    expect(legit.toString()).toBe('after running out');
+    expect(await healthy(p)).toBe(true);
+    expect(p.child.exitCode).toBeNull();
   });
 
   it('forwards random bytes as they are and keeps running', async () => {
