@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
+import { startFreezingForwarder } from '../helpers/freezing-forwarder.js';
 import { CLI, imageTemplate, linuxTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
 
 let vm: TestVm;
@@ -116,5 +117,26 @@ describe('isobuild doctor', () => {
     expect(port.rows).toBeUndefined(); // no table: nothing was checked
     expect(template.code, template.stderr).toBe(2);
     expect(template.stderr).toContain(broken);
+  });
+
+  it('fails the store check at the request deadline when the path to the store is frozen', async () => {
+    const port = Number(/:(\d+)\//.exec(azurite.connectionString)?.[1]);
+    const forwarder = await startFreezingForwarder(port);
+    forwarder.freeze('blackhole');
+    try {
+      const started = Date.now();
+      const run = await doctor([
+        '--storage-connection-string',
+        azurite.connectionString.replace(/:\d+\//, `:${forwarder.port}/`),
+        '--storage-timeout',
+        '1s',
+      ]);
+
+      expect(run.code, run.stderr).toBe(4);
+      expect(run.rows.find((r) => r.check === 'log store')).toMatchObject({ status: 'fail' });
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await forwarder.close();
+    }
   });
 });

@@ -61,16 +61,26 @@ export async function checkStore(config: LogStoreConfig, signal?: AbortSignal): 
   const where = config.store ? 'log store' : `embedded log store (${config.workDir}/.azurite)`;
   let opened;
   try {
-    opened = await openLogStore(config.store, config.storeContainer, config.workDir, signal);
+    opened = await openLogStore(
+      config.store,
+      config.storeContainer,
+      config.workDir,
+      signal,
+      undefined,
+      config.storageTimeoutMs,
+    );
   } catch (error) {
     return [{ check: where, status: 'fail', detail: (error as Error).message }];
   }
   try {
-    const { container } = opened.store;
-    await ensureContainer(container, signal);
+    const { container, deadlines } = opened.store;
+    // Each request has the build's own deadline: a frozen path fails the check instead of hanging it.
+    const request = <T>(call: (abortSignal: AbortSignal) => Promise<T>): Promise<T> =>
+      deadlines.run(call, signal ? { signal } : {});
+    await request((abortSignal) => ensureContainer(container, abortSignal));
     const blob = container.getBlockBlobClient(`doctor/${randomUUID()}`);
-    const reply = await blob.upload('isobuild doctor', 15, { abortSignal: signal });
-    await blob.delete({ abortSignal: signal });
+    const reply = await request((abortSignal) => blob.upload('isobuild doctor', 15, { abortSignal }));
+    await request((abortSignal) => blob.delete({ abortSignal }));
     const results: CheckResult[] = [
       { check: where, status: 'ok', detail: `${opened.store.displayUrl} is writable` },
     ];
