@@ -222,6 +222,38 @@ describe('isobuild-proxy under load', () => {
     expect(p.child.exitCode).toBeNull();
   });
 
+  it('holds a target back while its client stalls, instead of buffering what the client does not read', async () => {
+    // The target pushes 256 MiB as fast as it may; the client connects and never reads.
+    let pushed = 0;
+    const pusher = createServer((socket) => {
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const push = (): void => {
+        while (pushed < 256 * 1024 * 1024 && !socket.destroyed) {
+          pushed += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', push);
+        }
+      };
+      socket.on('error', () => undefined);
+      push();
+    });
+    await new Promise<void>((done) => pusher.listen(0, '127.0.0.1', done));
+    try {
+      const p = await start('--target-ssh-port', String((pusher.address() as { port: number }).port));
+      const stalled = await open(p.ports.ssh);
+      stalled.pause();
+
+      await new Promise((done) => setTimeout(done, 3000));
+
+      // Only socket buffers fill (a few MiB on loopback): the proxy stopped reading from the target.
+      expect(pushed).toBeLessThan(64 * 1024 * 1024);
+      expect(rssMb(p.child.pid!)).toBeLessThan(120);
+      expect(await healthy(p)).toBe(true);
+      stalled.destroy();
+    } finally {
+      pusher.close();
+    }
+  });
+
   it('forwards random bytes as they are and keeps running', async () => {
     const p = await start();
     const payload = randomBytes(1024 * 1024);

@@ -203,7 +203,7 @@ describe('isobuild-proxy', () => {
 
     expect(code).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
-    await closed;
+    await within(closed, 2000, 'the held connection to be closed');
     expect(proxy.logs()).toContain('"leftOpen":1');
     expect(proxy.logs()).toContain('"end":"draining"');
   });
@@ -222,6 +222,22 @@ describe('isobuild-proxy', () => {
     open.destroy();
     expect(code).toBe(0);
     expect(proxy.logs()).toContain('"leftOpen":1');
+  });
+
+  it('gives up on a target that never answers the connection after --connect-timeout', async () => {
+    // A listener whose accept queue is full: the kernel drops further SYNs, so connecting just hangs.
+    const frozen = await frozenListener();
+    const proxy = await startProxy('--connect-timeout', '500', '--target-ssh-port', String(frozen));
+    const client = connect({ host: '127.0.0.1', port: proxy.ssh });
+    const opened = Date.now();
+
+    const closedAfter = await new Promise<number>((done) =>
+      client.once('close', () => done(Date.now() - opened)),
+    );
+
+    expect(closedAfter).toBeGreaterThanOrEqual(450);
+    expect(closedAfter).toBeLessThan(3000);
+    expect(await logged(proxy, '"end":"target timed out"')).toContain('"end":"target timed out"');
   });
 
   it('counts bytes in either direction as activity for the idle timeout', async () => {
@@ -401,6 +417,36 @@ async function canBind(port: number): Promise<boolean> {
   return bound;
 }
 
+/**
+ * A port that accepts no connection and refuses none: a listener with a backlog of 0 that never accepts, its
+ * queue filled by connections of its own. Further SYNs are dropped, as by a frozen host.
+ */
+async function frozenListener(): Promise<number> {
+  const holder = spawn(
+    'python3',
+    [
+      '-c',
+      [
+        'import socket, sys, time',
+        's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+        'port = s.getsockname()[1]',
+        'fillers = [socket.socket() for _ in range(3)]',
+        '[(f.setblocking(False), f.connect_ex(("127.0.0.1", port))) for f in fillers]',
+        'time.sleep(0.2); print(port, flush=True); time.sleep(120)',
+      ].join('\n'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  running.push(holder);
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error('the frozen listener did not start')), 5000);
+    holder.stdout.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      done(Number(chunk.toString().trim()));
+    });
+  });
+}
+
 /** Another process listening on a port of its own; killed after the test. */
 async function holdPort(): Promise<number> {
   const holder = spawn(
@@ -434,6 +480,14 @@ function hammerPorts(ports: number[]): { stop(): void } {
   };
   for (const port of ports) attempt(port);
   return { stop: () => (stopped = true) };
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 function exitCode(child: ChildProcess, deadlineMs: number): Promise<number | null> {
