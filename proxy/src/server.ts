@@ -242,7 +242,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const bound = await listenAll(config.listenAddress, listeners);
   for (const route of config.routes) ports[route.name] = bound[route.name]!;
   for (const listener of listeners)
-    // After binding, errors are per connection (EMFILE on accept, say): report them and keep serving.
+    // After binding, an 'error' is one failed accept (libuv already absorbs EMFILE): report it, keep serving.
     listener.server.on('error', (error: NodeJS.ErrnoException) =>
       log.warn({ listener: listener.name, code: error.code }, 'accept failed'),
     );
