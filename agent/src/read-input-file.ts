@@ -2,8 +2,9 @@
  * Reads a file the user named (template, parameters, SSH key, CA) without ever blocking: a FIFO, socket
  * or device would make a plain open() or read() wait forever in a thread that no signal can interrupt.
  * The file is opened non-blocking, checked to be a regular file on the same descriptor (no race with a
- * swapped path), and read up to a limit. It is synchronous on purpose: inputs are small, are read before
- * anything runs concurrently, and a regular file cannot block.
+ * swapped path), and read up to a limit. It is synchronous on purpose: inputs are small (a few MB at most)
+ * and read once at start; a regular file on a local disk does not block, while a hung network filesystem
+ * would hang any read, sync or not.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { IsobuildError, type ErrorCode } from './errors.js';

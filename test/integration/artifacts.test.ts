@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { getEventListeners } from 'node:events';
-import { mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -508,6 +508,20 @@ describe('file:// artifacts', () => {
     expect(error.problems[0]?.message).toContain(
       `${folder} is a directory; a File step copies exactly one file`,
     );
+  });
+
+  it('refuses links to kernel files and FIFOs, which could leak the agent environment or block', async () => {
+    const environ = join(scratch, 'innocent.sh');
+    const fifo = join(scratch, 'pipe.sh');
+    await symlink('/proc/self/environ', environ);
+    await promisify(execFile)('mkfifo', [fifo]);
+
+    const leaked = await artifactError(fetchAll(template([shell('env', pathToFileURL(environ).href)])));
+    const blocked = await artifactError(fetchAll(template([shell('fifo', pathToFileURL(fifo).href)])));
+
+    expect(leaked.problems[0]?.message).toContain(`${environ} is not a regular file that can be an artifact`);
+    expect(blocked.problems[0]?.message).toContain(`${fifo} is not a regular file that can be an artifact`);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('says when a local file does not exist', async () => {

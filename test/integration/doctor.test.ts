@@ -2,7 +2,8 @@
  * `isobuild doctor` against real parts: a test VM, an in-process Azurite, Debian's Packer 1.6.6. Everything
  * ready gives exit 0 and a table of ok rows; each missing part gives exit 4 and a row that says what to do.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
 import { startFreezingForwarder } from '../helpers/freezing-forwarder.js';
 import { CLI, imageTemplate, linuxTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
 
+const execFileAsync = promisify(execFile);
 let vm: TestVm;
 let azurite: AzuriteInstance;
 let work: string;
@@ -32,9 +34,13 @@ interface Row {
   detail: string;
 }
 
-function doctor(args: string[]): Promise<{ code: number | null; rows: Row[]; stderr: string }> {
+function doctor(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; rows: Row[]; stderr: string }> {
   const child = spawn(process.execPath, [CLI, 'doctor', '--json', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stdout = '';
   let stderr = '';
@@ -85,16 +91,19 @@ describe('isobuild doctor', () => {
       ),
     );
 
-    const run = await doctor([
-      template,
-      ...sshArgs(),
-      '--topology',
-      'proxy',
-      '--proxy-host',
-      '127.0.0.9',
-      '--storage-connection-string',
-      azurite.connectionString.replace(/:\d+\//, ':9/'),
-    ]);
+    const run = await doctor(
+      [
+        template,
+        ...sshArgs(),
+        '--topology',
+        'proxy',
+        '--proxy-host',
+        '127.0.0.9',
+        '--storage-connection-string',
+        azurite.connectionString.replace(/:\d+\//, ':9/'),
+      ],
+      { ISOBUILD_WINRM_PASSWORD: 'doctor-test-password' },
+    );
 
     expect(run.code).toBe(4);
     const row = (check: string): Row | undefined => run.rows.find((r) => r.check === check);
@@ -111,12 +120,20 @@ describe('isobuild doctor', () => {
 
     const port = await doctor([...sshArgs(), '--port', '70000']);
     const template = await doctor([broken, ...sshArgs()]);
+    const fifo = join(work, 'key-fifo');
+    await execFileAsync('mkfifo', [fifo]);
+    const key = await doctor(['--host', vm.address, '--ssh-key-file', fifo]);
+    const noProxy = await doctor([...sshArgs(), '--topology', 'proxy']);
 
     expect(port.code, port.stderr).toBe(2);
     expect(port.stderr).toMatch(/--port.*70000/);
     expect(port.rows).toBeUndefined(); // no table: nothing was checked
     expect(template.code, template.stderr).toBe(2);
     expect(template.stderr).toContain(broken);
+    expect(key.code, key.stderr).toBe(2);
+    expect(key.stderr).toContain('it is a FIFO (named pipe), not a regular file');
+    expect(noProxy.code, noProxy.stderr).toBe(2);
+    expect(noProxy.stderr).toContain('--proxy-host');
   });
 
   it('fails the store check at the request deadline when the path to the store is frozen', async () => {

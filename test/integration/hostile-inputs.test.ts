@@ -78,7 +78,7 @@ describe('files that are not regular files', () => {
     [
       '--param-file',
       (fifo: string) => ['validate', template, '--param-file', fifo],
-      'is a FIFO (named pipe), not a regular file',
+      '(--param-file): it is a FIFO (named pipe), not a regular file',
     ],
     [
       '--ssh-key-file',

@@ -122,12 +122,15 @@ describe('test VM handles', () => {
     const second = await startTestVm(); // likely the same slot number as `first`
     try {
       const stale = await isobuild('testvm', 'stop', first.handle);
+      // Whichever slot `second` got, a handle of that slot from another start must not stop it.
+      const sameSlot = await isobuild('testvm', 'stop', `${second.id}-000000`);
       const bare = await isobuild('testvm', 'stop', String(second.id));
 
       expect(stale.code).toBe(2);
       expect(stale.stderr).toContain(
         `no running test VM has the handle "${first.handle}"; nothing was stopped`,
       );
+      expect(sameSlot.code).toBe(2);
       expect(bare.code).toBe(2);
       expect(bare.stderr).toMatch(/slots are reused: use the handle/);
       expect(() => process.kill(second.holderPid, 0)).not.toThrow();
@@ -142,13 +145,21 @@ describe('test VM handles', () => {
 });
 
 describe('AIB deprovisioning on a test VM', () => {
-  it('has the Azure Linux agent inside the VM only, never on the host', async () => {
-    const result = await sshExec(vm, 'sudo /usr/sbin/waagent -version');
+  it('has the Azure Linux agent inside the VM only: nothing is installed on the host', async () => {
+    const hostState = async () =>
+      (await run('dpkg-query', ['-W', '-f=${Status}', 'waagent']).catch((e: { stdout: string }) => e)).stdout;
+    const before = await hostState();
+    const own = await startTestVm();
+    try {
+      const result = await sshExec(own, 'sudo /usr/sbin/waagent -version');
 
-    expect(vm.azureAgent, vm.azureAgentProblem).toBe(true);
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/WALinuxAgent-\d/);
-    expect(existsSync('/usr/sbin/waagent')).toBe(false);
+      expect(own.azureAgent, own.azureAgentProblem).toBe(true);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/WALinuxAgent-\d/);
+      expect(await hostState()).toBe(before);
+    } finally {
+      await stopTestVm(own.id);
+    }
   });
 
   it('builds as the README says, without --skip-deprovision: waagent -deprovision+user runs for real', async () => {

@@ -174,6 +174,14 @@ describe('log store settings', () => {
     expect(problems.join('\n')).not.toContain('a2V5LWtleS1rZXk=');
   });
 
+  it('never repeats a part that may be a pasted key', () => {
+    const problems = problemsOf({ 'storage-connection-string': 'AccountName=a;c2VjcmV0LWtleS1tYXRlcmlhbA=' });
+
+    expect(problems).toEqual([
+      '--storage-connection-string: part 2 is not a connection string key (AccountName, AccountKey, BlobEndpoint, …).',
+    ]);
+  });
+
   it.each([
     'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5LWtleS1rZXk=;EndpointSuffix=core.windows.net',
     'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=2024&sig=abc%3D',

@@ -5,8 +5,9 @@
  * backoff (as AIB does), all within a total deadline. Failures that no retry can fix end at once.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { open, realpath, rm } from 'node:fs/promises';
+import { pseudoFilesystem } from '../pseudo-fs.js';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -231,9 +232,10 @@ async function copyLocalFile(
 ): Promise<Downloaded> {
   const path = fileURLToPath(url);
   watchdog.enter('receiving', path);
-  let info;
+  // Opened non-blocking and checked on the descriptor: a FIFO swapped in after a check cannot block us.
+  let handle;
   try {
-    info = await stat(path);
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new DownloadError(
@@ -241,22 +243,30 @@ async function copyLocalFile(
       false,
     );
   }
-  if (info.isDirectory()) {
-    throw new DownloadError(
-      `${path} is a directory; a File step copies exactly one file (zip directories and expand them in a script)`,
-      false,
-    );
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) {
+      throw new DownloadError(
+        `${path} is a directory; a File step copies exactly one file (zip directories and expand them in a script)`,
+        false,
+      );
+    }
+    // Kernel and device files (/proc/self/environ, /dev/zero) are never artifacts, and could leak the
+    // agent's secrets: judged by where the file really is, so a link in a mirror cannot point there.
+    if (!info.isFile() || (await pseudoFilesystem(await realpath(path))) !== undefined) {
+      throw new DownloadError(
+        `${path} is not a regular file that can be an artifact; point the URL at a script or file`,
+        false,
+      );
+    }
+    if (info.size > limits.maxBytes) throw new DownloadError(tooLarge(limits.maxBytes, info.size), false);
+    watchdog.expect(info.size);
+    const stream = handle.createReadStream({ autoClose: true });
+    handle = undefined; // the stream owns it now
+    return await writeHashed(stream, destination, limits, watchdog);
+  } finally {
+    await handle?.close();
   }
-  // Kernel and device files (/proc/self/environ, /dev/zero) are never artifacts, and could leak the agent's secrets.
-  if (!info.isFile() || /^\/(proc|sys|dev)(\/|$)/.test(path)) {
-    throw new DownloadError(
-      `${path} is not a regular file that can be an artifact; point the URL at a script or file`,
-      false,
-    );
-  }
-  if (info.size > limits.maxBytes) throw new DownloadError(tooLarge(limits.maxBytes, info.size), false);
-  watchdog.expect(info.size);
-  return writeHashed(createReadStream(path), destination, limits, watchdog);
 }
 
 /** Streams into `destination`, hashing and counting; stops at the size cap or when the watchdog aborts. */

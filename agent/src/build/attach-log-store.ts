@@ -144,7 +144,7 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
       held = undefined;
       if (ready && lines.length === 0)
         report(
-          `the log store is not open yet (after ${budgetMs / 1000} s); the logs are kept locally and uploaded from their first line once it is`,
+          'the log store is not open yet; the logs are kept locally and uploaded from their first line once it is',
         );
       for (const line of lines) report(line);
     },
@@ -214,9 +214,4 @@ async function statusText(statusFile: StatusFile, status: RunStatus): Promise<st
   await statusFile.write(status);
   statusFile.onWrite = undefined;
   return text;
-}
-
-/** Closes a store that is still opening when the build ends before it needs one. */
-export async function closeQuietly(opening: Promise<OpenedLogStore> | undefined): Promise<void> {
-  await opening?.then((store) => store.close()).catch(() => undefined);
 }

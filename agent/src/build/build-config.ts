@@ -471,10 +471,11 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 export function connectionStringProblems(text: string): string[] {
   const fields = new Map<string, string>();
   const problems: string[] = [];
-  for (const part of text
+  const parts = text
     .split(';')
     .map((p) => p.trim())
-    .filter(Boolean)) {
+    .filter(Boolean);
+  for (const [index, part] of parts.entries()) {
     const eq = part.indexOf('=');
     const key = eq > 0 ? part.slice(0, eq).trim() : '';
     if (!key) {
@@ -482,7 +483,9 @@ export function connectionStringProblems(text: string): string[] {
       continue;
     }
     if (!CONNECTION_STRING_KEYS.has(key.toLowerCase())) {
-      problems.push(`"${key}" is not a connection string key (AccountName, AccountKey, BlobEndpoint, …).`);
+      // Keys are short words; anything else may be a pasted secret and is not repeated.
+      const named = /^[A-Za-z]{1,32}$/.test(key) ? `"${key}"` : `part ${index + 1}`;
+      problems.push(`${named} is not a connection string key (AccountName, AccountKey, BlobEndpoint, …).`);
       continue;
     }
     fields.set(key.toLowerCase(), part.slice(eq + 1).trim());

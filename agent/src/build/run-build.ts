@@ -89,12 +89,12 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       ? Buffer.from(config.sshPrivateKey.reveal())
       : undefined;
   const runDir = join(config.workDir, config.runId);
-  if (await exists(runDir)) {
-    throw new IsobuildError(
+  const runIdTaken = (): IsobuildError =>
+    new IsobuildError(
       'usage',
       `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
     );
-  }
+  if (await exists(runDir)) throw runIdTaken();
   const loaded = await loadTemplate(options.templateFile, options.load);
   const template = loaded.template;
   const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
@@ -112,7 +112,16 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
     );
   }
-  options.signal.throwIfAborted();
+  if (options.signal.aborted) {
+    throw new IsobuildError(
+      'cancelled',
+      `cancelled before run ${config.runId} started: nothing was created or contacted, and the run id is still unused.`,
+    );
+  }
+  // Creating the run directory is what claims the run id: two builds with one id cannot both get here.
+  await mkdir(runDir).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'EEXIST' ? runIdTaken() : error;
+  });
 
   // The embedded Azurite starts now, in its own process; for a configured store the storage SDK loads
   // once the Packer files are rendered (or the build ends first). The build never waits for the store: uploads follow the
@@ -151,6 +160,14 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
   };
   const status = initialStatus(config.runId, options.templateFile, template, logs);
   const statusFile = new StatusFile(join(runDir, 'status.json'), mask);
+  let statusWriteFailed = false;
+  statusFile.onError = (error) => {
+    if (statusWriteFailed) return; // once is enough; the next successful write catches up
+    statusWriteFailed = true;
+    report(
+      `warning: could not write ${statusFile.path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); the build goes on and retries with the next change`,
+    );
+  };
   const customizationLog = new BuildLog(logs.customization, config.runId, mask);
   const validationLog = new BuildLog(logs.validation, config.runId, mask);
   const store = attachLogStore({
@@ -314,10 +331,10 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       );
     };
     try {
-      // A Windows build always has its password here (checked with the inputs above).
-      if (template.os === 'linux' || !winrmPassword) {
+      if (template.os === 'linux') {
         await waitForSsh(target, { timeoutMs: config.readyTimeoutMs, signal, onAttempt });
-      } else {
+      } else if (winrmPassword) {
+        // (Windows builds always have their password here: it was checked with the inputs above.)
         await waitForWinRm(
           {
             host: activeRelay.host,

@@ -112,17 +112,22 @@ export class StatusFile {
     private readonly mask: (text: string) => string,
   ) {}
 
+  /** Told about a failed write (a full disk, say); the build goes on and later writes still happen. */
+  onError: ((error: unknown) => void) | undefined;
+
+  /** Never rejects: callers write and go on, often without awaiting. */
   write(status: RunStatus): Promise<void> {
     const text = `${this.mask(JSON.stringify(status, null, 2))}\n`;
     this.onWrite?.(text);
-    // One failed write (a full disk, say) must not stop every later one: the chain goes on.
-    this.pending = this.pending
-      .catch(() => undefined)
-      .then(async () => {
-        const temp = `${this.path}.tmp`;
+    this.pending = this.pending.then(async () => {
+      const temp = `${this.path}.tmp`;
+      try {
         await writeFile(temp, text);
         await rename(temp, this.path);
-      });
+      } catch (error) {
+        this.onError?.(error);
+      }
+    });
     return this.pending;
   }
 }

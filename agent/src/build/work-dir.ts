@@ -3,22 +3,10 @@
  * and says why not in words: a file in the way, no permission, a read-only or a kernel pseudo-filesystem.
  * Pseudo-filesystems (/proc, /sys) are refused up front: writes there fail in odd ways or block.
  */
-import { mkdir, mkdtemp, rmdir, stat, statfs } from 'node:fs/promises';
+import { mkdir, mkdtemp, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { IsobuildError } from '../errors.js';
-
-/** statfs(2) magic numbers of filesystems that cannot hold files. */
-const PSEUDO_FILESYSTEMS: Record<number, string> = {
-  0x9fa0: 'proc',
-  0x62656572: 'sysfs',
-  0x27e0eb: 'cgroup',
-  0x63677270: 'cgroup2',
-  0x64626720: 'debugfs',
-  0x74726163: 'tracefs',
-  0x73636673: 'securityfs',
-  0xcafe4a11: 'bpf',
-  0x1cd1: 'devpts',
-};
+import { pseudoFilesystem } from '../pseudo-fs.js';
 
 export async function prepareWorkDir(workDir: string): Promise<void> {
   const unusable = (why: string, cause?: unknown): IsobuildError =>
@@ -55,15 +43,6 @@ async function ancestorWriteError(path: string): Promise<string | undefined> {
   }
 }
 
-/** The pseudo-filesystem the path (or its nearest existing ancestor) is on, if any. */
-async function pseudoFilesystem(path: string): Promise<string | undefined> {
-  for (let current = path; ; current = dirname(current)) {
-    const info = await statfs(current).catch(() => undefined);
-    if (info) return PSEUDO_FILESYSTEMS[info.type];
-    if (dirname(current) === current) return undefined;
-  }
-}
-
 function describe(code: string | undefined): string {
   switch (code) {
     case 'EEXIST':
@@ -74,6 +53,8 @@ function describe(code: string | undefined): string {
       return 'permission denied';
     case 'EROFS':
       return 'it is on a read-only filesystem';
+    case 'ENOENT':
+      return 'a part of its path does not exist and cannot be created (a dangling symbolic link?)';
     case 'ENOSPC':
       return 'the disk is full';
     default:

@@ -8,6 +8,8 @@ import { main } from './run-cli.js';
 
 const controller = new AbortController();
 let interrupted = false;
+/** The exit code of the first signal: a command that stopped because of it exits with this. */
+let signalExitCode: number = EXIT_CODES.interrupted;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     const code = signal === 'SIGINT' ? EXIT_CODES.interrupted : EXIT_CODES.terminated;
@@ -20,6 +22,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.exit(code);
     }
     interrupted = true;
+    signalExitCode = code;
     controller.abort(new IsobuildError('cancelled', `interrupted by ${signal}; stopped before finishing.`));
   });
 }
@@ -50,4 +53,6 @@ const io: CommandIo = {
 
 process.exitCode = await main(process.argv.slice(2), io);
 process.stdout.write(streamed.end());
-if (interrupted && process.exitCode === 0) process.exitCode = EXIT_CODES.interrupted;
+// A cancel surfaces as the 'cancelled' error (130) wherever it was noticed; SIGTERM's runs exit 143.
+if (interrupted && (process.exitCode === 0 || process.exitCode === EXIT_CODES.interrupted))
+  process.exitCode = signalExitCode;

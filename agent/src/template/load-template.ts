@@ -72,27 +72,32 @@ const ENVELOPE_FIELDS = new Set([
   'scope',
 ]);
 
+// Input files are read synchronously (read-input-file.ts); the promise keeps callers free of that detail.
+// eslint-disable-next-line @typescript-eslint/require-await
 export async function loadTemplate(file: string, options: LoadOptions = {}): Promise<LoadedTemplate> {
-  const text = await readTemplateText(file);
+  const text = readTemplateText(file);
   const parameterFile = options.parameterFile
-    ? await readParameterFile(options.parameterFile)
+    ? readParameterFile(options.parameterFile)
     : new Map<string, JsonValue>();
   return loadTemplateText(text, file, options, parameterFile);
 }
 
-export async function readTemplateText(file: string): Promise<string> {
+export function readTemplateText(file: string, kind: 'template' | 'parameters' = 'template'): string {
   const bytes = readInputFile(file, {
-    label: file,
+    label: kind === 'template' ? file : `the parameters file ${file} (--param-file)`,
     maxBytes: MAX_TEMPLATE_BYTES,
-    limitReason: `templates are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit)`,
+    limitReason: `${kind === 'template' ? 'templates' : 'parameter files'} are limited to ${MAX_TEMPLATE_BYTES} bytes (ARM's limit)`,
     code: 'templateUnreadable',
-    hint: "pass the template's JSON file (save a template from a pipe to a file first).",
+    hint:
+      kind === 'template'
+        ? "pass the template's JSON file (save a template from a pipe to a file first)."
+        : 'pass an ARM parameters JSON file (save it from a pipe to a file first).',
   });
   return decodeTemplateBytes(bytes, file);
 }
 
-async function readParameterFile(file: string): Promise<Map<string, JsonValue>> {
-  const doc = parseJsonDocument(await readTemplateText(file), file);
+function readParameterFile(file: string): Map<string, JsonValue> {
+  const doc = parseJsonDocument(readTemplateText(file, 'parameters'), file);
   const root = doc.value;
   const section = isObject(root) ? root.parameters : undefined;
   if (!isObject(section)) {

@@ -11,8 +11,9 @@ import { execa } from 'execa';
 /** The agent and the one dependency a minimal Debian may lack; the rest (python3, openssl) is on the host. */
 const PACKAGES = ['waagent', 'python3-distro'] as const;
 const APT_TIMEOUT_MS = 120_000;
+const WAAGENT = 'usr/sbin/waagent';
 
-export function agentLayerDir(cacheRoot: string): string {
+function agentLayerDir(cacheRoot: string): string {
   return join(cacheRoot, 'azure-agent-layer');
 }
 
@@ -22,7 +23,7 @@ export function agentLayerDir(cacheRoot: string): string {
  */
 export async function ensureAzureAgentLayer(cacheRoot: string, signal?: AbortSignal): Promise<string> {
   const layer = agentLayerDir(cacheRoot);
-  if (await isDirectory(join(layer, 'usr/sbin'))) return layer;
+  if (await isFile(join(layer, WAAGENT))) return layer;
   const scratch = await mkdtemp(join(cacheRoot, '.azure-agent-'));
   try {
     await download(scratch, signal);
@@ -37,7 +38,7 @@ export async function ensureAzureAgentLayer(cacheRoot: string, signal?: AbortSig
     // over a merged-/usr root as a real directory, it would hide the /lib symlink and every library.
     await rm(join(root, 'lib'), { recursive: true, force: true });
     await rename(root, layer).catch(async (error: NodeJS.ErrnoException) => {
-      if (!(await isDirectory(join(layer, 'usr/sbin')))) throw error;
+      if (!(await isFile(join(layer, WAAGENT)))) throw error;
     });
     return layer;
   } finally {
@@ -46,30 +47,19 @@ export async function ensureAzureAgentLayer(cacheRoot: string, signal?: AbortSig
 }
 
 async function download(dir: string, signal?: AbortSignal): Promise<void> {
-  const get = () =>
-    execa('apt-get', ['download', '-qq', ...PACKAGES], {
-      cwd: dir,
-      reject: false,
-      cancelSignal: signal,
-      timeout: APT_TIMEOUT_MS,
-    });
-  let result = await get();
-  // A machine whose package lists were never fetched (or were cleaned) knows no versions yet.
-  if (result.exitCode !== 0) {
-    await execa('apt-get', ['update', '-qq'], {
-      reject: false,
-      cancelSignal: signal,
-      timeout: APT_TIMEOUT_MS,
-    });
-    result = await get();
-  }
-  if (result.exitCode !== 0) {
-    throw new Error(
-      `apt-get download ${PACKAGES.join(' ')} failed (${result.stderr.trim().split('\n').pop() ?? `exit ${result.exitCode}`})`,
-    );
+  // Only reads the package lists `make deps` fetched; never updates them or installs anything here.
+  const result = await execa('apt-get', ['download', '-qq', ...PACKAGES], {
+    cwd: dir,
+    reject: false,
+    cancelSignal: signal,
+    timeout: APT_TIMEOUT_MS,
+  });
+  if (result.exitCode !== 0 || result.failed) {
+    const last = result.stderr.trim().split('\n').pop() || result.shortMessage || `exit ${result.exitCode}`;
+    throw new Error(`apt-get download ${PACKAGES.join(' ')} failed (${last})`);
   }
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
 }

@@ -6,9 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
@@ -66,17 +65,23 @@ export interface StartTestVmOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * Root-only state (keys, the files the VM boots from): never in world-writable /tmp, where another user
+ * could plant what the boot script then runs as root.
+ */
 export function testVmRoot(): string {
-  return join(tmpdir(), 'isobuild-testvm');
+  return '/run/isobuild-testvm';
 }
 
 export async function startTestVm(options: StartTestVmOptions = {}): Promise<TestVm> {
+  await ensureTestVmRoot();
+  // Before a slot is claimed: a slow download must not hold a slot that others may take for a leftover.
+  const agent = await prepareAzureAgent(options.signal);
   await cleanupStaleTestVms();
   const id = await claimNamespace();
   const name = `${NETNS_PREFIX}${id}`;
   const stateDir = join(testVmRoot(), String(id));
   try {
-    const agent = await prepareAzureAgent(options.signal);
     await rm(stateDir, { recursive: true, force: true });
     for (const dir of ['upper', 'overlay-work', 'root'])
       await mkdir(join(stateDir, dir), { recursive: true });
@@ -141,14 +146,37 @@ export async function startTestVm(options: StartTestVmOptions = {}): Promise<Tes
   }
 }
 
+/** Creates the state root, or refuses one that someone other than this user could have written to. */
+async function ensureTestVmRoot(): Promise<void> {
+  const root = testVmRoot();
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  const info = await lstat(root);
+  const uid = process.getuid?.() ?? 0;
+  if (!info.isDirectory() || info.uid !== uid || (info.mode & 0o022) !== 0) {
+    throw new Error(
+      `${root} is not a private directory of this user (a link, another owner, or writable by others); remove it and start again.`,
+    );
+  }
+}
+
+/** After a failed download, starts do not try again for this long (each try may wait on the network). */
+const AGENT_RETRY_AFTER_MS = 10 * 60_000;
+
 /** A VM without the agent still works for everything but deprovisioning, so a failure here is reported, not fatal. */
 async function prepareAzureAgent(signal?: AbortSignal): Promise<{ layer?: string; problem?: string }> {
+  const failure = join(testVmRoot(), 'azure-agent-layer.failed');
+  const recent = await stat(failure).catch(() => undefined);
+  if (recent && Date.now() - recent.mtimeMs < AGENT_RETRY_AFTER_MS)
+    return {
+      problem: (await readFile(failure, 'utf8').catch(() => '')).trim() || 'an earlier download failed',
+    };
   try {
-    await mkdir(testVmRoot(), { recursive: true });
     return { layer: await ensureAzureAgentLayer(testVmRoot(), signal) };
   } catch (error) {
     signal?.throwIfAborted();
-    return { problem: error instanceof Error ? error.message : String(error) };
+    const problem = error instanceof Error ? error.message : String(error);
+    await writeFile(failure, `${problem}\n`).catch(() => undefined);
+    return { problem };
   }
 }
 
@@ -160,11 +188,15 @@ export async function findTestVm(handle: string): Promise<TestVm | undefined> {
   return record?.handle === handle ? record : undefined;
 }
 
-/** Stops a VM and removes all it had: processes, namespaces, the veth pair and its files. Idempotent. */
-export async function stopTestVm(id: number): Promise<void> {
+/**
+ * Stops a VM and removes all it had: processes, namespaces, the veth pair and its files. Idempotent. With
+ * `handle`, only if the slot still holds that very start's VM.
+ */
+export async function stopTestVm(id: number, handle?: string): Promise<void> {
   const name = `${NETNS_PREFIX}${id}`;
   const stateDir = join(testVmRoot(), String(id));
   const record = await readRecord(stateDir);
+  if (handle !== undefined && record?.handle !== handle) return;
   if (record?.holderPid) killQuietly(record.holderPid);
   // Anything still inside the network namespace (there should be nothing once the holder is gone).
   for (let attempt = 0; attempt < 50; attempt++) {

@@ -7,7 +7,8 @@ import {
   type BuildFlags,
 } from '../../build/build-config.js';
 import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
-import { EXIT_CODES } from '../../errors.js';
+import { EXIT_CODES, IsobuildError } from '../../errors.js';
+import { readSshKeyFile } from '../../readiness/ssh-key-file.js';
 import { loadTemplate } from '../../template/load-template.js';
 import type { ImageTemplate } from '../../template/model.js';
 import type { CommandIo } from '../command.js';
@@ -51,7 +52,22 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     typeof values.host === 'string' || process.env.ISOBUILD_HOST
       ? loadBuildConfig(flags, process.env)
       : undefined;
-  if (config) io.registerSecrets(configSecrets(config));
+  if (config) {
+    io.registerSecrets(configSecrets(config));
+    // The same input checks as build, so that doctor says "bad input" (exit 2) where build would.
+    if (config.sshKeyFile) readSshKeyFile(config.sshKeyFile);
+    if (template?.os === 'windows' && !config.winrmPassword)
+      throw new IsobuildError(
+        'usage',
+        'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
+      );
+    const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
+    if (topology === 'proxy' && !config.proxyHost)
+      throw new IsobuildError(
+        'usage',
+        'the proxy topology needs --proxy-host ADDRESS (the isobuild-proxy in front of the build VM), or pass --topology direct.',
+      );
+  }
 
   const results: CheckResult[] = [];
   if (templateFile && template) {

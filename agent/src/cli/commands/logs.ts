@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { loadLogStoreConfig, parseDuration, RUN_ID_PATTERN, storeSecrets } from '../../build/build-config.js';
+import { loadLogStoreConfig, RUN_ID_PATTERN, storeSecrets } from '../../build/build-config.js';
+import { readDuration } from '../../duration.js';
 import { EXIT_CODES, IsobuildError, isIsobuildError } from '../../errors.js';
 import { describeStorageError } from '../../logstore/append-uploader.js';
 import { BUNDLE_LIMITS, unpackBundle } from '../../logstore/bundle.js';
@@ -93,9 +94,11 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
       'usage',
       `"${runId}" is not a run id: run ids are 1–64 letters, digits, -, _ or . starting with a letter or digit, as "isobuild build" prints them.`,
     );
-  const intervalMs = values.interval === undefined ? 500 : parseDuration(values.interval);
-  if (intervalMs === undefined || intervalMs <= 0)
+  const interval = values.interval === undefined ? { ms: 500 } : readDuration(values.interval);
+  if ('problem' in interval) throw new IsobuildError('usage', `--interval: ${interval.problem}`);
+  if (interval.ms <= 0)
     throw new IsobuildError('usage', `--interval ${values.interval}: write a duration such as 500ms or 2s.`);
+  const intervalMs = interval.ms;
   const config = loadLogStoreConfig(values, process.env);
   io.registerSecrets(storeSecrets(config.store));
   // With --follow, a run that has not started yet is waited for (a container may still be starting).

@@ -68,7 +68,7 @@ export async function runTestVm(argv: string[], io: CommandIo): Promise<number> 
       return 0;
     case 'stop': {
       const vms = values.all ? await listTestVms() : await resolveHandles(rest);
-      for (const vm of vms) await stopTestVm(vm.id);
+      for (const vm of vms) await stopTestVm(vm.id, vm.handle);
       io.out(`Stopped ${vms.length} test VM(s).`);
       return 0;
     }
