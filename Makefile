@@ -3,21 +3,25 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux procps socat haproxy iperf3 hyperfine python3-winrm docker-compose
+# The OCI engine for `make images`, `make compose-demo` and the container tests when no Docker daemon answers.
+CONTAINER_PACKAGES := podman buildah runc netavark aardvark-dns iptables fuse-overlayfs slirp4netns uidmap debootstrap curl
 # The test VM is a copy-on-write view of this machine: packages the public quickstart templates install must be here.
 TEST_VM_PACKAGES := unattended-upgrades
 NODE_STAMP := node_modules/.package-lock.stamp
 
-.PHONY: help deps apt-deps node-deps build demo test lint typecheck bench clean
+.PHONY: help deps apt-deps node-deps build demo test lint typecheck bench images compose-demo clean
 
 help:
 	@echo "make demo   validate and render the example templates under images/"
 	@echo "make test   install what is missing, lint, type-check and run the whole test suite"
 	@echo "make bench  run the benchmarks under bench/ (needs root for the build benchmark)"
+	@echo "make images        build the agent, proxy, test VM and Azurite images (Docker, or podman)"
+	@echo "make compose-demo  a real build through docker-compose.yml's containers, then tear it all down"
 
 deps: apt-deps node-deps
 
 apt-deps:
-	@bash scripts/install-apt-deps.sh $(APT_PACKAGES) $(TEST_VM_PACKAGES)
+	@bash scripts/install-apt-deps.sh $(APT_PACKAGES) $(CONTAINER_PACKAGES) $(TEST_VM_PACKAGES)
 
 # npm ci only when package-lock.json changed since the last install.
 node-deps: $(NODE_STAMP)
@@ -46,6 +50,13 @@ bench: deps build
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
 	npx vitest run --config bench/vitest.config.ts
+
+# ENGINE, PACKER_SOURCE and EXTRA_CA_CERTS choose the engine, Packer and a CA bundle (scripts/images/build-images.sh).
+images: apt-deps
+	@bash scripts/images/build-images.sh
+
+compose-demo: images
+	@bash scripts/compose-demo.sh
 
 clean:
 	rm -rf dist .work coverage
