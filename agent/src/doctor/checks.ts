@@ -3,6 +3,7 @@
  * on. Packer and its version; the plugins a template needs; the log store reachable and writable, and the
  * clock against it; the build VM along every hop (relay → proxy → VM) with the readiness probe's diagnostics.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readSshKeyFile } from '../readiness/ssh-key-file.js';
 import { connect } from 'node:net';
@@ -32,28 +33,66 @@ const CLOCK_SKEW_WARN_MS = 5 * 60_000;
 export async function checkPacker(packerPath: string, template?: ImageTemplate): Promise<CheckResult[]> {
   try {
     const packer = await detectPacker(packerPath);
+    // Which plugins this Packer has matters most in a container image, where nothing can be added later.
+    const plugins = packer.supportsPlugins ? await installedPlugins(packer.path) : undefined;
+    const pluginText = !packer.supportsPlugins
+      ? 'loads no external plugins (Packer 1.7+ is needed for WindowsUpdate steps)'
+      : plugins === undefined
+        ? 'plugins: cannot be listed (`packer plugins installed` needs Packer 1.8+)'
+        : `plugins: ${plugins.length > 0 ? plugins.join(', ') : 'none installed'}`;
     const results: CheckResult[] = [
-      { check: 'Packer', status: 'ok', detail: `${packer.path} ${packer.version}` },
+      { check: 'Packer', status: 'ok', detail: `${packer.path} ${packer.version}; ${pluginText}` },
     ];
     if (template?.customize.some((s) => s.type === 'WindowsUpdate')) {
+      const source = WINDOWS_UPDATE_PLUGIN.source;
+      const missing = plugins !== undefined && !plugins.some((p) => p.startsWith(`${source} `));
       results.push(
-        packer.supportsPlugins
+        !packer.supportsPlugins
           ? {
-              check: `plugin ${WINDOWS_UPDATE_PLUGIN.source}`,
-              status: 'ok',
-              detail: `Packer ${packer.version} loads plugins; the rendered template declares it in required_plugins`,
-            }
-          : {
-              check: `plugin ${WINDOWS_UPDATE_PLUGIN.source}`,
+              check: `plugin ${source}`,
               status: 'fail',
               detail: `the template's WindowsUpdate steps need it, and Packer ${packer.version} cannot load plugins: install Packer 1.7+ (--packer)`,
-            },
+            }
+          : missing
+            ? {
+                check: `plugin ${source}`,
+                status: 'fail',
+                detail: `the template's WindowsUpdate steps need it, and it is not installed: run "packer plugins install ${source}"`,
+              }
+            : {
+                check: `plugin ${source}`,
+                status: 'ok',
+                detail: `Packer ${packer.version} loads plugins; the rendered template declares it in required_plugins`,
+              },
       );
     }
     return results;
   } catch (error) {
     return [{ check: 'Packer', status: 'fail', detail: (error as Error).message }];
   }
+}
+
+/**
+ * The plugins `packer plugins installed` lists, as "source version" (e.g. "github.com/rgl/windows-update
+ * 0.16.10"), or undefined when this Packer cannot list them.
+ */
+function installedPlugins(packerPath: string): Promise<string[] | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      packerPath,
+      ['plugins', 'installed'],
+      { timeout: 30_000, env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
+      (error, stdout) => {
+        if (error) return resolve(undefined);
+        const plugins = stdout
+          .split('\n')
+          .map((line) => /\/((?:[^/\s]+\/){2}[^/\s]+)\/packer-plugin-[^/\s]*_v(\d+\.\d+\.\d+)/.exec(line))
+          .filter((match) => match !== null)
+          .map((match) => `${match[1]} ${match[2]}`);
+        resolve(plugins);
+      },
+    );
+  });
 }
 
 /** Writes and deletes a small blob, and compares the local clock with the service's. */
