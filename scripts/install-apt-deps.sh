@@ -5,7 +5,16 @@ missing=()
 for pkg in "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
-((${#missing[@]} == 0)) && exit 0
+# Test VMs fetch the Azure Linux agent with `apt-get download`, which needs package lists.
+lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
+if ((${#missing[@]} == 0)); then
+  lists_present && exit 0
+  echo "Fetching Debian package lists (test VMs download the Azure Linux agent)"
+  SUDO=()
+  [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq
+  exit 0
+fi
 echo "Installing Debian packages: ${missing[*]}"
 SUDO=()
 [[ $(id -u) -eq 0 ]] || SUDO=(sudo)
