@@ -59,6 +59,8 @@ if [[ $ENGINE == podman ]]; then
 fi
 
 say "=== docker-compose up: azurite, testvm, proxy ($project, $ENGINE)"
+# Whatever a killed earlier run of this project left behind goes first.
+compose down --volumes --remove-orphans -t 5 >"$work/down.log" 2>&1 || true
 compose up -d --no-build azurite testvm proxy
 azurite_up() { compose logs --no-color azurite 2>/dev/null | grep -q 'successfully listens'; }
 deadline=$((SECONDS + 60))

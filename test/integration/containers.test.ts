@@ -41,7 +41,10 @@ interface Run {
   readonly ms: number;
 }
 
-/** Runs a command to its end or its deadline (then kills it and fails, saying which command hung). */
+/**
+ * Runs a command to its end or its deadline. At the deadline its process group gets SIGTERM (so scripts
+ * tear down what they started), SIGKILL a minute later, and the run fails saying which command hung.
+ */
 function run(
   command: string,
   args: readonly string[],
@@ -53,18 +56,25 @@ function run(
     const child = spawn(command, args, {
       env: { ...process.env, CONTAINERS_CONF: join(root, 'containers.conf'), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const signalGroup = (signal: NodeJS.Signals): void => {
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    let killer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(
-          `${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s:\n${stderr.slice(-2000)}`,
-        ),
-      );
+      timedOut = true;
+      signalGroup('SIGTERM');
+      killer = setTimeout(() => signalGroup('SIGKILL'), 60_000);
     }, timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
@@ -72,7 +82,14 @@ function run(
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr, ms: Date.now() - started });
+      clearTimeout(killer);
+      if (timedOut)
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} did not finish within ${timeoutMs / 1000} s:\n${stderr.slice(-2000)}`,
+          ),
+        );
+      else resolvePromise({ code, stdout, stderr, ms: Date.now() - started });
     });
   });
 }
