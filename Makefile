@@ -9,7 +9,7 @@ CONTAINER_PACKAGES := podman buildah runc netavark aardvark-dns iptables fuse-ov
 TEST_VM_PACKAGES := unattended-upgrades
 NODE_STAMP := node_modules/.package-lock.stamp
 
-.PHONY: help deps apt-deps node-deps build demo test lint typecheck bench images compose-demo clean
+.PHONY: help deps apt-deps node-deps build demo test lint typecheck bench bench-containers images compose-demo clean
 
 help:
 	@echo "make demo   validate and render the example templates under images/"
@@ -50,6 +50,10 @@ bench: deps build
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
 	npx vitest run --config bench/vitest.config.ts
+
+# Container start and build times against the host (needs the images, so it is not part of `make bench`).
+bench-containers: images build
+	node bench/container-bench.mjs
 
 # ENGINE, PACKER_SOURCE and EXTRA_CA_CERTS choose the engine, Packer and a CA bundle (scripts/images/build-images.sh).
 images: apt-deps
