@@ -57,8 +57,15 @@ export async function readStoredStatus(
 ): Promise<StoredStatus | undefined> {
   const blob = store.container.getBlobClient(`${runId}/${LOG_BLOBS.status}`);
   try {
+    // One GET returns one version. downloadToBuffer asks for the size first and then the bytes, so a
+    // status replaced in between (the build rewrites it often) came back cut off mid-document.
     const data = await store.deadlines.run(
-      (abortSignal) => blob.downloadToBuffer(0, undefined, { abortSignal }),
+      async (abortSignal) => {
+        const reply = await blob.download(0, undefined, { abortSignal });
+        const parts: Buffer[] = [];
+        for await (const chunk of reply.readableStreamBody ?? []) parts.push(chunk as Buffer);
+        return Buffer.concat(parts);
+      },
       { signal },
     );
     return JSON.parse(data.toString('utf8')) as StoredStatus;
