@@ -9,9 +9,9 @@
  * behind. Nothing is skipped: without an engine, building the images fails with what is missing.
  */
 import { BlobServiceClient } from '@azure/storage-blob';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, chown, copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,6 +22,7 @@ import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/tes
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
 import { linuxTemplate } from '../helpers/build-cli.js';
 import { startHttpServer } from '../helpers/http-server.js';
+import { startTopology } from '../helpers/netns-topology.js';
 import { sshExec } from '../helpers/ssh.js';
 
 const root = resolve('.');
@@ -555,4 +556,240 @@ describe('make compose-demo', () => {
     const services = await run('pgrep', ['-f', 'podman system service .*isobuild-podman'], 10_000);
     expect(services.stdout.trim()).toBe('');
   }, 660_000);
+});
+
+/**
+ * A stand-in for Azure's instance metadata service at 169.254.169.254 (what a managed identity asks in ACI):
+ * it answers the availability probe like IMDS (400 without the Metadata header) and issues a token for the
+ * client id it was started with, in the format Azurite's basic OAuth checks (audience, issuer, lifetime; no
+ * signature). Each request is printed as a JSON line.
+ */
+const IMDS_SCRIPT = `
+const [clientId, tenant] = process.argv.slice(1);
+const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+require('node:http').createServer((request, response) => {
+  const url = new URL(request.url, 'http://imds');
+  console.log(JSON.stringify({ path: url.pathname, query: Object.fromEntries(url.searchParams), metadata: request.headers.metadata ?? null }));
+  const fail = (description) => response.writeHead(400, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ error: 'invalid_request', error_description: description }));
+  if (url.pathname !== '/metadata/identity/oauth2/token' || request.headers.metadata !== 'true')
+    return fail('Required metadata header not specified');
+  if (url.searchParams.get('client_id') !== clientId) return fail('Identity not found');
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { aud: 'https://storage.azure.com', iss: 'https://sts.windows.net/' + tenant + '/', iat: now,
+    nbf: now - 60, exp: now + 3600, oid: clientId, appid: clientId, tid: tenant };
+  response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+    access_token: b64({ alg: 'RS256', typ: 'JWT' }) + '.' + b64(claims) + '.c2lnbmF0dXJl',
+    client_id: clientId, expires_in: '3600', expires_on: String(now + 3600), ext_expires_in: '3600',
+    not_before: String(now), resource: url.searchParams.get('resource'), token_type: 'Bearer' }));
+}).listen(80, '169.254.169.254', () => console.log('listening'));
+`;
+
+/** A process in a network namespace, resolved once it printed `ready` on stdout. */
+async function startIn(
+  namespace: string,
+  args: readonly string[],
+  ready: string,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn('ip', ['netns', 'exec', namespace, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(async () => {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((done) => child.once('close', done));
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await waitFor(
+    `${args.slice(0, 2).join(' ')} in ${namespace}`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited ${child.exitCode}: ${output}`);
+      return Promise.resolve(output.includes(ready));
+    },
+    30_000,
+  );
+  return { child, output: () => output };
+}
+
+describe('the ACI deployment template (docs/aci/isobuild-aci.json)', () => {
+  it('runs the agent image with its command, environment and secret volume: the build succeeds', async () => {
+    // The contract is the container group's command, environmentVariables and volumes, evaluated with test
+    // parameter values. ACI's part is played by real pieces in a network namespace wired like AIB's
+    // containerInstanceSubnetId topology: the test VM, an IMDS stand-in for the managed identity, and
+    // Azurite over HTTPS with OAuth (the storage SDK sends tokens over HTTPS only). The one addition to the
+    // contract is NODE_EXTRA_CA_CERTS for that emulator's self-made certificate.
+    if (engine !== 'podman')
+      throw new Error(
+        `the ACI contract test needs podman (a container in a given network namespace); the engine is ${engine}`,
+      );
+    const topology = await startTopology('aci-subnet');
+    cleanups.push(() => topology.stop());
+    const ns = topology.aci;
+    const ip = await run('ip', ['-n', ns, 'addr', 'add', '169.254.169.254/32', 'dev', 'lo'], 10_000);
+    expect(ip.code, ip.stderr).toBe(0);
+    const clientId = '6f3c3c5e-1b1a-4c1e-9d43-0a5e2b7f2c11';
+    const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+
+    const tls = await mkdtemp(join(tmpdir(), 'isobuild-ct-aci-tls-'));
+    cleanups.push(() => rm(tls, { recursive: true, force: true }));
+    await chmod(tls, 0o755);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(tls, 'key.pem'),
+        '-out',
+        join(tls, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    await chmod(join(tls, 'cert.pem'), 0o644);
+    await startIn(
+      ns,
+      [
+        process.execPath,
+        join(root, 'node_modules/azurite/dist/src/blob/main.js'),
+        '--blobHost',
+        '127.0.0.1',
+        '--blobPort',
+        '10000',
+        '--oauth',
+        'basic',
+        '--cert',
+        join(tls, 'cert.pem'),
+        '--key',
+        join(tls, 'key.pem'),
+        '--inMemoryPersistence',
+        '--skipApiVersionCheck',
+        '--disableTelemetry',
+      ],
+      'successfully listens',
+    );
+    const imds = await startIn(ns, [process.execPath, '-e', IMDS_SCRIPT, clientId, tenant], 'listening');
+
+    const aci = JSON.parse(await readFile(join(root, 'docs/aci/isobuild-aci.json'), 'utf8')) as {
+      parameters: Record<string, { defaultValue?: string | number }>;
+      resources: {
+        properties: {
+          restartPolicy: string;
+          containers: {
+            properties: {
+              image: string;
+              command: string[];
+              environmentVariables: { name: string; value?: string; secureValue?: string }[];
+              volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+              resources: { requests: { cpu: string; memoryInGB: string } };
+            };
+          }[];
+          volumes: { name: string; secret?: Record<string, string> }[];
+        };
+      }[];
+    };
+    const runId = `aci-${process.pid}`;
+    const template = linuxTemplate({
+      customize: [{ type: 'Shell', name: 'aci-contract', inline: ['echo built from the ACI contract'] }],
+    });
+    const parameters: Record<string, string> = {
+      ...Object.fromEntries(
+        Object.entries(aci.parameters)
+          .filter(([, p]) => typeof p.defaultValue !== 'string' || !p.defaultValue.startsWith('['))
+          .map(([name, p]) => [name, `${p.defaultValue ?? ''}`]),
+      ),
+      image: AGENT_IMAGE,
+      identityId:
+        '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/isobuild',
+      aciSubnetId:
+        '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/aci',
+      storageAccountUrl: 'https://127.0.0.1:10000/devstoreaccount1',
+      runId,
+      buildVmAddress: topology.vm.address,
+      buildVmUser: topology.vm.user,
+      templateJsonBase64: Buffer.from(JSON.stringify(template)).toString('base64'),
+      sshPrivateKeyBase64: (await readFile(topology.vm.keyFile)).toString('base64'),
+    };
+    const evaluate = (expression: string): string => {
+      const parameter = /^\[parameters\('([^']+)'\)\]$/.exec(expression)?.[1];
+      if (parameter !== undefined) {
+        const value = parameters[parameter];
+        if (value === undefined) throw new Error(`no test value for parameter ${parameter}`);
+        return value;
+      }
+      if (/^\[reference\(parameters\('identityId'\), '[^']+'\)\.clientId\]$/.test(expression))
+        return clientId;
+      if (expression.startsWith('['))
+        throw new Error(`the ACI template uses ${expression}: teach this test to evaluate it`);
+      return expression;
+    };
+    const group = aci.resources[0]!.properties;
+    const container = group.containers[0]!.properties;
+    const volumeArgs: string[] = [];
+    for (const mount of container.volumeMounts) {
+      const volume = group.volumes.find((v) => v.name === mount.name);
+      if (!volume?.secret)
+        throw new Error(`volume ${mount.name} is not a secret volume: teach this test to mount it`);
+      // A secret volume: each entry a file, base64-decoded. (ACI's owner and mode for them are not known;
+      // these are root's, readable by all, as Kubernetes makes secret volumes by default.)
+      const dir = join(tls, mount.name);
+      await mkdir(dir, { mode: 0o755 });
+      for (const [file, value] of Object.entries(volume.secret))
+        await writeFile(join(dir, file), Buffer.from(evaluate(value), 'base64'), { mode: 0o644 });
+      volumeArgs.push('-v', `${dir}:${mount.mountPath}${mount.readOnly ? ':ro' : ''}`);
+    }
+    const envArgs = container.environmentVariables.flatMap((variable) => [
+      '-e',
+      `${variable.name}=${evaluate(variable.value ?? variable.secureValue ?? '')}`,
+    ]);
+    const aciRun = (name: string, command: readonly string[]): Promise<Run> =>
+      engineRun(
+        [
+          'run',
+          '--name',
+          name,
+          '--network',
+          `ns:/run/netns/${ns}`,
+          '--restart',
+          group.restartPolicy === 'Never' ? 'no' : 'always',
+          '--cpus',
+          evaluate(container.resources.requests.cpu),
+          ...envArgs,
+          ...volumeArgs,
+          '-v',
+          `${join(tls, 'cert.pem')}:/etc/isobuild/emulator-ca.pem:ro`,
+          '-e',
+          'NODE_EXTRA_CA_CERTS=/etc/isobuild/emulator-ca.pem',
+          '--entrypoint',
+          command[0]!,
+          evaluate(container.image),
+          ...command.slice(1),
+        ],
+        300_000,
+      );
+
+    const build = await aciRun(containerName('aci'), container.command);
+    const logs = await aciRun(containerName('aci-logs'), [...container.command.slice(0, -1), 'logs', runId]);
+
+    expect(build.code, build.stdout.slice(-3000) + build.stderr.slice(-3000)).toBe(0);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout + logs.stderr).toContain(`Run ${runId}: Succeeded`);
+    expect(logs.stdout).toContain('built from the ACI contract');
+    // The log store was reached with the managed identity named by AZURE_CLIENT_ID.
+    const tokenRequests = imds
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { metadata: string | null; query: Record<string, string> })
+      .filter((request) => request.metadata === 'true');
+    expect(tokenRequests.length).toBeGreaterThan(0);
+    for (const request of tokenRequests) expect(request.query.client_id).toBe(clientId);
+  }, 600_000);
 });
