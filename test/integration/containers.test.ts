@@ -421,6 +421,7 @@ describe('the agent image', () => {
     expect(stopped.ms).toBeLessThan(60_000); // isobuild ended the build itself, nobody killed it
     expect((await readRunStatus(work, runId))?.runState).toBe('Canceled');
     expect(JSON.parse(await storedBlob(runId, 'status.json'))).toMatchObject({ runState: 'Canceled' });
+    expect(await storedBlob(runId, 'customization.log')).toContain('Shell "long-step" started');
     expect((await sshExec(vm, leftovers)).code).toBe(1);
   }, 300_000);
 
