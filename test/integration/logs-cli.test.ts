@@ -215,7 +215,8 @@ describe('isobuild logs with the embedded store', () => {
     for (let i = 0; i < 100 && (await readdir(join(other, '.azurite', 'users'))).length < 2; i++)
       await new Promise((resolve) => setTimeout(resolve, 50));
     starter.kill('SIGKILL');
-    await rm(other, { recursive: true, force: true });
+    // Azurite may still be writing into it: retry as rm -rf would have to (ENOTEMPTY while it races).
+    await rm(other, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     reuser.kill('SIGKILL');
 
     for (let i = 0; i < 100 && (await running()).length > 0; i++)
