@@ -332,7 +332,7 @@ try {
     60_000,
   );
 
-  // The host reaches the compose networks through their bridges (its address, .1, is in PROXY_ALLOW).
+  // The host reaches the compose networks (the key travels in the environment, never on a command line) through their bridges (its address, .1, is in PROXY_ALLOW).
   const address = (service, network) =>
     execFileSync(
       engine,
@@ -353,30 +353,32 @@ try {
     ...(await pairs(
       'build of images/linux-baseline (through the proxy, logs to Azurite)',
       () =>
-        timed(process.execPath, [
-          cli,
-          'build',
-          join(root, 'images/linux-baseline/template.json'),
-          '--host',
-          'testvm',
-          '--user',
-          'isobuild',
-          '--ssh-key-file',
-          join(composeDir, 'id_ed25519'),
-          '--topology',
-          'proxy',
-          '--proxy-host',
-          address('proxy', 'aci'),
-          '--skip-deprovision',
-          '--rewrite-uri',
-          `${REWRITE}${join(root, 'images')}/`,
-          '--work-dir',
-          join(work, 'runs'),
-          '--run-id',
-          `bench-host-${counter++}`,
-          '--storage-connection-string',
-          connectionString,
-        ]),
+        timed(
+          process.execPath,
+          [
+            cli,
+            'build',
+            join(root, 'images/linux-baseline/template.json'),
+            '--host',
+            'testvm',
+            '--user',
+            'isobuild',
+            '--ssh-key-file',
+            join(composeDir, 'id_ed25519'),
+            '--topology',
+            'proxy',
+            '--proxy-host',
+            address('proxy', 'aci'),
+            '--skip-deprovision',
+            '--rewrite-uri',
+            `${REWRITE}${join(root, 'images')}/`,
+            '--work-dir',
+            join(work, 'runs'),
+            '--run-id',
+            `bench-host-${counter++}`,
+          ],
+          { ISOBUILD_STORAGE_CONNECTION_STRING: connectionString },
+        ),
       // The agent image run by the engine on the compose network, as compose would, without its client.
       [
         `${engine} run`,
