@@ -213,4 +213,17 @@ describe('settings out of range or half valid', () => {
     expect(result.stderr).not.toContain('this is not base64');
     expect(existsSync(runs) ? await readdir(runs) : []).toEqual([]);
   });
+
+  it('refuses a run id already used in the work directory, before anything starts', async () => {
+    const runs = join(work, 'dup-runs');
+    await mkdir(join(runs, 'taken'), { recursive: true });
+
+    const result = await isobuild(build(template, '--work-dir', runs, '--run-id', 'taken'));
+
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(
+      `the run directory ${join(runs, 'taken')} already exists: run ids must be unique`,
+    );
+    expect(await readdir(runs)).toEqual(['taken']);
+  });
 });

@@ -4,7 +4,7 @@
  * then report. status.json and the logs are kept current throughout. Every failure ends in a status with
  * a message that says what failed, where, and what to do; nothing of this run is left running on the VM.
  */
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT_CODES, IsobuildError, type ExitCode, type Problem } from '../errors.js';
 import { SecretMasker } from '../mask-secrets.js';
@@ -94,7 +94,6 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       'usage',
       `the run directory ${runDir} already exists: run ids must be unique. Pick another --run-id or remove it.`,
     );
-  if (await exists(runDir)) throw runIdTaken();
   const loaded = await loadTemplate(options.templateFile, options.load);
   const template = loaded.template;
   const port = config.port ?? (template.os === 'linux' ? 22 : 5986);
@@ -637,15 +636,6 @@ function cancelExitCode(signal: AbortSignal): ExitCode {
   return reason instanceof Error && /SIGTERM/.test(reason.message)
     ? EXIT_CODES.terminated
     : EXIT_CODES.interrupted;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Packer reads keys from files: a key given as content (ISOBUILD_SSH_KEY) lives in the run's tmp dir, mode 600. */
