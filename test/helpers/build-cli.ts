@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { RunStatus } from '../../agent/src/build/run-status.js';
+import type { RunStatus } from '../../agent/src/run/run-status.js';
 import type { TestVm } from '../../agent/src/testvm/test-vm.js';
 
 export const CLI = resolve('dist/agent/src/cli/main.js');

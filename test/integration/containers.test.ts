@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunStatus } from '../../agent/src/build/run-status.js';
+import type { RunStatus } from '../../agent/src/run/run-status.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
 import { linuxTemplate } from '../helpers/build-cli.js';

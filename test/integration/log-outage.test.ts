@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RunStatus } from '../../agent/src/build/run-status.js';
+import type { RunStatus } from '../../agent/src/run/run-status.js';
 import { openBlobStore, type BlobStore } from '../../agent/src/logstore/blob-store.js';
 import { readLog } from '../../agent/src/logstore/log-reader.js';
 import { Secret } from '../../agent/src/secret.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BuildLog } from '../../agent/src/build/build-log.js';
+import { BuildLog } from '../../agent/src/run/build-log.js';
 import { isIsobuildError } from '../../agent/src/errors.js';
 import { AppendUploader, partName } from '../../agent/src/logstore/append-uploader.js';
 import { openBlobStore, type BlobStore } from '../../agent/src/logstore/blob-store.js';

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { configSecrets, loadBuildConfig, parseDuration } from '../../agent/src/build/build-config.js';
+import { configSecrets, loadBuildConfig, parseDuration } from '../../agent/src/settings/build-config.js';
 import { isIsobuildError } from '../../agent/src/errors.js';
 
 describe('loadBuildConfig', () => {

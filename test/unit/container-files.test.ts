@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BUILD_ENVIRONMENT, DEFAULT_KILL_GRACE_MS } from '../../agent/src/build/build-config.js';
+import { BUILD_ENVIRONMENT, DEFAULT_KILL_GRACE_MS } from '../../agent/src/settings/build-config.js';
 import { parseDuration } from '../../agent/src/duration.js';
 import { loadProxyConfig, PROXY_ENVIRONMENT } from '../../proxy/src/config.js';
 import { PROXY_NODE_FLAGS } from '../../proxy/src/runtime.js';

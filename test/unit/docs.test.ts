@@ -1,7 +1,7 @@
 /** The reference documents stay complete: every error code and every environment variable is documented. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BUILD_ENVIRONMENT } from '../../agent/src/build/build-config.js';
+import { BUILD_ENVIRONMENT } from '../../agent/src/settings/build-config.js';
 import { ERROR_CODES } from '../../agent/src/errors.js';
 import { PROXY_ENVIRONMENT } from '../../proxy/src/config.js';
 

@@ -3,7 +3,7 @@
  * never the value. From the minimum length on they are accepted and masked.
  */
 import { describe, expect, it } from 'vitest';
-import { configSecrets, loadBuildConfig } from '../../agent/src/build/build-config.js';
+import { configSecrets, loadBuildConfig } from '../../agent/src/settings/build-config.js';
 import { isIsobuildError, type Problem } from '../../agent/src/errors.js';
 import { MIN_SECRET_LENGTH, SecretMasker } from '../../agent/src/mask-secrets.js';
 

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readSshKeyFile } from '../readiness/ssh-key-file.js';
 import { connect } from 'node:net';
-import type { BuildConfig, LogStoreConfig } from '../build/build-config.js';
+import type { BuildConfig, LogStoreConfig } from '../settings/build-config.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
 import { ensureContainer } from '../logstore/blob-store.js';
 import { openLogStore } from '../logstore/open-log-store.js';

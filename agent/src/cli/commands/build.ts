@@ -1,9 +1,9 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
 import { parseArgs } from 'node:util';
-import { configSecrets, loadBuildConfig } from '../../build/build-config.js';
+import { configSecrets, loadBuildConfig } from '../../settings/build-config.js';
 import { readDuration } from '../../duration.js';
-import { createStructuredLogger } from '../../build/structured-log.js';
-import { runBuild } from '../../build/run-build.js';
+import { createStructuredLogger } from '../../logging/structured-log.js';
+import { runBuild } from '../../run/run-build.js';
 import { IsobuildError } from '../../errors.js';
 import type { CommandIo } from '../command.js';
 import { formatProblems } from '../output.js';

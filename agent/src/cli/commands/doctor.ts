@@ -5,7 +5,7 @@ import {
   loadBuildConfig,
   loadLogStoreConfig,
   type BuildFlags,
-} from '../../build/build-config.js';
+} from '../../settings/build-config.js';
 import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
 import { EXIT_CODES, IsobuildError } from '../../errors.js';
 import { readSshKeyFile } from '../../readiness/ssh-key-file.js';

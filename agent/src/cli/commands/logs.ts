@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { loadLogStoreConfig, RUN_ID_PATTERN, storeSecrets } from '../../build/build-config.js';
+import { loadLogStoreConfig, RUN_ID_PATTERN, storeSecrets } from '../../settings/build-config.js';
 import { readDuration } from '../../duration.js';
 import { EXIT_CODES, IsobuildError, isIsobuildError } from '../../errors.js';
 import { describeStorageError } from '../../logstore/append-uploader.js';

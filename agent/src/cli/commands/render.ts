@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRewrite } from '../../artifacts/rewrite-uri.js';
-import { loadDownloadDeadlines } from '../../build/build-config.js';
+import { loadDownloadDeadlines } from '../../settings/build-config.js';
 import { IsobuildError } from '../../errors.js';
 import { detectPacker } from '../../packer/packer-version.js';
 import { packerValidate } from '../../packer/validate-rendered.js';

@@ -1,27 +1,8 @@
 /**
- * Structured JSON logs for container runs (ACI shows a container's stdout): one pino line per event,
- * with child loggers carrying the run id, the build phase, the step and, for relay connections, the
- * connection id and hop. Every serialised line passes the secret masker before it is written.
- * pino loads on demand, so text-mode runs do not pay for it.
+ * A run's events in the structured log (container runs): phases, steps, log lines and relay connections.
  */
-import type { Logger } from 'pino';
+import type { Logger } from '../logging/structured-log.js';
 import type { BuildLog } from './build-log.js';
-
-export type { Logger };
-
-export async function createStructuredLogger(mask: (text: string) => string): Promise<Logger> {
-  const { pino } = await import('pino');
-  return pino(
-    {
-      base: { name: 'isobuild' },
-      level: 'debug',
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-      hooks: { streamWrite: (line) => mask(line) },
-    },
-    pino.destination({ dest: 1, sync: true }),
-  );
-}
 
 /** What a build tells the structured log besides its log lines. */
 export interface BuildEvents {

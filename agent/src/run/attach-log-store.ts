@@ -13,7 +13,7 @@ import type { OpenedLogStore } from '../logstore/open-log-store.js';
 import { packBundle, writeEffectiveConfig } from '../logstore/bundle.js';
 import { blobUrls, LOG_BLOBS, RunUploads } from '../logstore/run-uploads.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
-import type { BuildConfig } from './build-config.js';
+import type { BuildConfig } from '../settings/build-config.js';
 import type { BuildLog } from './build-log.js';
 import type { RunStatus, StatusFile } from './run-status.js';
 

@@ -25,8 +25,9 @@ import {
 import { loadTemplate, type LoadOptions } from '../template/load-template.js';
 import { PROXY_PORT } from '../template/topology.js';
 import { openLogStore } from '../logstore/open-log-store.js';
-import { configSecrets, type BuildConfig } from './build-config.js';
-import { structuredBuildEvents, type Logger } from './structured-log.js';
+import { configSecrets, type BuildConfig } from '../settings/build-config.js';
+import type { Logger } from '../logging/structured-log.js';
+import { structuredBuildEvents } from './build-events.js';
 import { BuildLog } from './build-log.js';
 import { readSshKeyFile } from '../readiness/ssh-key-file.js';
 import { prepareWorkDir } from './work-dir.js';
