@@ -17,7 +17,7 @@ import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BuildLog } from '../dist/agent/src/build/build-log.js';
+import { BuildLog } from '../dist/agent/src/run/build-log.js';
 import { openBlobStore } from '../dist/agent/src/logstore/blob-store.js';
 import { startEmbeddedAzurite } from '../dist/agent/src/logstore/embedded-azurite.js';
 import { readLog } from '../dist/agent/src/logstore/log-reader.js';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { BuildLog } from '../dist/agent/src/build/build-log.js';
+import { BuildLog } from '../dist/agent/src/run/build-log.js';
 import { openBlobStore } from '../dist/agent/src/logstore/blob-store.js';
 import { RunUploads } from '../dist/agent/src/logstore/run-uploads.js';
 import { SecretMasker } from '../dist/agent/src/mask-secrets.js';
