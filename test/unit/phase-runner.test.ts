@@ -117,6 +117,23 @@ describe('runPhases', () => {
     expect(end.kind).toBe('timedOut');
   });
 
+  it('and a deadline that passes while a cancel is being handled does not turn it into a timeout', async () => {
+    const cancel = new AbortController();
+    const deadline = new AbortController();
+    const end = await runPhases(
+      [
+        phase('a', (signal) => {
+          cancel.abort();
+          deadline.abort();
+          return untilStopped(signal);
+        }),
+      ],
+      [],
+      options({ cancel: cancel.signal, deadline: deadline.signal }),
+    );
+    expect(end.kind).toBe('cancelled');
+  });
+
   it('a stop noticed only after the last phase succeeded leaves the run succeeded (the work is done)', async () => {
     const cancel = new AbortController();
     const end = await runPhases(
