@@ -2,6 +2,11 @@
  * Human progress output of a build: one line per phase and per step (`[3/7] Shell "install-nginx" 12.4s ✓`),
  * a heartbeat while a step runs long, and the last lines of a failing step.
  */
+import { seconds } from '../format-seconds.js';
+
+// Kept for run/'s imports; it lives in format-seconds.ts so that vm-path/ need not import run/.
+export { seconds };
+
 export const HEARTBEAT_MS = 15_000;
 export const TAIL_LINES = 20;
 
@@ -46,10 +51,4 @@ export class Progress {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
   }
-}
-
-export function seconds(ms: number): string {
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  const minutes = Math.floor(ms / 60_000);
-  return `${minutes}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
 }

@@ -3,8 +3,8 @@
  * Packer neither kills remote commands on cancel (without a PTY) nor cleans up after SIGKILL, so isobuild
  * finds the sessions running this run's scripts (/tmp/isobuild-<runId>-*) and kills them whole.
  */
-import { loadSsh2 } from '../readiness/load-ssh2.js';
 import type { SshProbeTarget } from '../readiness/ssh-probe.js';
+import { SshCommandTimeout, sshExec } from '../vm-path/ssh-exec.js';
 
 export const CLEANUP_BUDGET_MS = 30_000;
 
@@ -27,45 +27,11 @@ export async function cleanUpRemoteRun(
   runId: string,
   budgetMs = CLEANUP_BUDGET_MS,
 ): Promise<number> {
-  const { Client } = await loadSsh2();
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    const timer = setTimeout(() => {
-      client.end();
-      reject(
-        new Error(
-          `the cleanup on ${target.label ?? `${target.host}:${target.port}`} did not finish within ${budgetMs / 1000} s`,
-        ),
-      );
-    }, budgetMs);
-    const fail = (error: Error): void => {
-      clearTimeout(timer);
-      client.end();
-      reject(error);
-    };
-    client
-      .once('ready', () => {
-        client.exec(remoteCleanupScript(runId), (error, stream) => {
-          if (error) return fail(error);
-          let output = '';
-          stream.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-          stream.stderr.resume();
-          stream.once('close', () => {
-            clearTimeout(timer);
-            client.end();
-            resolve(Number(/sessions-stopped=(\d+)/.exec(output)?.[1] ?? 0));
-          });
-        });
-      })
-      // ssh2 may emit more than one error for a broken connection: every one must be handled.
-      .on('error', fail)
-      .connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        ...(target.privateKey ? { privateKey: target.privateKey } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
-        readyTimeout: budgetMs,
-      });
-  });
+  try {
+    const output = await sshExec(target, remoteCleanupScript(runId), { budgetMs });
+    return Number(/sessions-stopped=(\d+)/.exec(output)?.[1] ?? 0);
+  } catch (error) {
+    if (!(error instanceof SshCommandTimeout)) throw error;
+    throw new Error(`the cleanup on ${error.where} did not finish within ${budgetMs / 1000} s`);
+  }
 }
