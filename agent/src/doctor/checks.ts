@@ -5,21 +5,17 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readSshKeyFile } from '../readiness/ssh-key-file.js';
 import { connect } from 'node:net';
-import type { BuildConfig, LogStoreConfig } from '../settings/build-config.js';
+import type { LogStoreConfig } from '../settings/build-config.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
 import { ensureContainer } from '../logstore/blob-store.js';
 import { openLogStore } from '../logstore/open-log-store.js';
 import { detectPacker } from '../packer/packer-version.js';
-import { waitForSsh, type ProbeFailure } from '../readiness/ssh-probe.js';
-import { waitForWinRm } from '../readiness/winrm-probe.js';
-import type { WinRmError } from '../winrm/transport.js';
-import { describeHop, startRelay, type Hop } from '../relay/relay.js';
-import { Secret } from '../secret.js';
 import type { ImageTemplate } from '../template/model.js';
-import { PROXY_PORT } from '../template/topology.js';
 import { WINDOWS_UPDATE_PLUGIN } from '../render/packer-template.js';
+import type { VmPath } from '../vm-path/vm-path.js';
+import { VmUnreachable, waitUntilReachable } from '../vm-path/vm-probe.js';
+import { openVmRelay } from '../vm-path/vm-relay.js';
 
 export interface CheckResult {
   readonly check: string;
@@ -151,19 +147,14 @@ export async function checkStore(config: LogStoreConfig, signal?: AbortSignal): 
   }
 }
 
-/** The path to the build VM, hop by hop, ending with the same readiness probe a build runs. */
+/** The path to the build VM, hop by hop, ending with the same readiness probe a build runs (at most 20 s). */
 export async function checkBuildVm(
-  config: BuildConfig,
-  os: 'linux' | 'windows',
-  topology: 'direct' | 'proxy',
+  path: VmPath,
+  readyTimeoutMs: number,
   signal?: AbortSignal,
 ): Promise<CheckResult[]> {
-  const port = config.port ?? (os === 'linux' ? 22 : 5986);
+  const { hop } = path;
   const results: CheckResult[] = [];
-  const hop: Hop =
-    topology === 'proxy' && config.proxyHost
-      ? { kind: 'proxy', host: config.proxyHost, port: PROXY_PORT[os], vm: `${config.host}:${port}` }
-      : { kind: 'direct', host: config.host, port };
   if (hop.kind === 'proxy') {
     const reached = await tcpConnect(hop.host, hop.port, 5_000);
     results.push({
@@ -176,61 +167,20 @@ export async function checkBuildVm(
     });
     if (reached !== true) return results;
   }
-  const relay = await startRelay({ upstream: hop, connectTimeoutMs: 10_000 });
+  const relay = await openVmRelay(path, { connectTimeoutMs: 10_000 });
   results.push({ check: 'relay', status: 'ok', detail: `listening on ${relay.host}:${relay.port}` });
-  const timeoutMs = Math.min(config.readyTimeoutMs, 20_000);
-  const label = describeHop(hop);
+  const check = hop.kind === 'proxy' ? `build VM ${hop.vm} (through the proxy)` : path.label;
   try {
-    if (os === 'linux') {
-      const key = config.sshKeyFile ? readSshKeyFile(config.sshKeyFile) : undefined;
-      await waitForSsh(
-        {
-          host: relay.host,
-          port: relay.port,
-          user: config.user,
-          label,
-          ...(key
-            ? { privateKey: key }
-            : config.sshPrivateKey
-              ? { privateKey: Buffer.from(config.sshPrivateKey.reveal()) }
-              : {}),
-          ...(config.sshPassword ? { password: config.sshPassword.reveal() } : {}),
-        },
-        { timeoutMs, ...(signal ? { signal } : {}) },
-      );
-    } else {
-      await waitForWinRm(
-        {
-          host: relay.host,
-          port: relay.port,
-          servername: config.host,
-          tls: config.winrmTls,
-          auth: {
-            kind: config.winrmAuth,
-            user: config.user,
-            password: config.winrmPassword ?? new Secret(''),
-          },
-          label,
-        },
-        { timeoutMs, ...(signal ? { signal } : {}) },
-      );
-    }
-    results.push({
-      check: hop.kind === 'proxy' ? `build VM ${hop.vm} (through the proxy)` : label,
-      status: 'ok',
-      detail: `accepts ${os === 'linux' ? 'SSH' : 'WinRM'} login as ${config.user}`,
+    await waitUntilReachable(path, relay, {
+      timeoutMs: Math.min(readyTimeoutMs, 20_000),
+      ...(signal ? { signal } : {}),
     });
+    results.push({ check, status: 'ok', detail: `accepts ${path.protocol} login as ${path.user}` });
   } catch (error) {
-    const kind = (error as ProbeFailure | WinRmError).kind;
-    const reason =
-      kind === 'auth-rejected' || kind === 'tls'
-        ? (error as Error).message
-        : (relay.lastFailure() ?? (error as Error).message);
-    results.push({
-      check: hop.kind === 'proxy' ? `build VM ${hop.vm} (through the proxy)` : label,
-      status: 'fail',
-      detail: reason,
-    });
+    // Anything else (a cancel, say) still ends as a row: doctor reports, it does not crash.
+    const detail =
+      error instanceof VmUnreachable ? error.reason : (relay.lastFailure() ?? (error as Error).message);
+    results.push({ check, status: 'fail', detail });
   } finally {
     await relay.close();
   }

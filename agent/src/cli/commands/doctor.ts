@@ -7,10 +7,10 @@ import {
   type BuildFlags,
 } from '../../settings/build-config.js';
 import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
-import { EXIT_CODES, IsobuildError } from '../../errors.js';
-import { readSshKeyFile } from '../../readiness/ssh-key-file.js';
+import { EXIT_CODES } from '../../errors.js';
 import { loadTemplate } from '../../template/load-template.js';
 import type { ImageTemplate } from '../../template/model.js';
+import { resolveVmPath, type VmPath } from '../../vm-path/vm-path.js';
 import type { CommandIo } from '../command.js';
 import { BUILD_OPTIONS } from './build.js';
 import { TEMPLATE_OPTIONS, toLoadOptions } from '../template-options.js';
@@ -52,21 +52,11 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     typeof values.host === 'string' || process.env.ISOBUILD_HOST
       ? loadBuildConfig(flags, process.env)
       : undefined;
+  let vmPath: VmPath | undefined;
   if (config) {
     io.registerSecrets(configSecrets(config));
-    // The same input checks as build, so that doctor says "bad input" (exit 2) where build would.
-    if (config.sshKeyFile) readSshKeyFile(config.sshKeyFile);
-    if (template?.os === 'windows' && !config.winrmPassword)
-      throw new IsobuildError(
-        'usage',
-        'Windows builds need the administrator password: set ISOBUILD_WINRM_PASSWORD (for --user).',
-      );
-    const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
-    if (topology === 'proxy' && !config.proxyHost)
-      throw new IsobuildError(
-        'usage',
-        'the proxy topology needs --proxy-host ADDRESS (the isobuild-proxy in front of the build VM), or pass --topology direct.',
-      );
+    // The same input checks and messages as build, so that doctor says "bad input" (exit 2) where build would.
+    vmPath = resolveVmPath(config, template ?? { os: 'linux', topology: 'direct' });
   }
 
   const results: CheckResult[] = [];
@@ -81,10 +71,8 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     typeof values.packer === 'string' ? values.packer : (process.env.ISOBUILD_PACKER ?? 'packer');
   results.push(...(await checkPacker(packerPath, template)));
   if (store) results.push(...(await checkStore(store, io.signal)));
-  if (config) {
-    const os = template?.os ?? 'linux';
-    const topology = config.topology ?? (template?.topology === 'proxy' ? 'proxy' : 'direct');
-    results.push(...(await checkBuildVm(config, os, topology, io.signal)));
+  if (config && vmPath) {
+    results.push(...(await checkBuildVm(vmPath, config.readyTimeoutMs, io.signal)));
   } else {
     results.push({
       check: 'build VM',
