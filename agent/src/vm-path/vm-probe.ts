@@ -35,6 +35,8 @@ export class VmUnreachable extends IsobuildError {
 export interface ReachableOptions {
   /** Give up after this long (ms); failures that may clear up (refused, silent) are retried until then. */
   readonly timeoutMs: number;
+  /** SSH only: the budget of one attempt (TCP connect plus handshake), 10 s by default; WinRM caps it at 10 s. */
+  readonly attemptTimeoutMs?: number;
   readonly signal?: AbortSignal;
   /** Called after each failed attempt that will be retried (not after the last one). */
   readonly onAttempt?: (attempt: number, failure: Error) => void;
@@ -55,6 +57,7 @@ export async function waitUntilReachable(
   let failedAttempts = 0;
   const probeOptions = {
     timeoutMs: options.timeoutMs,
+    ...(options.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: options.attemptTimeoutMs } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     onAttempt: (attempt: number, failure: Error): void => {
       failedAttempts = attempt;
