@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BUILD_ENVIRONMENT } from '../../agent/src/settings/build-config.js';
+import { BUILD_ENVIRONMENT } from '../../agent/src/settings/settings-table.js';
 
 interface Env {
   name: string;

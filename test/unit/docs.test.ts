@@ -1,7 +1,7 @@
-/** The reference documents stay complete: every error code and every environment variable is documented. */
+/** The reference documents stay complete: every error code and every setting of the settings table is documented. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BUILD_ENVIRONMENT } from '../../agent/src/settings/build-config.js';
+import { SETTING_ROWS, envDisplay } from '../../agent/src/settings/settings-table.js';
 import { ERROR_CODES } from '../../agent/src/errors.js';
 import { PROXY_ENVIRONMENT } from '../../proxy/src/config.js';
 
@@ -13,7 +13,19 @@ describe('documentation', () => {
 
   it('the README configuration table lists every environment variable', () => {
     const text = readFileSync('README.md', 'utf8');
-    for (const name of [...BUILD_ENVIRONMENT, ...PROXY_ENVIRONMENT])
+    const names = SETTING_ROWS.flatMap((row) => (row.env ? [row.env] : []));
+    for (const name of [...names, ...PROXY_ENVIRONMENT])
       expect(text, name).toMatch(new RegExp(`\`${name}(=[^\`]*)?\``));
+  });
+
+  it('the README row of each setting names its flag, its variable and whether it is a secret', () => {
+    const lines = readFileSync('README.md', 'utf8').split('\n');
+    for (const row of SETTING_ROWS.filter((r) => r.env)) {
+      const line = lines.find((l) => new RegExp(`^\\| [^|]+ \\| \`${envDisplay(row)}\``).test(l)) ?? '';
+      const flagCell = line.split('|')[1]?.trim();
+      if (row.flag) expect(flagCell, row.key).toMatch(new RegExp(`^\`--${row.flag}( [^\`]+)?\`$`));
+      else expect(flagCell, row.key).not.toContain('--');
+      expect(line.includes('(secret)'), row.key).toBe(row.secret);
+    }
   });
 });

@@ -97,11 +97,11 @@ export async function main(argv: string[], io: CommandIo): Promise<number> {
   try {
     return await (await command.load()).run(rest, io);
   } catch (error) {
-    return reportError(error, name, io, rest.includes('--json'));
+    return await reportError(error, name, io, rest.includes('--json'));
   }
 }
 
-function reportError(error: unknown, command: string, io: CommandIo, json: boolean): number {
+async function reportError(error: unknown, command: string, io: CommandIo, json: boolean): Promise<number> {
   if (isIsobuildError(error)) {
     if (json) {
       const body = {
@@ -134,6 +134,9 @@ function reportError(error: unknown, command: string, io: CommandIo, json: boole
     `isobuild ${command}: internal error: ${error instanceof Error ? error.message : String(error)}\n` +
       'This is a bug in isobuild; please report it with the command you ran.',
   );
-  if (process.env.ISOBUILD_DEBUG === '1' && error instanceof Error && error.stack) io.err(error.stack);
+  // Loaded here only: the settings table is not worth its start-up cost for commands that do not fail.
+  const { debugEnabled } = await import('../settings/command-settings.js');
+  const { processEnvironment } = await import('../settings/process-environment.js');
+  if (debugEnabled(processEnvironment()) && error instanceof Error && error.stack) io.err(error.stack);
   return EXIT_CODES.internal;
 }

@@ -12,6 +12,8 @@ import { createRequire } from 'node:module';
 import { isProcessAlive } from '../processes.js';
 
 const [main, ...args] = process.argv.slice(2);
+// A separate program, started by embedded-azurite.ts with these two variables: it reads its own
+// environment, not isobuild's settings.
 const usersDir = process.env.ISOBUILD_AZURITE_USERS;
 const endpointFile = process.env.ISOBUILD_AZURITE_ENDPOINT;
 if (!main || !process.send || !usersDir || !endpointFile) {

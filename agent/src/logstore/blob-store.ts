@@ -10,6 +10,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { hideQuery } from '../hide-query.js';
 import type { Secret } from '../secret.js';
+import { processEnvironment } from '../settings/process-environment.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines, type RequestDeadlines } from './request-deadline.js';
 
 export const DEFAULT_CONTAINER = 'packerlogs';
@@ -111,7 +112,7 @@ async function endpointOf(access: StoreAccess): Promise<URL> {
  */
 function keepAliveAgent(endpoint: URL): HttpAgent | undefined {
   const proxied = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some(
-    (name) => process.env[name],
+    (name) => processEnvironment()[name],
   );
   if (proxied) return undefined;
   return endpoint.protocol === 'https:'

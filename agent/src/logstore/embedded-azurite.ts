@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { IsobuildError } from '../errors.js';
 import { Secret } from '../secret.js';
 import { isProcessAlive } from '../processes.js';
+import { processEnvironment } from '../settings/process-environment.js';
 
 /** The account name Azurite serves (its key is random per start: see spawnAzurite). */
 const ACCOUNT = 'devstoreaccount1';
@@ -122,7 +123,7 @@ async function spawnAzurite(
       // The IPC channel tells Azurite when its starter is gone, however it ends.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: {
-        ...process.env,
+        ...processEnvironment(),
         ISOBUILD_AZURITE_USERS: usersDir,
         ISOBUILD_AZURITE_ENDPOINT: endpointFile,
         // A fresh key instead of the emulator's well-known one: only isobuild processes of this user,

@@ -5,17 +5,25 @@
 import { randomUUID } from 'node:crypto';
 import { readInputFile } from '../read-input-file.js';
 import { resolve } from 'node:path';
-import { DEFAULT_LIMITS, type DownloadDeadlines } from '../artifacts/download.js';
+import type { DownloadDeadlines } from '../artifacts/download.js';
 import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { MIN_SECRET_LENGTH, isMaskable } from '../mask-secrets.js';
 import { parseDuration, readDuration } from '../duration.js';
 import { hideQuery } from '../hide-query.js';
-import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
-import { DEFAULT_CONTAINER, type StoreAccess } from '../logstore/blob-store.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from '../logstore/request-deadline.js';
+import type { StoreAccess } from '../logstore/blob-store.js';
 import { Secret } from '../secret.js';
 import { normalizeFingerprint, type TlsPolicy } from '../winrm/transport.js';
+import {
+  listSetting,
+  rawSetting,
+  settingReader,
+  switchSetting,
+  type Read,
+  type SettingFlags,
+  type SettingInput,
+} from './read-setting.js';
+import { SETTINGS, type SettingKey } from './settings-table.js';
 
 export interface BuildConfig {
   readonly host: string;
@@ -62,64 +70,19 @@ export interface BuildConfig {
   readonly storageTimeoutMs?: number;
 }
 
-/** The flags `isobuild build` accepts, mapped to their environment variables. */
-export const BUILD_SETTINGS = {
-  host: { env: 'ISOBUILD_HOST', flag: 'host' },
-  port: { env: 'ISOBUILD_PORT', flag: 'port' },
-  user: { env: 'ISOBUILD_USER', flag: 'user' },
-  sshKeyFile: { env: 'ISOBUILD_SSH_KEY_FILE', flag: 'ssh-key-file' },
-  runId: { env: 'ISOBUILD_RUN_ID', flag: 'run-id' },
-  workDir: { env: 'ISOBUILD_WORK_DIR', flag: 'work-dir' },
-  readyTimeout: { env: 'ISOBUILD_READY_TIMEOUT', flag: 'ready-timeout' },
-  killGrace: { env: 'ISOBUILD_KILL_GRACE', flag: 'kill-grace' },
-  packer: { env: 'ISOBUILD_PACKER', flag: 'packer' },
-  topology: { env: 'ISOBUILD_TOPOLOGY', flag: 'topology' },
-  proxyHost: { env: 'ISOBUILD_PROXY_HOST', flag: 'proxy-host' },
-  storageConnectionString: { env: 'ISOBUILD_STORAGE_CONNECTION_STRING', flag: 'storage-connection-string' },
-  storageSasUrl: { env: 'ISOBUILD_STORAGE_SAS_URL', flag: 'storage-sas-url' },
-  storageAccountUrl: { env: 'ISOBUILD_STORAGE_ACCOUNT_URL', flag: 'storage-account-url' },
-  storageContainer: { env: 'ISOBUILD_STORAGE_CONTAINER', flag: 'storage-container' },
-  storageTimeout: { env: 'ISOBUILD_STORAGE_TIMEOUT', flag: 'storage-timeout' },
-  logDrainTimeout: { env: 'ISOBUILD_LOG_DRAIN_TIMEOUT', flag: 'log-drain-timeout' },
-  logSpoolLimit: { env: 'ISOBUILD_LOG_SPOOL_LIMIT', flag: 'log-spool-limit' },
-  logFormat: { env: 'ISOBUILD_LOG_FORMAT', flag: 'log-format' },
-  logMaxBlocks: { env: 'ISOBUILD_LOG_MAX_BLOCKS', flag: 'log-max-blocks' },
-  winrmAuth: { env: 'ISOBUILD_WINRM_AUTH', flag: 'winrm-auth' },
-  winrmCa: { env: 'ISOBUILD_WINRM_CA', flag: 'winrm-ca' },
-  winrmCertSha256: { env: 'ISOBUILD_WINRM_CERT_SHA256', flag: 'winrm-cert-sha256' },
-  downloadTimeout: { env: 'ISOBUILD_DOWNLOAD_TIMEOUT', flag: 'download-timeout' },
-  downloadStallTimeout: { env: 'ISOBUILD_DOWNLOAD_STALL_TIMEOUT', flag: 'download-stall-timeout' },
-  downloadTotalTimeout: { env: 'ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT', flag: 'download-total-timeout' },
-} as const;
+/** Every ISOBUILD_* variable `isobuild build` reads (from the settings table). */
+export { BUILD_ENVIRONMENT } from './settings-table.js';
 
-/**
- * Every ISOBUILD_* variable `isobuild build` reads: the settings above, plus credentials and switches that
- * have no flag form (container files are checked against this list).
- */
-export const BUILD_ENVIRONMENT: readonly string[] = [
-  ...Object.values(BUILD_SETTINGS).map((s) => s.env),
-  'ISOBUILD_SSH_KEY',
-  'ISOBUILD_SSH_PASSWORD',
-  'ISOBUILD_WINRM_PASSWORD',
-  'ISOBUILD_SKIP_DEPROVISION',
-  'ISOBUILD_LOCAL_LOGS_ONLY',
-  'ISOBUILD_REWRITE_URI',
-  'ISOBUILD_TEMPLATE', // read by the build command
-  'ISOBUILD_BUILD_TIMEOUT', // read by the build command
-  'ISOBUILD_DEBUG', // stack traces for internal errors (cli/main.ts)
-];
-
-export const DEFAULT_READY_TIMEOUT_MS = 5 * 60_000; // Packer's own ssh_timeout default
-export const DEFAULT_KILL_GRACE_MS = 15 * 60_000; // longer than Packer's 10-minute Azure cleanup
-export const DEFAULT_LOG_DRAIN_MS = 60_000;
-export const DEFAULT_WORK_DIR = '.work/runs';
-export const DEFAULT_LOG_SPOOL_BYTES = 1024 ** 3;
+export const DEFAULT_READY_TIMEOUT_MS = SETTINGS.readyTimeout.default.value;
+export const DEFAULT_KILL_GRACE_MS = SETTINGS.killGrace.default.value;
+export const DEFAULT_LOG_DRAIN_MS = SETTINGS.logDrainTimeout.default.value;
+export const DEFAULT_WORK_DIR = SETTINGS.workDir.default.value;
+export const DEFAULT_LOG_SPOOL_BYTES = SETTINGS.logSpoolLimit.default.value;
 /** What a run id may be: it names the run directory and the blob prefix (`isobuild logs` checks it too). */
 export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-export interface BuildFlags {
-  readonly [name: string]: string | boolean | string[] | undefined;
-}
+/** Parsed flags of a command that takes build settings. */
+export type BuildFlags = SettingFlags;
 
 export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): BuildConfig {
   const problems: Problem[] = [];
@@ -141,22 +104,23 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535)
       bad(port.source, `"${port.value}" is not a TCP port (1–65535).`);
   }
-  const user = read('user').value ?? 'packer';
+  const user = read('user').value ?? SETTINGS.user.default.value;
 
   const keyFile = read('sshKeyFile').value;
-  const keyContent = env.ISOBUILD_SSH_KEY;
-  const sshPassword = env.ISOBUILD_SSH_PASSWORD;
+  const keyContent = rawSetting({}, env, 'sshKey');
+  const sshPassword = rawSetting({}, env, 'sshPassword');
+  const winrmPassword = rawSetting({}, env, 'winrmPassword');
   if (keyFile && keyContent)
     bad(
-      'ISOBUILD_SSH_KEY',
+      SETTINGS.sshKey.env,
       'set either an SSH key file (--ssh-key-file / ISOBUILD_SSH_KEY_FILE) or the key itself (ISOBUILD_SSH_KEY), not both.',
     );
   // A credential this short could not be masked in logs without hiding those characters everywhere.
-  for (const name of ['ISOBUILD_SSH_PASSWORD', 'ISOBUILD_WINRM_PASSWORD', 'ISOBUILD_SSH_KEY'] as const) {
-    const value = env[name];
+  for (const key of ['sshPassword', 'winrmPassword', 'sshKey'] as const) {
+    const value = rawSetting({}, env, key);
     if (value && !isMaskable(value))
       bad(
-        name,
+        SETTINGS[key].env,
         `the value is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask in logs; set a longer one.`,
       );
   }
@@ -172,15 +136,11 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   const killGraceMs = duration(read('killGrace'), DEFAULT_KILL_GRACE_MS, bad);
 
   const rewrites: UriRewrite[] = [];
-  const rewriteSpecs = [
-    ...(Array.isArray(flags['rewrite-uri']) ? flags['rewrite-uri'] : []),
-    ...(env.ISOBUILD_REWRITE_URI ? env.ISOBUILD_REWRITE_URI.split(/\s+/).filter(Boolean) : []),
-  ];
-  for (const spec of rewriteSpecs) {
+  for (const spec of listSetting(flags, env, 'rewriteUri', 'build')) {
     try {
       rewrites.push(parseRewrite(spec, cwd));
     } catch (error) {
-      bad('--rewrite-uri', (error as Error).message);
+      bad(`--${SETTINGS.rewriteUri.flag}`, (error as Error).message);
     }
   }
 
@@ -198,10 +158,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   const storage = readStoreAccess(read, bad);
   const storeContainer = readContainer(read, bad);
   const storageTimeoutMs = readStorageTimeout(read, bad);
-  const localLogsOnly =
-    flags['local-logs-only'] === true ||
-    env.ISOBUILD_LOCAL_LOGS_ONLY === '1' ||
-    env.ISOBUILD_LOCAL_LOGS_ONLY === 'true';
+  const localLogsOnly = switchSetting(flags, env, 'localLogsOnly');
   const logDrainMs = duration(read('logDrainTimeout'), DEFAULT_LOG_DRAIN_MS, bad);
   const spool = read('logSpoolLimit');
   const logSpoolBytes = spool.value === undefined ? DEFAULT_LOG_SPOOL_BYTES : parseSize(spool.value);
@@ -221,7 +178,8 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
   const winrmTls = readWinRmTls(read, bad, cwd);
 
   const maxBlocks = read('logMaxBlocks');
-  const logMaxBlocks = maxBlocks.value === undefined ? DEFAULT_MAX_BLOCKS : Number(maxBlocks.value);
+  const logMaxBlocks =
+    maxBlocks.value === undefined ? SETTINGS.logMaxBlocks.default.value : Number(maxBlocks.value);
   if (!Number.isInteger(logMaxBlocks) || logMaxBlocks < 1 || logMaxBlocks > 49_000)
     bad(
       maxBlocks.source,
@@ -242,16 +200,13 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     ...(keyFile ? { sshKeyFile: resolve(cwd, keyFile) } : {}),
     ...(keyContent ? { sshPrivateKey: new Secret(keyContent) } : {}),
     ...(sshPassword ? { sshPassword: new Secret(sshPassword) } : {}),
-    ...(env.ISOBUILD_WINRM_PASSWORD ? { winrmPassword: new Secret(env.ISOBUILD_WINRM_PASSWORD) } : {}),
+    ...(winrmPassword ? { winrmPassword: new Secret(winrmPassword) } : {}),
     runId,
     workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
     readyTimeoutMs,
     killGraceMs,
-    packerPath: read('packer').value ?? 'packer',
-    skipDeprovision:
-      flags['skip-deprovision'] === true ||
-      env.ISOBUILD_SKIP_DEPROVISION === '1' ||
-      env.ISOBUILD_SKIP_DEPROVISION === 'true',
+    packerPath: read('packer').value ?? SETTINGS.packer.default.value,
+    skipDeprovision: switchSetting(flags, env, 'skipDeprovision'),
     rewrites,
     downloadDeadlines,
     ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
@@ -304,21 +259,6 @@ function readWinRmTls(read: Read, bad: (path: string, message: string) => void, 
   return { kind: 'insecure' };
 }
 
-type Read = (key: keyof typeof BUILD_SETTINGS) => { value?: string; source: string };
-
-/** Reads one setting: the flag if given, else its environment variable; `source` names where to fix it. */
-function settingReader(flags: BuildFlags, env: NodeJS.ProcessEnv): Read {
-  return (key) => {
-    const setting = BUILD_SETTINGS[key];
-    const flag = flags[setting.flag];
-    if (typeof flag === 'string') return { value: flag, source: `--${setting.flag}` };
-    const fromEnv = env[setting.env];
-    return fromEnv !== undefined && fromEnv !== ''
-      ? { value: fromEnv, source: setting.env }
-      : { source: `--${setting.flag}` };
-  };
-}
-
 export interface LogStoreConfig {
   readonly store?: StoreAccess;
   readonly storeContainer: string;
@@ -368,7 +308,7 @@ export function loadDownloadDeadlines(flags: BuildFlags, env: NodeJS.ProcessEnv)
 }
 
 function readDownloadDeadlines(read: Read, bad: (path: string, message: string) => void): DownloadDeadlines {
-  const positive = (key: keyof typeof BUILD_SETTINGS, fallback: number): number => {
+  const positive = (key: SettingKey, fallback: number): number => {
     const input = read(key);
     const ms = duration(input, fallback, bad);
     if (ms > 0) return ms;
@@ -376,16 +316,16 @@ function readDownloadDeadlines(read: Read, bad: (path: string, message: string) 
     return fallback;
   };
   return Object.freeze({
-    attemptTimeoutMs: positive('downloadTimeout', DEFAULT_LIMITS.attemptTimeoutMs),
-    stallTimeoutMs: positive('downloadStallTimeout', DEFAULT_LIMITS.stallTimeoutMs),
-    totalTimeoutMs: positive('downloadTotalTimeout', DEFAULT_LIMITS.totalTimeoutMs),
+    attemptTimeoutMs: positive('downloadTimeout', SETTINGS.downloadTimeout.default.value),
+    stallTimeoutMs: positive('downloadStallTimeout', SETTINGS.downloadStallTimeout.default.value),
+    totalTimeoutMs: positive('downloadTotalTimeout', SETTINGS.downloadTotalTimeout.default.value),
   });
 }
 
 /** How long one request to the log store may take; one that takes longer is tried again afresh. */
 function readStorageTimeout(read: Read, bad: (path: string, message: string) => void): number {
   const input = read('storageTimeout');
-  const ms = duration(input, DEFAULT_REQUEST_TIMEOUT_MS, bad);
+  const ms = duration(input, SETTINGS.storageTimeout.default.value, bad);
   if (ms < 100)
     bad(
       input.source,
@@ -395,7 +335,7 @@ function readStorageTimeout(read: Read, bad: (path: string, message: string) => 
 }
 
 function readContainer(read: Read, bad: (path: string, message: string) => void): string {
-  const name = read('storageContainer').value ?? DEFAULT_CONTAINER;
+  const name = read('storageContainer').value ?? SETTINGS.storageContainer.default.value;
   if (!/^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name))
     bad(
       read('storageContainer').source,
@@ -571,7 +511,7 @@ function sasSignatures(query: string): string[] {
 }
 
 function duration(
-  input: { value?: string; source: string },
+  input: SettingInput,
   fallback: number,
   bad: (path: string, message: string) => void,
 ): number {

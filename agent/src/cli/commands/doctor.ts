@@ -6,13 +6,16 @@ import {
   loadLogStoreConfig,
   type BuildFlags,
 } from '../../settings/build-config.js';
+import { loadLocalLogsOnly, loadPackerPath, loadTemplateFile } from '../../settings/command-settings.js';
+import { processEnvironment } from '../../settings/process-environment.js';
+import { settingReader } from '../../settings/read-setting.js';
+import { commandOptions } from '../../settings/settings-table.js';
 import { checkBuildVm, checkPacker, checkStore, type CheckResult } from '../../doctor/checks.js';
 import { EXIT_CODES } from '../../errors.js';
 import { loadTemplate } from '../../template/load-template.js';
 import type { ImageTemplate } from '../../template/model.js';
 import { resolveVmPath, type VmPath } from '../../vm-path/vm-path.js';
 import type { CommandIo } from '../command.js';
-import { BUILD_OPTIONS } from './build.js';
 import { TEMPLATE_OPTIONS, toLoadOptions } from '../template-options.js';
 
 export const DOCTOR_HELP = `Usage: isobuild doctor [template.json] [build options]
@@ -30,7 +33,7 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     args: argv,
     options: {
       ...TEMPLATE_OPTIONS,
-      ...BUILD_OPTIONS,
+      ...commandOptions('doctor'),
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -40,18 +43,16 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
     io.out(DOCTOR_HELP);
     return 0;
   }
-  const flags = values as BuildFlags;
+  const flags: BuildFlags = values;
+  const env = processEnvironment();
   // Inputs first: a bad flag or template is invalid input (exit 2), not a failed check of the machine.
-  const templateFile = positionals[0] ?? process.env.ISOBUILD_TEMPLATE;
+  const templateFile = loadTemplateFile(positionals, env);
   const loaded = templateFile ? await loadTemplate(templateFile, toLoadOptions(values)) : undefined;
   const template: ImageTemplate | undefined = loaded?.template;
-  const localOnly =
-    values['local-logs-only'] === true || ['1', 'true'].includes(process.env.ISOBUILD_LOCAL_LOGS_ONLY ?? '');
-  const store = localOnly ? undefined : loadLogStoreConfig(flags, process.env);
-  const config =
-    typeof values.host === 'string' || process.env.ISOBUILD_HOST
-      ? loadBuildConfig(flags, process.env)
-      : undefined;
+  const store = loadLocalLogsOnly(flags, env) ? undefined : loadLogStoreConfig(flags, env);
+  // The build VM is checked only when one is named.
+  const named = settingReader(flags, env)('host').value !== undefined;
+  const config = named ? loadBuildConfig(flags, env) : undefined;
   let vmPath: VmPath | undefined;
   if (config) {
     io.registerSecrets(configSecrets(config));
@@ -67,8 +68,7 @@ export async function runDoctor(argv: string[], io: CommandIo): Promise<number> 
       detail: `${templateFile} (${template.os}, ${template.topology} topology)`,
     });
   }
-  const packerPath =
-    typeof values.packer === 'string' ? values.packer : (process.env.ISOBUILD_PACKER ?? 'packer');
+  const packerPath = loadPackerPath(flags, env);
   results.push(...(await checkPacker(packerPath, template)));
   if (store) results.push(...(await checkStore(store, io.signal)));
   if (config && vmPath) {

@@ -9,6 +9,9 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadLogStoreConfig, RUN_ID_PATTERN, storeSecrets } from '../../settings/build-config.js';
+import { combinedOptionHelp, optionHelp } from '../../settings/option-help.js';
+import { processEnvironment } from '../../settings/process-environment.js';
+import { commandOptions } from '../../settings/settings-table.js';
 import { readDuration } from '../../duration.js';
 import { EXIT_CODES, IsobuildError, isIsobuildError } from '../../errors.js';
 import { describeStorageError } from '../../logstore/append-uploader.js';
@@ -40,12 +43,15 @@ Options:
   --bundle DIR             fetch the build bundle (rendered Packer files, artifacts with their sha256,
                            the effective configuration) and unpack it into DIR instead of printing the log
   --interval DUR           how often --follow looks for new lines (default 500ms)
-  --work-dir DIR           the build's work directory, where the embedded store keeps its data
-                           (default .work/runs)                                    ISOBUILD_WORK_DIR
-  --storage-connection-string S, --storage-sas-url URL, --storage-account-url URL, --storage-container NAME
-                           the same store settings as "isobuild build" (and the same ISOBUILD_STORAGE_*
-                           variables); with none, the embedded Azurite under --work-dir
-  --storage-timeout DUR    deadline of each request to the store (default 15s)   ISOBUILD_STORAGE_TIMEOUT
+${optionHelp('logs', ['workDir'])}
+${combinedOptionHelp(
+  ['storageConnectionString', 'storageSasUrl', 'storageAccountUrl', 'storageContainer'],
+  [
+    'the same store settings as "isobuild build" (and the same ISOBUILD_STORAGE_*',
+    'variables); with none, the embedded Azurite under --work-dir',
+  ],
+)}
+${optionHelp('logs', ['storageTimeout'])}
   -h, --help               show this help
 
 Exit codes: 0 printed (with --follow: the run succeeded), 1 with --follow: the run failed or was
@@ -72,12 +78,7 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
       validation: { type: 'boolean' },
       bundle: { type: 'string' },
       interval: { type: 'string' },
-      'work-dir': { type: 'string' },
-      'storage-connection-string': { type: 'string' },
-      'storage-sas-url': { type: 'string' },
-      'storage-account-url': { type: 'string' },
-      'storage-container': { type: 'string' },
-      'storage-timeout': { type: 'string' },
+      ...commandOptions('logs'),
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: true,
@@ -99,7 +100,7 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
   if (interval.ms <= 0)
     throw new IsobuildError('usage', `--interval ${values.interval}: write a duration such as 500ms or 2s.`);
   const intervalMs = interval.ms;
-  const config = loadLogStoreConfig(values, process.env);
+  const config = loadLogStoreConfig(values, processEnvironment());
   io.registerSecrets(storeSecrets(config.store));
   // With --follow, a run that has not started yet is waited for (a container may still be starting).
   const waitUntil = Date.now() + (values.follow ? FOLLOW_WAIT_MS : 0);

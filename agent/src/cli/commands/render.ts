@@ -1,8 +1,11 @@
 /** `isobuild render`: fetch and verify artifacts, then write the Packer HCL for a template. */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseRewrite } from '../../artifacts/rewrite-uri.js';
 import { loadDownloadDeadlines } from '../../settings/build-config.js';
+import { loadRenderRewrites } from '../../settings/command-settings.js';
+import { optionHelp } from '../../settings/option-help.js';
+import { processEnvironment } from '../../settings/process-environment.js';
+import { commandOptions } from '../../settings/settings-table.js';
 import { IsobuildError } from '../../errors.js';
 import { detectPacker } from '../../packer/packer-version.js';
 import { packerValidate } from '../../packer/validate-rendered.js';
@@ -22,18 +25,10 @@ Credentials are never written: the files declare sensitive variables that "isobu
 
 Options:
   --out DIR                output directory (required)
-  --rewrite-uri FROM=TO    fetch URLs starting with FROM from TO instead (repeatable; longest FROM
-                           wins); TO may be a URL or a local directory
-  --skip-deprovision       leave out AIB's deprovision step (for VMs without the Azure agent)
-  --packer PATH            Packer binary (default: packer on PATH)
+${optionHelp('render', ['rewriteUri', 'skipDeprovision', 'packer'])}
   --check                  run "packer validate" on the rendered files
   --max-artifact-mb N      refuse artifacts larger than N MiB (default 512)
-  --download-timeout DUR   limit on one download attempt: connect, response and transfer
-                           (default 5m; ISOBUILD_DOWNLOAD_TIMEOUT)
-  --download-stall-timeout DUR  an attempt fails when under 1 KiB arrives in DUR
-                           (default 60s; ISOBUILD_DOWNLOAD_STALL_TIMEOUT)
-  --download-total-timeout DUR  limit on all attempts (up to 10) of one artifact together
-                           (default 15m; ISOBUILD_DOWNLOAD_TOTAL_TIMEOUT)
+${optionHelp('render', ['downloadTimeout', 'downloadStallTimeout', 'downloadTotalTimeout'])}
   --json                   print the result as JSON on stdout
   -h, --help               show this help
 
@@ -48,14 +43,9 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
     options: {
       ...TEMPLATE_OPTIONS,
       out: { type: 'string' },
-      'rewrite-uri': { type: 'string', multiple: true },
-      'skip-deprovision': { type: 'boolean' },
-      packer: { type: 'string' },
+      ...commandOptions('render'),
       check: { type: 'boolean' },
       'max-artifact-mb': { type: 'string' },
-      'download-timeout': { type: 'string' },
-      'download-stall-timeout': { type: 'string' },
-      'download-total-timeout': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -68,7 +58,8 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
   const file = singleTemplate(positionals, 'render');
   if (!values.out)
     throw new IsobuildError('usage', 'render needs --out DIR: the directory to write the Packer files to.');
-  const rewrites = (values['rewrite-uri'] ?? []).map((spec) => parseRewrite(spec));
+  const env = processEnvironment();
+  const rewrites = loadRenderRewrites(values, env);
   const maxMb = values['max-artifact-mb'] === undefined ? undefined : Number(values['max-artifact-mb']);
   if (maxMb !== undefined && !(Number.isFinite(maxMb) && maxMb > 0)) {
     throw new IsobuildError(
@@ -77,7 +68,7 @@ export async function runRender(argv: string[], io: CommandIo): Promise<number> 
     );
   }
 
-  const deadlines = loadDownloadDeadlines(values, process.env);
+  const deadlines = loadDownloadDeadlines(values, env);
 
   const loaded = await loadTemplate(file, toLoadOptions(values));
   io.registerSecrets(loaded.template.secureValues);
