@@ -4,9 +4,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { RunStatus } from '../../agent/src/run/run-status.js';
 import type { TestVm } from '../../agent/src/testvm/test-vm.js';
+import { processResult } from './run-process.js';
 
 export const CLI = resolve('dist/agent/src/cli/main.js');
-export const SUB = '11111111-2222-3333-4444-555555555555';
 
 export interface BuildRun {
   readonly code: number | null;
@@ -14,47 +14,6 @@ export interface BuildRun {
   readonly stderr: string;
   readonly status: RunStatus;
   readonly runDir: string;
-}
-
-const LINUX_SOURCE = {
-  type: 'PlatformImage',
-  publisher: 'Canonical',
-  offer: 'ubuntu-24_04-lts',
-  sku: 'server',
-  version: 'latest',
-};
-export const WINDOWS_SOURCE = {
-  type: 'PlatformImage',
-  publisher: 'MicrosoftWindowsServer',
-  offer: 'WindowsServer',
-  sku: '2022-datacenter-azure-edition',
-  version: 'latest',
-};
-
-/** An imageTemplates resource (API 2024-02-01) building from `source` with the given properties. */
-export function imageTemplate(properties: Record<string, unknown>, source: object = LINUX_SOURCE): object {
-  return {
-    type: 'Microsoft.VirtualMachineImages/imageTemplates',
-    apiVersion: '2024-02-01',
-    location: 'westeurope',
-    identity: {
-      type: 'UserAssigned',
-      userAssignedIdentities: {
-        [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
-          {},
-      },
-    },
-    properties: {
-      source,
-      distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-      ...properties,
-    },
-  };
-}
-
-/** An imageTemplates resource (API 2024-02-01) for a Linux build with the given properties. */
-export function linuxTemplate(properties: Record<string, unknown>): object {
-  return imageTemplate(properties);
 }
 
 export function startBuild(
@@ -99,6 +58,17 @@ export function startBuild(
   );
 }
 
+/** Writes `template` (as JSON unless it is text) to `<workDir>/<runId>.json`; returns that path. */
+export async function writeTemplate(
+  workDir: string,
+  runId: string,
+  template: object | string,
+): Promise<string> {
+  const templateFile = join(workDir, `${runId}.json`);
+  await writeFile(templateFile, typeof template === 'string' ? template : JSON.stringify(template));
+  return templateFile;
+}
+
 let counter = 0;
 export async function runBuildCli(
   vm: TestVm,
@@ -108,17 +78,12 @@ export async function runBuildCli(
   netns?: string,
 ): Promise<BuildRun> {
   const runId = `run-${process.pid}-${counter++}`;
-  const templateFile = join(workDir, `${runId}.json`);
-  await writeFile(templateFile, typeof template === 'string' ? template : JSON.stringify(template));
+  const templateFile = await writeTemplate(workDir, runId, template);
   return finished(startBuild(vm, workDir, templateFile, runId, args, netns), join(workDir, runId));
 }
 
 export async function finished(child: ChildProcess, runDir: string): Promise<BuildRun> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((done) => child.once('close', done));
+  const { code, stdout, stderr } = await processResult(child);
   const status = JSON.parse(
     await readFile(join(runDir, 'status.json'), 'utf8').catch(() => '{}'),
   ) as RunStatus;

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { PROXY_NODE_FLAGS } from '../../proxy/src/runtime.js';
+import { runProcess } from './run-process.js';
 
 export const PROXY_CLI = resolve('dist/proxy/src/main.js');
 
@@ -18,6 +19,39 @@ export interface ProxyRun {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
+}
+
+export interface ProxyArgs {
+  /** Default 127.0.0.1. */
+  readonly listen?: string;
+  /** Listening ports; default 0 (any free port). */
+  readonly sshPort?: number;
+  readonly winrmPort?: number;
+  /** The health check on a free port (default: off). */
+  readonly health?: boolean;
+  /** The build VM; default 127.0.0.1. */
+  readonly target?: string;
+  readonly targetSshPort?: number;
+  readonly targetWinrmPort?: number;
+}
+
+/** isobuild-proxy's command-line arguments for `options`, in the order the tests have always passed them. */
+export function proxyArgs(options: ProxyArgs = {}): string[] {
+  return [
+    '--listen',
+    options.listen ?? '127.0.0.1',
+    '--ssh-port',
+    String(options.sshPort ?? 0),
+    '--winrm-port',
+    String(options.winrmPort ?? 0),
+    ...(options.health ? ['--health-port', '0'] : ['--health-port=-1']),
+    '--target',
+    options.target ?? '127.0.0.1',
+    ...(options.targetSshPort === undefined ? [] : ['--target-ssh-port', String(options.targetSshPort)]),
+    ...(options.targetWinrmPort === undefined
+      ? []
+      : ['--target-winrm-port', String(options.targetWinrmPort)]),
+  ];
 }
 
 /** The command line that starts isobuild-proxy with `args`, inside network namespace `netns` when given. */
@@ -75,27 +109,14 @@ export async function startProxyProcess(
  * Runs isobuild-proxy until it exits on its own (configuration and listen failures), with `env` as its whole
  * environment and `prefix` before node (e.g. setpriv to drop root). Killed and reported after `deadlineMs`.
  */
-export function runProxyToExit(
+export async function runProxyToExit(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; prefix?: string[]; deadlineMs?: number } = {},
 ): Promise<ProxyRun> {
   const [file = '', ...rest] = command(args, undefined, options.prefix);
-  const child = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? {} });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((done, fail) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      fail(
-        new Error(`isobuild-proxy did not exit within ${options.deadlineMs ?? 5000} ms: ${stdout}${stderr}`),
-      );
-    }, options.deadlineMs ?? 5000);
-    child.once('error', fail);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
+  const deadlineMs = options.deadlineMs ?? 5000;
+  const run = await runProcess(file, rest, { env: options.env ?? {}, deadlineMs });
+  if (run.timedOut)
+    throw new Error(`isobuild-proxy did not exit within ${deadlineMs} ms: ${run.stdout}${run.stderr}`);
+  return { code: run.code, stdout: run.stdout, stderr: run.stderr };
 }

@@ -1,6 +1,7 @@
 // One way for tests to run a child process to its end: output collected, killed (SIGKILL) at a deadline so a
 // hung child fails its test instead of the whole run.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 
 export interface ProcessResult {
   /** The exit code; null when a signal ended the process. */
@@ -34,10 +35,13 @@ export function runProcess(
 ): Promise<ProcessResult> {
   const spawnOptions: SpawnOptions = { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env };
   if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
-  return processResult(spawn(file, args, spawnOptions), options);
+  return processResult(spawn(file, args, spawnOptions), {
+    ...options,
+    deadlineMs: options.deadlineMs ?? DEFAULT_DEADLINE_MS,
+  });
 }
 
-/** Collects the output of an already started `child` until it closes, with the same deadline rules. */
+/** Collects the output of an already started `child` until it closes; killed at `deadlineMs` only if given. */
 export function processResult(
   child: ChildProcess,
   options: Pick<RunProcessOptions, 'deadlineMs' | 'signalAfter'> = {},
@@ -46,16 +50,24 @@ export function processResult(
   let stdout = '';
   let stderr = '';
   let timedOut = false;
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // Decoders, not chunk.toString(): a UTF-8 character may be split across chunks. (setEncoding would change
+  // what the caller's own listeners receive.)
+  const outText = new StringDecoder('utf8');
+  const errText = new StringDecoder('utf8');
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += outText.write(chunk)));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += errText.write(chunk)));
   const { signalAfter } = options;
   const signalTimer = signalAfter
     ? setTimeout(() => child.kill(signalAfter.signal), signalAfter.ms)
     : undefined;
-  const killTimer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, options.deadlineMs ?? DEFAULT_DEADLINE_MS);
+  const { deadlineMs } = options;
+  const killTimer =
+    deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, deadlineMs);
   return new Promise((resolve, reject) => {
     child.once('error', (error) => {
       clearTimeout(signalTimer);
@@ -65,6 +77,8 @@ export function processResult(
     child.once('close', (code, signal) => {
       clearTimeout(signalTimer);
       clearTimeout(killTimer);
+      stdout += outText.end();
+      stderr += errText.end();
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
     });
   });

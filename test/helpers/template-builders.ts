@@ -1,7 +1,8 @@
 /**
  * Small builders for image templates in the three shapes isobuild accepts (bare properties, ARM resource,
  * ARM deployment). Each returns a plain object; tests tweak it and JSON.stringify it with `templateText`,
- * which puts every value on its own line so problems can be checked against line numbers.
+ * which puts every value on its own line so problems can be checked against line numbers. `imageTemplate` and
+ * `linuxTemplate` make the resource the build tests run (a VHD from an Ubuntu 24.04 or a Windows source).
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -97,6 +98,39 @@ export function deployment(
     ...(sections.variables ? { variables: sections.variables } : {}),
     resources,
   };
+}
+
+/** The identity, sources and resource the build tests use. */
+export const BUILD_IDENTITY_ID = `/subscriptions/${SUBSCRIPTION_ID}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`;
+
+export const LINUX_BUILD_SOURCE: JsonMap = {
+  type: 'PlatformImage',
+  publisher: 'Canonical',
+  offer: 'ubuntu-24_04-lts',
+  sku: 'server',
+  version: 'latest',
+};
+
+export const WINDOWS_BUILD_SOURCE: JsonMap = {
+  type: 'PlatformImage',
+  publisher: 'MicrosoftWindowsServer',
+  offer: 'WindowsServer',
+  sku: '2022-datacenter-azure-edition',
+  version: 'latest',
+};
+
+/** An imageTemplates resource (API 2024-02-01, westeurope) building a VHD from `source` with `props`. */
+export function imageTemplate(props: Record<string, unknown>, source: object = LINUX_BUILD_SOURCE): JsonMap {
+  return resource({ source, distribute: [{ type: 'VHD', runOutputName: 'vhd' }], ...props } as JsonMap, {
+    name: undefined,
+    location: 'westeurope',
+    identity: identity(BUILD_IDENTITY_ID),
+  });
+}
+
+/** An imageTemplates resource (API 2024-02-01) for a Linux build with the given properties. */
+export function linuxTemplate(props: Record<string, unknown>): JsonMap {
+  return imageTemplate(props);
 }
 
 /** Pretty-printed JSON: one value per line, so line numbers in problems are meaningful. */

@@ -37,7 +37,7 @@ import { IsobuildError } from '../../agent/src/errors.js';
 import { LATEST_API_VERSION } from '../../agent/src/template/api-versions.js';
 import type { ImageTemplate, Step } from '../../agent/src/template/model.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { CLI, linuxTemplate } from '../helpers/build-cli.js';
+import { CLI } from '../helpers/build-cli.js';
 import {
   breakOff,
   drip,
@@ -55,6 +55,7 @@ import {
   type TestHttpServer,
   type TestServerOptions,
 } from '../helpers/http-server.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const SCRIPT = '#!/bin/bash\nset -euo pipefail\necho "hello from isobuild"\n';
 const SCRIPT_SHA = sha256(SCRIPT);

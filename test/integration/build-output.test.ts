@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, startBuild } from '../helpers/build-cli.js';
+import { runProcess } from '../helpers/run-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 let vm: TestVm;
 let azurite: AzuriteInstance;
@@ -41,18 +43,7 @@ afterAll(async () => {
 });
 
 function isobuild(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(kill);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  return runProcess(process.execPath, [CLI, ...args], { deadlineMs: 60_000 });
 }
 
 describe('build output', () => {

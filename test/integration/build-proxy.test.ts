@@ -9,24 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
-import { finished, linuxTemplate, runBuildCli, startBuild } from '../helpers/build-cli.js';
-import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
-import { writeFile } from 'node:fs/promises';
+import { finished, runBuildCli, startBuild, writeTemplate } from '../helpers/build-cli.js';
+import { proxyArgs, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 let vm: TestVm;
 let work: string;
 const viaProxy = ['--topology', 'proxy', '--proxy-host', '127.0.0.3'];
-const proxyArgs = (target: string): string[] => [
-  '--listen',
-  '127.0.0.3',
-  '--ssh-port',
-  '60001',
-  '--winrm-port',
-  '0',
-  '--health-port=-1',
-  '--target',
-  target,
-];
+const vmProxyArgs = (target: string): string[] => proxyArgs({ listen: '127.0.0.3', sshPort: 60001, target });
 
 beforeAll(async () => {
   vm = await startTestVm();
@@ -39,7 +29,7 @@ afterAll(async () => {
 
 describe('isobuild build through isobuild-proxy', () => {
   it('builds through the proxy, fails naming the proxy when it dies, and builds again after a restart', async () => {
-    let proxy: ProxyProcess = await startProxyProcess(proxyArgs(vm.address));
+    let proxy: ProxyProcess = await startProxyProcess(vmProxyArgs(vm.address));
     try {
       const first = await runBuildCli(
         vm,
@@ -51,10 +41,10 @@ describe('isobuild build through isobuild-proxy', () => {
       expect(proxy.logs()).toContain('"msg":"connection closed"');
 
       const runId = `proxy-dies-${process.pid}`;
-      const templateFile = join(work, `${runId}.json`);
-      await writeFile(
-        templateFile,
-        JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', name: 'long', inline: ['sleep 30'] }] })),
+      const templateFile = await writeTemplate(
+        work,
+        runId,
+        linuxTemplate({ customize: [{ type: 'Shell', name: 'long', inline: ['sleep 30'] }] }),
       );
       const child = startBuild(vm, work, templateFile, runId, viaProxy);
       const done = finished(child, join(work, runId));
@@ -66,7 +56,7 @@ describe('isobuild build through isobuild-proxy', () => {
         /customizer 1 Shell "long" failed: .*The network path failed: proxy 127\.0\.0\.3:60001/,
       );
 
-      proxy = await startProxyProcess(proxyArgs(vm.address));
+      proxy = await startProxyProcess(vmProxyArgs(vm.address));
       const again = await runBuildCli(
         vm,
         work,

@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
-import { CLI, finished, linuxTemplate, runBuildCli, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, runBuildCli, startBuild, writeTemplate } from '../helpers/build-cli.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { sshExec } from '../helpers/ssh.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const SCRIPT =
   '#!/bin/bash -e\n# runs as root on AIB: no sudo needed\necho "script uid $(id -u)"\necho from-script > /etc/isobuild-from-script\n';
@@ -232,10 +233,10 @@ describe('isobuild build', () => {
 
   it('cancels cleanly on SIGTERM: Canceled status, exit 143, no remote process left', async () => {
     const runId = `cancel-${process.pid}`;
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', name: 'long', inline: ['sleep 300'] }] })),
+    const templateFile = await writeTemplate(
+      work,
+      runId,
+      linuxTemplate({ customize: [{ type: 'Shell', name: 'long', inline: ['sleep 300'] }] }),
     );
     const child = startBuild(vm, work, templateFile, runId);
     const done = finished(child, join(work, runId));

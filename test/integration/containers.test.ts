@@ -9,7 +9,7 @@
  * behind. Nothing is skipped: without an engine, building the images fails with what is missing.
  */
 import { BlobServiceClient } from '@azure/storage-blob';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -20,10 +20,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunStatus } from '../../agent/src/run/run-status.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { linuxTemplate } from '../helpers/build-cli.js';
 import { startHttpServer } from '../helpers/http-server.js';
 import { startTopology } from '../helpers/netns-topology.js';
+import { writeSelfSignedCertificate } from '../helpers/self-signed-certificate.js';
 import { sshExec } from '../helpers/ssh.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const root = resolve('.');
 const AGENT_IMAGE = 'localhost/isobuild:latest';
@@ -633,27 +634,7 @@ describe('the ACI deployment template (docs/aci/isobuild-aci.json)', () => {
     const tls = await mkdtemp(join(tmpdir(), 'isobuild-ct-aci-tls-'));
     cleanups.push(() => rm(tls, { recursive: true, force: true }));
     await chmod(tls, 0o755);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(tls, 'key.pem'),
-        '-out',
-        join(tls, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    writeSelfSignedCertificate(tls);
     await chmod(join(tls, 'cert.pem'), 0o644);
     await startIn(
       ns,

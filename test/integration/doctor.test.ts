@@ -2,7 +2,7 @@
  * `isobuild doctor` against real parts: a test VM, an in-process Azurite, Debian's Packer 1.6.6. Everything
  * ready gives exit 0 and a table of ok rows; each missing part gives exit 4 and a row that says what to do.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
 import { startFreezingForwarder } from '../helpers/freezing-forwarder.js';
-import { CLI, imageTemplate, linuxTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
+import { runProcess } from '../helpers/run-process.js';
+import { CLI } from '../helpers/build-cli.js';
+import { imageTemplate, linuxTemplate, WINDOWS_BUILD_SOURCE } from '../helpers/template-builders.js';
 
 const execFileAsync = promisify(execFile);
 let vm: TestVm;
@@ -34,23 +36,14 @@ interface Row {
   detail: string;
 }
 
-function doctor(
+async function doctor(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; rows: Row[]; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'doctor', '--json', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { code, stdout, stderr } = await runProcess(process.execPath, [CLI, 'doctor', '--json', ...args], {
     env: { ...process.env, ...env },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) =>
-    child.once('close', (code) =>
-      resolve({ code, stderr, rows: stdout ? (JSON.parse(stdout) as { checks: Row[] }).checks : [] }),
-    ),
-  );
+  return { code, stderr, rows: stdout ? (JSON.parse(stdout) as { checks: Row[] }).checks : [] };
 }
 
 const sshArgs = (): string[] => ['--host', vm.address, '--user', vm.user, '--ssh-key-file', vm.keyFile];
@@ -87,7 +80,7 @@ describe('isobuild doctor', () => {
     await writeFile(
       template,
       JSON.stringify(
-        imageTemplate({ customize: [{ type: 'WindowsUpdate', name: 'updates' }] }, WINDOWS_SOURCE),
+        imageTemplate({ customize: [{ type: 'WindowsUpdate', name: 'updates' }] }, WINDOWS_BUILD_SOURCE),
       ),
     );
 

@@ -3,14 +3,16 @@
  * directories, out-of-range durations, half-valid store settings. Each must end promptly with a clear
  * message and a documented exit code, and start nothing (no run directory, no store).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, linuxTemplate } from '../helpers/build-cli.js';
+import { CLI } from '../helpers/build-cli.js';
+import { runProcess } from '../helpers/run-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const run = promisify(execFile);
 let work: string;
@@ -28,23 +30,10 @@ function isobuild(
   args: string[],
   options: { killAfterMs?: number; signalAfterMs?: number } = {},
 ): Promise<Result> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const terminate = options.signalAfterMs
-    ? setTimeout(() => child.kill('SIGTERM'), options.signalAfterMs)
-    : undefined;
-  const kill = setTimeout(() => child.kill('SIGKILL'), options.killAfterMs ?? 15_000);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(terminate);
-      clearTimeout(kill);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
+  return runProcess(process.execPath, [CLI, ...args], {
+    deadlineMs: options.killAfterMs ?? 15_000,
+    ...(options.signalAfterMs ? { signalAfter: { signal: 'SIGTERM', ms: options.signalAfterMs } } : {}),
+  });
 }
 
 const build = (...args: string[]): string[] => [

@@ -1,13 +1,13 @@
 // The negative corpus: every template under test/fixtures/invalid has exactly one defect. `isobuild validate`
 // must reject each with exit code 2 and one error that names the JSON path of the defect, never with a stack
 // trace. Needs a built dist/ (the Makefile runs `npm run build` before the tests).
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from '../helpers/run-process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/agent/src/cli/main.js');
@@ -39,19 +39,10 @@ const fixtures = readdirSync(join(ROOT, FIXTURE_DIR))
 function runValidate(file: string, args: readonly string[] = []): Promise<CliResult> {
   const env = { ...process.env };
   delete env.ISOBUILD_DEBUG; // it would print stacks for internal errors on purpose
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'validate', file, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 30_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  return runProcess(process.execPath, [CLI, 'validate', file, ...args], {
+    cwd: ROOT,
+    env,
+    deadlineMs: 30_000,
   });
 }
 

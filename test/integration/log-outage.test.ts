@@ -6,8 +6,8 @@
  * a path that resets every connection. An outage that outlasts the drain budget leaves a stored status
  * that says "incomplete", never "stored", and `isobuild logs` then warns and exits 4.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,8 +22,10 @@ import {
   type AzuriteInstance,
   type AzuriteProcess,
 } from '../helpers/azurite.js';
-import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, startBuild, writeTemplate } from '../helpers/build-cli.js';
 import { startFreezingForwarder, type FreezingForwarder } from '../helpers/freezing-forwarder.js';
+import { runProcess } from '../helpers/run-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 let vm: TestVm;
 let work: string;
@@ -85,18 +87,13 @@ function logsCli(
   args: string[],
   connectionString = memoryAzurite.connectionString,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'logs', ...args, '--storage-connection-string', connectionString],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  return runProcess(process.execPath, [
+    CLI,
+    'logs',
+    ...args,
+    '--storage-connection-string',
+    connectionString,
+  ]);
 }
 
 /** A build printing `lines` numbered lines, `gapSeconds` apart, storing through a forwarder of ours. */
@@ -108,20 +105,18 @@ async function buildThroughForwarder(
 ): Promise<{ child: ChildProcess; forwarder: FreezingForwarder; stderr: () => string }> {
   const forwarder = await startFreezingForwarder(Number(new URL(memoryAzurite.url).port));
   closers.push(() => forwarder.close());
-  const templateFile = join(work, `${runId}.json`);
-  await writeFile(
-    templateFile,
-    JSON.stringify(
-      linuxTemplate({
-        customize: [
-          {
-            type: 'Shell',
-            name: 'chatty',
-            inline: [`for i in $(seq 1 ${lines}); do echo "output line $i"; sleep ${gapSeconds}; done`],
-          },
-        ],
-      }),
-    ),
+  const templateFile = await writeTemplate(
+    work,
+    runId,
+    linuxTemplate({
+      customize: [
+        {
+          type: 'Shell',
+          name: 'chatty',
+          inline: [`for i in $(seq 1 ${lines}); do echo "output line $i"; sleep ${gapSeconds}; done`],
+        },
+      ],
+    }),
   );
   const child = startBuild(vm, work, templateFile, runId, [
     '--storage-connection-string',
@@ -172,20 +167,18 @@ describe('a storage outage during a build', () => {
     azurite = await startAzuriteProcess(dataDir);
     const port = azurite.port;
     const runId = `outage-${process.pid}`;
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      JSON.stringify(
-        linuxTemplate({
-          customize: [
-            {
-              type: 'Shell',
-              name: 'chatty',
-              inline: ['for i in $(seq 1 90); do echo "output line $i"; sleep 0.5; done'],
-            },
-          ],
-        }),
-      ),
+    const templateFile = await writeTemplate(
+      work,
+      runId,
+      linuxTemplate({
+        customize: [
+          {
+            type: 'Shell',
+            name: 'chatty',
+            inline: ['for i in $(seq 1 90); do echo "output line $i"; sleep 0.5; done'],
+          },
+        ],
+      }),
     );
     const child = startBuild(vm, work, templateFile, runId, [
       '--storage-connection-string',

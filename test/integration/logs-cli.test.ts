@@ -12,7 +12,9 @@ import { openBlobStore } from '../../agent/src/logstore/blob-store.js';
 import { Secret } from '../../agent/src/secret.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzuriteProcess } from '../helpers/azurite.js';
-import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, startBuild, writeTemplate } from '../helpers/build-cli.js';
+import { runProcess } from '../helpers/run-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 let vm: TestVm;
 let work: string;
@@ -34,14 +36,7 @@ function logsCliIn(
   workDir: string,
   args: string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, 'logs', ...args, '--work-dir', workDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  return runProcess(process.execPath, [CLI, 'logs', ...args, '--work-dir', workDir]);
 }
 
 /** Azurite processes serving this test's work directory ("[a]" keeps pgrep from matching other pgreps). */
@@ -63,21 +58,19 @@ async function waitForFile(path: string, contains: string, timeoutMs = 10_000): 
 describe('isobuild logs with the embedded store', () => {
   it('follows a build live to its end across rollovers, then reads it again and fetches its bundle', async () => {
     const runId = `follow-${process.pid}`;
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      JSON.stringify(
-        linuxTemplate({
-          customize: [
-            {
-              type: 'Shell',
-              name: 'count',
-              inline: ['for i in $(seq 1 10); do echo "tick $i"; sleep 0.5; done'],
-            },
-            { type: 'Shell', name: 'fails', inline: ['echo "about to fail"; exit 7'] },
-          ],
-        }),
-      ),
+    const templateFile = await writeTemplate(
+      work,
+      runId,
+      linuxTemplate({
+        customize: [
+          {
+            type: 'Shell',
+            name: 'count',
+            inline: ['for i in $(seq 1 10); do echo "tick $i"; sleep 0.5; done'],
+          },
+          { type: 'Shell', name: 'fails', inline: ['echo "about to fail"; exit 7'] },
+        ],
+      }),
     );
     // Any --storage-* flag keeps the store on in the test helper; the container is the default one.
     // A block limit of one makes the log roll over with every append while it is followed (even on a
@@ -143,10 +136,9 @@ describe('isobuild logs with the embedded store', () => {
 
   it('stops the embedded Azurite when the build is killed outright', async () => {
     const runId = `killed-${process.pid}`;
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      // Long enough for the embedded store to open on a loaded machine; the build is killed anyway.
+    const templateFile = await writeTemplate(
+      work,
+      runId, // Long enough for the embedded store to open on a loaded machine; the build is killed anyway.
       JSON.stringify(linuxTemplate({ customize: [{ type: 'Shell', inline: ['sleep 15'] }] })),
     );
     const build = startBuild(vm, work, templateFile, runId, ['--storage-container', 'packerlogs']);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+import { proxyArgs, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 
 let echo: Server;
 let echoPort: number;
@@ -40,21 +40,7 @@ async function start(...extra: string[]): Promise<ProxyProcess> {
 
 async function startWith(prefix: string[] | undefined, ...extra: string[]): Promise<ProxyProcess> {
   proxy = await startProxyProcess(
-    [
-      '--listen',
-      '127.0.0.1',
-      '--ssh-port',
-      '0',
-      '--winrm-port',
-      '0',
-      '--health-port',
-      '0',
-      '--target',
-      '127.0.0.1',
-      '--target-ssh-port',
-      String(echoPort),
-      ...extra,
-    ],
+    [...proxyArgs({ health: true, targetSshPort: echoPort }), ...extra],
     undefined,
     prefix,
   );

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, beforeAll, afterAll, describe, expect, it } from 'vitest';
-import { runProxyToExit, startProxyProcess, type ProxyRun } from '../helpers/proxy-process.js';
+import { proxyArgs, runProxyToExit, startProxyProcess, type ProxyRun } from '../helpers/proxy-process.js';
 
 let echo: Server;
 let echoPort: number;
@@ -45,21 +45,7 @@ interface Started {
 }
 
 async function startProxy(...args: string[]): Promise<Started> {
-  const proxy = await startProxyProcess([
-    '--listen',
-    '127.0.0.1',
-    '--ssh-port',
-    '0',
-    '--winrm-port',
-    '0',
-    '--health-port',
-    '0',
-    '--target',
-    '127.0.0.1',
-    '--target-ssh-port',
-    String(echoPort),
-    ...args,
-  ]);
+  const proxy = await startProxyProcess([...proxyArgs({ health: true, targetSshPort: echoPort }), ...args]);
   running.push(proxy.child);
   return { child: proxy.child, ssh: proxy.ports.ssh, health: proxy.healthPort, logs: () => proxy.logs() };
 }

@@ -2,7 +2,7 @@
 import { connect, createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startRelay, type Relay, type RelayConnectionLog } from '../../agent/src/relay/relay.js';
-import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+import { proxyArgs, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 
 let echo: Server;
 let echoPort: number;
@@ -48,19 +48,7 @@ function talk(port: number, payload: string): Promise<string> {
 }
 
 async function proxyTo(targetPort: number): Promise<ProxyProcess> {
-  const proxy = await startProxyProcess([
-    '--listen',
-    '127.0.0.1',
-    '--ssh-port',
-    '0',
-    '--winrm-port',
-    '0',
-    '--health-port=-1',
-    '--target',
-    '127.0.0.1',
-    '--target-ssh-port',
-    String(targetPort),
-  ]);
+  const proxy = await startProxyProcess(proxyArgs({ targetSshPort: targetPort }));
   cleanups.push(() => proxy.stop());
   return proxy;
 }

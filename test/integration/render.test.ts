@@ -10,9 +10,7 @@ import { detectPacker, type PackerInfo } from '../../agent/src/packer/packer-ver
 import { packerValidate } from '../../agent/src/packer/validate-rendered.js';
 import { renderBuild, type RenderOptions } from '../../agent/src/render/render-build.js';
 import { loadTemplateText } from '../../agent/src/template/load-template.js';
-
-const SUB = '11111111-2222-3333-4444-555555555555';
-const IDENTITY = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`;
+import { imageTemplate } from '../helpers/template-builders.js';
 
 let work: string;
 let packer: PackerInfo;
@@ -31,24 +29,9 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/** The build tests' Linux resource, in westus2 and at `apiVersion`. */
 function resource(properties: Record<string, unknown>, apiVersion = '2024-02-01'): string {
-  return JSON.stringify({
-    type: 'Microsoft.VirtualMachineImages/imageTemplates',
-    apiVersion,
-    location: 'westus2',
-    identity: { type: 'UserAssigned', userAssignedIdentities: { [IDENTITY]: {} } },
-    properties: {
-      source: {
-        type: 'PlatformImage',
-        publisher: 'Canonical',
-        offer: 'ubuntu-24_04-lts',
-        sku: 'server',
-        version: 'latest',
-      },
-      distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-      ...properties,
-    },
-  });
+  return JSON.stringify({ ...imageTemplate(properties), apiVersion, location: 'westus2' });
 }
 
 let counter = 0;

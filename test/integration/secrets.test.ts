@@ -18,7 +18,9 @@ import { openBlobStore } from '../../agent/src/logstore/blob-store.js';
 import { Secret } from '../../agent/src/secret.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
-import { CLI, finished, linuxTemplate, startBuild } from '../helpers/build-cli.js';
+import { CLI, finished, startBuild, writeTemplate } from '../helpers/build-cli.js';
+import { runProcess } from '../helpers/run-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const SECRET = 'Tok3n/With+Sl@sh"Quote\\Back=end';
 /** A secret with the characters shells, PowerShell and HTML escape. */
@@ -132,16 +134,12 @@ describe('secrets in a build', () => {
           },
         ],
       });
-      const templateFile = join(work, `${runId}.json`);
-      await writeFile(
-        templateFile,
-        JSON.stringify({
-          $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
-          contentVersion: '1.0.0.0',
-          parameters: { token: { type: 'securestring' }, quoted: { type: 'securestring' } },
-          resources: [resource],
-        }),
-      );
+      const templateFile = await writeTemplate(work, runId, {
+        $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#',
+        contentVersion: '1.0.0.0',
+        parameters: { token: { type: 'securestring' }, quoted: { type: 'securestring' } },
+        resources: [resource],
+      });
       const child = startBuild(vm, work, templateFile, runId, [
         '--param',
         `token=${SECRET}`,
@@ -292,23 +290,12 @@ async function cli(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const run = await runProcess(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
+    deadlineMs: 20_000,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  try {
-    const code = await withDeadline(
-      new Promise<number | null>((resolve) => child.once('close', resolve)),
-      20_000,
-    );
-    return { code, stdout, stderr };
-  } finally {
-    child.kill('SIGKILL');
-  }
+  if (run.timedOut) throw new Error('no answer within 20000 ms');
+  return run;
 }
 
 async function until(condition: () => boolean, ms: number): Promise<void> {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
-import { linuxTemplate, runBuildCli } from '../helpers/build-cli.js';
+import { runBuildCli } from '../helpers/build-cli.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 let vm: TestVm;
 let work: string;

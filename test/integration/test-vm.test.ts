@@ -16,8 +16,9 @@ import {
   stopTestVm,
   type TestVm,
 } from '../../agent/src/testvm/test-vm.js';
-import { CLI, linuxTemplate } from '../helpers/build-cli.js';
+import { CLI } from '../helpers/build-cli.js';
 import { sshExec } from '../helpers/ssh.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const run = promisify(execFile);
 let vm: TestVm;

@@ -7,13 +7,13 @@
  *  - a crashed run's namespaces, links and VM are removed by the next run.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listTestVms } from '../../agent/src/testvm/test-vm.js';
-import { finished, linuxTemplate, runBuildCli, startBuild } from '../helpers/build-cli.js';
+import { finished, runBuildCli, startBuild, writeTemplate } from '../helpers/build-cli.js';
 import {
   cleanupStaleTopologies,
   PROXY_ADDRESS,
@@ -22,6 +22,7 @@ import {
   type Topology,
 } from '../helpers/netns-topology.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+import { linuxTemplate } from '../helpers/template-builders.js';
 
 const SUBNETS =
   '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets';
@@ -112,15 +113,13 @@ describe('proxy topology: aci → proxy → vm', () => {
   it('fails naming the proxy when the proxy dies mid-build, and builds again after it restarts', async () => {
     proxy ??= await startProxy();
     const runId = `topology-proxy-dies-${process.pid}`;
-    const templateFile = join(work, `${runId}.json`);
-    await writeFile(
-      templateFile,
-      JSON.stringify(
-        linuxTemplate({
-          customize: [{ type: 'Shell', name: 'long', inline: ['sleep 30'] }],
-          vmProfile: proxyVnet,
-        }),
-      ),
+    const templateFile = await writeTemplate(
+      work,
+      runId,
+      linuxTemplate({
+        customize: [{ type: 'Shell', name: 'long', inline: ['sleep 30'] }],
+        vmProfile: proxyVnet,
+      }),
     );
     const child = startBuild(topo.vm, work, templateFile, runId, ['--proxy-host', PROXY_ADDRESS], topo.aci);
     const done = finished(child, join(work, runId));

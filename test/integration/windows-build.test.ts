@@ -9,10 +9,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, imageTemplate, WINDOWS_SOURCE } from '../helpers/build-cli.js';
+import { CLI } from '../helpers/build-cli.js';
 import { PROXY_ADDRESS, startTopology } from '../helpers/netns-topology.js';
-import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
+import { proxyArgs, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
+import { processResult } from '../helpers/run-process.js';
+import { imageTemplate, WINDOWS_BUILD_SOURCE } from '../helpers/template-builders.js';
 
 /**
  * The baseline's validation reads the registry and services, which only a real Windows can do: the fake VM
@@ -57,7 +59,7 @@ async function windowsTemplate(
           customize,
           ...(inVMValidations.length > 0 ? { validate: { inVMValidations } } : {}),
         },
-        WINDOWS_SOURCE,
+        WINDOWS_BUILD_SOURCE,
       ),
     ),
   );
@@ -107,13 +109,7 @@ function build(
       env: { ...process.env, ISOBUILD_WINRM_PASSWORD: vm.password, ...env },
     },
   );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) =>
-    child.once('close', (code) => done({ code, stdout, stderr })),
-  );
+  return processResult(child);
 }
 
 describe('Windows builds against the fake Windows VM', () => {
@@ -193,19 +189,9 @@ describe('Windows builds against the fake Windows VM', () => {
   }, 120_000);
 
   it('builds through isobuild-proxy (60000 → 5986)', async () => {
-    const proxy = await startProxyProcess([
-      '--listen',
-      '127.0.0.5',
-      '--ssh-port',
-      '0',
-      '--winrm-port',
-      '60000',
-      '--health-port=-1',
-      '--target',
-      vm.host,
-      '--target-winrm-port',
-      String(vm.port),
-    ]);
+    const proxy = await startProxyProcess(
+      proxyArgs({ listen: '127.0.0.5', winrmPort: 60000, target: vm.host, targetWinrmPort: vm.port }),
+    );
     try {
       const template = await windowsTemplate('via-proxy', [
         { type: 'PowerShell', name: 'inline', inline: ['Write-Host "hello through the proxy"'] },

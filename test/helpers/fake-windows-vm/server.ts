@@ -3,7 +3,7 @@
 // faults, Signal, Delete) answered the way Windows answers them, so that independent clients (Debian's
 // python3-winrm, Packer 1.6.6) and isobuild's own client can be checked against it. Commands run in a
 // sandbox directory through `commands.ts`. See ../../../../shared/docs/winrm-notes.md §4.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
+import { writeSelfSignedCertificate } from '../self-signed-certificate.js';
 import { startCommand, type FakeVmBehaviour } from './commands.js';
 import { createChallenge, isType1, verifyType3, type NtlmChallenge } from './ntlm-server.js';
 
@@ -84,28 +85,10 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
   const sandbox = join(dir, 'C');
   mkdirSync(join(sandbox, 'Windows', 'Temp'), { recursive: true });
   const host = options.host ?? '127.0.0.1';
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=fake-windows-vm',
-      '-addext',
-      `subjectAltName=DNS:localhost,DNS:fake-windows-vm,IP:${host}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  const { cert: certPem } = writeSelfSignedCertificate(dir, {
+    commonName: 'fake-windows-vm',
+    altNames: ['DNS:localhost', 'DNS:fake-windows-vm', `IP:${host}`],
+  });
   const behaviour: FakeVmBehaviour = {
     sandbox,
     hostname: 'FAKE-WINVM',
