@@ -84,13 +84,37 @@ export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** Parsed flags of a command that takes build settings. */
 export type BuildFlags = SettingFlags;
 
+type Bad = (path: string, message: string) => void;
+
 export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd = process.cwd()): BuildConfig {
   const problems: Problem[] = [];
-  const bad = (path: string, message: string): void => {
+  const bad: Bad = (path, message) => {
     problems.push({ severity: 'error', path, message });
   };
   const read = settingReader(flags, env);
+  // Problems are reported in this order, and the config's fields keep it (effective-config.json).
+  const vm = readVmAccess(read, env, bad, cwd);
+  const run = readRunSettings(read, flags, env, bad, cwd);
+  const logs = readLogSettings(read, flags, env, bad);
+  const winrm = readWinRm(read, bad, cwd);
+  const logMaxBlocks = readMaxBlocks(read, bad);
+  if (problems.length > 0) {
+    throw new IsobuildError(
+      'usage',
+      `the build configuration has ${problems.length} problem(s); see isobuild build --help.`,
+      { problems },
+    );
+  }
+  return Object.freeze({ ...vm, ...run, ...logs, logMaxBlocks, ...winrm });
+}
 
+type VmAccess = Pick<
+  BuildConfig,
+  'host' | 'port' | 'user' | 'sshKeyFile' | 'sshPrivateKey' | 'sshPassword' | 'winrmPassword'
+>;
+
+/** The build VM's address, port, user and credentials. */
+function readVmAccess(read: Read, env: NodeJS.ProcessEnv, bad: Bad, cwd: string): VmAccess {
   const host = read('host');
   if (!host.value)
     bad(
@@ -124,14 +148,45 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
         `the value is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask in logs; set a longer one.`,
       );
   }
+  return {
+    host: host.value ?? '',
+    ...(portNumber !== undefined ? { port: portNumber } : {}),
+    user,
+    ...(keyFile ? { sshKeyFile: resolve(cwd, keyFile) } : {}),
+    ...(keyContent ? { sshPrivateKey: new Secret(keyContent) } : {}),
+    ...(sshPassword ? { sshPassword: new Secret(sshPassword) } : {}),
+    ...(winrmPassword ? { winrmPassword: new Secret(winrmPassword) } : {}),
+  };
+}
 
+type RunSettings = Pick<
+  BuildConfig,
+  | 'runId'
+  | 'workDir'
+  | 'readyTimeoutMs'
+  | 'killGraceMs'
+  | 'packerPath'
+  | 'skipDeprovision'
+  | 'rewrites'
+  | 'downloadDeadlines'
+  | 'topology'
+  | 'proxyHost'
+>;
+
+/** The run's id, directory, deadlines, Packer, artifact sources and network path. */
+function readRunSettings(
+  read: Read,
+  flags: BuildFlags,
+  env: NodeJS.ProcessEnv,
+  bad: Bad,
+  cwd: string,
+): RunSettings {
   const runId = read('runId').value ?? randomUUID();
   if (!RUN_ID_PATTERN.test(runId))
     bad(
       read('runId').source,
       `"${runId}" is not a usable run id: use 1–64 letters, digits, -, _ or . (starting with a letter or digit).`,
     );
-
   const readyTimeoutMs = duration(read('readyTimeout'), DEFAULT_READY_TIMEOUT_MS, bad);
   const killGraceMs = duration(read('killGrace'), DEFAULT_KILL_GRACE_MS, bad);
 
@@ -143,7 +198,6 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       bad(`--${SETTINGS.rewriteUri.flag}`, (error as Error).message);
     }
   }
-
   const downloadDeadlines = readDownloadDeadlines(read, bad);
 
   const topology = read('topology');
@@ -154,7 +208,33 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
     );
   }
   const proxyHost = read('proxyHost').value;
+  return {
+    runId,
+    workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
+    readyTimeoutMs,
+    killGraceMs,
+    packerPath: read('packer').value ?? SETTINGS.packer.default.value,
+    skipDeprovision: switchSetting(flags, env, 'skipDeprovision'),
+    rewrites,
+    downloadDeadlines,
+    ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
+    ...(proxyHost ? { proxyHost } : {}),
+  };
+}
 
+type LogSettings = Pick<
+  BuildConfig,
+  | 'store'
+  | 'storeContainer'
+  | 'storageTimeoutMs'
+  | 'localLogsOnly'
+  | 'logDrainMs'
+  | 'logSpoolBytes'
+  | 'logFormat'
+>;
+
+/** Where the logs go and how they get there. */
+function readLogSettings(read: Read, flags: BuildFlags, env: NodeJS.ProcessEnv, bad: Bad): LogSettings {
   const storage = readStoreAccess(read, bad);
   const storeContainer = readContainer(read, bad);
   const storageTimeoutMs = readStorageTimeout(read, bad);
@@ -171,12 +251,27 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       logFormat.source,
       `"${logFormat.value}" is not a log format: use text (terminals) or json (containers).`,
     );
+  return {
+    ...(storage ? { store: storage } : {}),
+    storeContainer,
+    storageTimeoutMs,
+    localLogsOnly,
+    logDrainMs,
+    logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
+    logFormat: logFormat.value === 'json' ? 'json' : 'text',
+  };
+}
 
+/** WinRM's authentication and how its certificate is checked. */
+function readWinRm(read: Read, bad: Bad, cwd: string): Pick<BuildConfig, 'winrmAuth' | 'winrmTls'> {
   const winrmAuth = read('winrmAuth');
   if (winrmAuth.value !== undefined && winrmAuth.value !== 'ntlm' && winrmAuth.value !== 'basic')
     bad(winrmAuth.source, `"${winrmAuth.value}" is not a WinRM authentication: use ntlm or basic.`);
   const winrmTls = readWinRmTls(read, bad, cwd);
+  return { winrmAuth: winrmAuth.value === 'basic' ? 'basic' : 'ntlm', winrmTls };
+}
 
+function readMaxBlocks(read: Read, bad: Bad): number {
   const maxBlocks = read('logMaxBlocks');
   const logMaxBlocks =
     maxBlocks.value === undefined ? SETTINGS.logMaxBlocks.default.value : Number(maxBlocks.value);
@@ -185,43 +280,7 @@ export function loadBuildConfig(flags: BuildFlags, env: NodeJS.ProcessEnv, cwd =
       maxBlocks.source,
       `"${maxBlocks.value}" is not a block count from 1 to 49000 (Azure allows 50,000 per blob).`,
     );
-
-  if (problems.length > 0) {
-    throw new IsobuildError(
-      'usage',
-      `the build configuration has ${problems.length} problem(s); see isobuild build --help.`,
-      { problems },
-    );
-  }
-  return Object.freeze({
-    host: host.value!,
-    ...(portNumber !== undefined ? { port: portNumber } : {}),
-    user,
-    ...(keyFile ? { sshKeyFile: resolve(cwd, keyFile) } : {}),
-    ...(keyContent ? { sshPrivateKey: new Secret(keyContent) } : {}),
-    ...(sshPassword ? { sshPassword: new Secret(sshPassword) } : {}),
-    ...(winrmPassword ? { winrmPassword: new Secret(winrmPassword) } : {}),
-    runId,
-    workDir: resolve(cwd, read('workDir').value ?? DEFAULT_WORK_DIR),
-    readyTimeoutMs,
-    killGraceMs,
-    packerPath: read('packer').value ?? SETTINGS.packer.default.value,
-    skipDeprovision: switchSetting(flags, env, 'skipDeprovision'),
-    rewrites,
-    downloadDeadlines,
-    ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),
-    ...(proxyHost ? { proxyHost } : {}),
-    ...(storage ? { store: storage } : {}),
-    storeContainer,
-    storageTimeoutMs,
-    localLogsOnly,
-    logDrainMs,
-    logSpoolBytes: logSpoolBytes ?? DEFAULT_LOG_SPOOL_BYTES,
-    logFormat: logFormat.value === 'json' ? 'json' : 'text',
-    logMaxBlocks,
-    winrmAuth: winrmAuth.value === 'basic' ? 'basic' : 'ntlm',
-    winrmTls,
-  });
+  return logMaxBlocks;
 }
 
 /** Insecure by default (AIB's build VMs have self-signed certificates); a CA file or a fingerprint pins it. */
