@@ -11,6 +11,7 @@ import { describeStorageError } from '../logstore/append-uploader.js';
 import { ensureContainer } from '../logstore/blob-store.js';
 import { openLogStore } from '../logstore/open-log-store.js';
 import { detectPacker } from '../packer/packer-version.js';
+import { packerEnvironment } from '../packer/packer-environment.js';
 import type { ImageTemplate } from '../template/model.js';
 import { WINDOWS_UPDATE_PLUGIN } from '../render/packer-template.js';
 import type { VmPath } from '../vm-path/vm-path.js';
@@ -77,7 +78,8 @@ function installedPlugins(packerPath: string): Promise<string[] | undefined> {
     execFile(
       packerPath,
       ['plugins', 'installed'],
-      { timeout: 30_000, env: { ...process.env, CHECKPOINT_DISABLE: '1' } },
+      // Not isobuild's own environment (it may hold credentials): only where the user's plugins live.
+      { timeout: 30_000, env: packerEnvironment({ userPlugins: true }) },
       (error, stdout) => {
         if (error) return resolve(undefined);
         const plugins = stdout

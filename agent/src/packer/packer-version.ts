@@ -1,13 +1,10 @@
 /** Finds the installed Packer and its version, which decides what the rendered HCL may use. */
 import { execFile } from 'node:child_process';
 import { IsobuildError } from '../errors.js';
+import type { PackerInfo } from '../packer-contract.js';
+import { packerEnvironment } from './packer-environment.js';
 
-export interface PackerInfo {
-  readonly path: string;
-  readonly version: string;
-  /** Packer 1.7 added `required_plugins` and `packer init`; 1.6 cannot load external plugins. */
-  readonly supportsPlugins: boolean;
-}
+export type { PackerInfo } from '../packer-contract.js';
 
 export function detectPacker(path = 'packer', signal?: AbortSignal): Promise<PackerInfo> {
   // node:child_process rather than execa here: this runs on every build and execa's import alone costs ~70 ms.
@@ -18,7 +15,7 @@ export function detectPacker(path = 'packer', signal?: AbortSignal): Promise<Pac
       {
         timeout: 30_000,
         signal,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CHECKPOINT_DISABLE: '1' },
+        env: packerEnvironment(),
       },
       (error, stdout) => {
         if (signal?.aborted) return reject(signal.reason as Error);

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { basename, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
+import { packerEnvironment } from './packer-environment.js';
 
 export interface RunPackerOptions {
   readonly packerPath: string;
@@ -43,15 +44,12 @@ const STDIO_GRACE_MS = 5000;
 
 export function runPacker(options: RunPackerOptions): Promise<PackerResult> {
   options.signal?.throwIfAborted();
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    HOME: options.tmpDir,
-    TMPDIR: options.tmpDir,
-    CHECKPOINT_DISABLE: '1',
-    PACKER_LOG: '1',
-    PACKER_NO_COLOR: '1',
-  };
-  for (const [name, value] of Object.entries(options.variables)) env[`PKR_VAR_${name}`] = value;
+  const env = packerEnvironment({
+    home: options.tmpDir,
+    tmpDir: options.tmpDir,
+    log: true,
+    variables: options.variables,
+  });
   const child = spawn(
     options.packerPath,
     ['build', '-color=false', `-on-error=${options.onError}`, basename(options.file)],

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { IsobuildError } from '../errors.js';
-import { PACKER_VARIABLES } from '../render/packer-template.js';
+import { PACKER_VARIABLES } from '../packer-contract.js';
+import { packerEnvironment } from './packer-environment.js';
 
 export async function packerValidate(packerPath: string, file: string, signal?: AbortSignal): Promise<void> {
   const scratch = await mkdtemp(join(tmpdir(), 'isobuild-validate-'));
@@ -25,12 +26,16 @@ export async function packerValidate(packerPath: string, file: string, signal?: 
       timeout: 60_000,
       cancelSignal: signal,
       stdin: 'ignore',
-      env: {
-        CHECKPOINT_DISABLE: '1',
-        TMPDIR: scratch,
-        [`PKR_VAR_${PACKER_VARIABLES.sshKeyFile}`]: keyFile,
-        [`PKR_VAR_${PACKER_VARIABLES.winrmPassword}`]: 'throwaway-Passw0rd',
-      },
+      // The user's plugins must be visible: a rendered file that requires one fails to load without it.
+      extendEnv: false,
+      env: packerEnvironment({
+        tmpDir: scratch,
+        userPlugins: true,
+        variables: {
+          [PACKER_VARIABLES.sshKeyFile]: keyFile,
+          [PACKER_VARIABLES.winrmPassword]: 'throwaway-Passw0rd',
+        },
+      }),
     });
     if (signal?.aborted) throw signal.reason;
     if (result.exitCode !== 0) {

@@ -6,24 +6,16 @@
 import type { ImageTemplate, Step } from '../template/model.js';
 import { expr, hclString, writeHcl, type HclBlock, type HclValue, type SecretReference } from './hcl.js';
 import { maskSecrets } from '../mask-secrets.js';
+import {
+  DEPROVISION_TAG,
+  PACKER_VARIABLES,
+  SECRET_PACKER_VARIABLES,
+  remoteScriptFile,
+  stepMarkerCommand,
+  stepTag,
+  type PackerPhase,
+} from '../packer-contract.js';
 import { VERSION } from '../version.js';
-
-/** Variables every rendered file declares; `isobuild build` fills them through PKR_VAR_* environment variables. */
-export const PACKER_VARIABLES = {
-  host: 'build_host',
-  port: 'build_port',
-  username: 'build_username',
-  sshKeyFile: 'ssh_private_key_file',
-  sshPassword: 'ssh_password',
-  winrmPassword: 'winrm_password',
-  winrmInsecure: 'winrm_insecure',
-  winrmUseNtlm: 'winrm_use_ntlm',
-  connectTimeout: 'connect_timeout',
-  runId: 'run_id',
-} as const;
-
-/** Remote script names carry the run id, so a cancelled run's processes can be found on the VM. */
-export const REMOTE_SCRIPT_PREFIX = 'isobuild-';
 
 /** AIB waits 20 minutes for SSH and 10 for WinRM (aib-reference §2.1). */
 export const DEFAULT_CONNECT_TIMEOUT = { linux: '20m', windows: '10m' } as const;
@@ -44,7 +36,7 @@ export interface PackerFileOptions {
   readonly template: ImageTemplate;
   readonly steps: readonly RenderedStep[];
   /** customization and validation run `steps`; deprovision runs only `deprovisionScript`. */
-  readonly kind: 'customization' | 'validation' | 'deprovision';
+  readonly kind: PackerPhase;
   /** Relative path of the deprovision script (kind 'deprovision'). */
   readonly deprovisionScript?: string;
   readonly supportsPlugins: boolean;
@@ -81,13 +73,13 @@ export function renderPackerFile(options: PackerFileOptions): string {
     '# Credentials are sensitive variables supplied as PKR_VAR_* environment variables; none is stored here.',
     '',
   ].join('\n');
-  const tag = options.kind === 'validation' ? 'v' : 'c';
+  const kind = options.kind;
   const provisioners =
-    options.kind === 'deprovision'
-      ? [stepMarker('deprovision'), deprovisionProvisioner(template, options.deprovisionScript ?? '')]
+    kind === 'deprovision'
+      ? [stepMarker(DEPROVISION_TAG), deprovisionProvisioner(template, options.deprovisionScript ?? '')]
       : options.steps.flatMap((s) => {
-          const stepTag = `${tag}${String(s.step.index).padStart(2, '0')}`;
-          return [stepMarker(stepTag), provisionerFor(s, options.secrets, stepTag)];
+          const tag = stepTag(kind, s.step.index);
+          return [stepMarker(tag), provisionerFor(s, options.secrets, tag)];
         });
   const blocks: HclBlock[] = [
     packerBlock,
@@ -105,7 +97,7 @@ function variableBlocks(template: ImageTemplate, secrets: readonly SecretReferen
     type: 'string' | 'number' | 'bool',
     value: HclValue,
     description: string,
-    sensitive = false,
+    sensitive = SECRET_PACKER_VARIABLES.has(name),
   ): HclBlock => ({
     type: 'variable',
     labels: [name],
@@ -147,10 +139,10 @@ function variableBlocks(template: ImageTemplate, secrets: readonly SecretReferen
     template.os === 'linux'
       ? [
           variable(v.sshKeyFile, 'string', '', 'Path of the SSH private key (set this or ssh_password).'),
-          variable(v.sshPassword, 'string', '', 'SSH password (set this or ssh_private_key_file).', true),
+          variable(v.sshPassword, 'string', '', 'SSH password (set this or ssh_private_key_file).'),
         ]
       : [
-          variable(v.winrmPassword, 'string', '', 'WinRM password of the administrator account.', true),
+          variable(v.winrmPassword, 'string', '', 'WinRM password of the administrator account.'),
           variable(
             v.winrmInsecure,
             'bool',
@@ -201,19 +193,18 @@ const KIND_TITLES = {
 /** Packer's default execute_command, run through sudo; `{{ }}` here is Packer's own template syntax. */
 export const SUDO_EXECUTE_COMMAND = 'chmod +x {{ .Path }}; {{ .Vars }} sudo -E {{ .Path }}';
 
-/** Printed (locally) before each step, so isobuild knows which step runs: Debian's Packer has no telemetry lines. */
-export const STEP_MARKER = 'isobuild-step-start';
-
+/** A local step marker before each step tells isobuild which step runs (Debian's Packer has no telemetry lines). */
 function stepMarker(tag: string): HclBlock {
   return {
     type: 'provisioner',
     labels: ['shell-local'],
-    attributes: [['inline', [`echo ${STEP_MARKER} ${tag}`]]],
+    attributes: [['inline', [stepMarkerCommand(tag)]]],
   };
 }
 
+/** The script's name on the VM carries the run id (an HCL interpolation of its variable here). */
 function remoteFile(tag: string): [string, HclValue] {
-  return ['remote_file', expr(`"${REMOTE_SCRIPT_PREFIX}\${var.${PACKER_VARIABLES.runId}}-${tag}.sh"`)];
+  return ['remote_file', expr(`"${remoteScriptFile(`\${var.${PACKER_VARIABLES.runId}}`, tag)}"`)];
 }
 
 function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReference[], tag: string): HclBlock {
@@ -292,7 +283,7 @@ function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlo
       type: 'provisioner',
       labels: ['shell'],
       comment,
-      attributes: [['script', artifactPath(script)], remoteFile('deprovision')],
+      attributes: [['script', artifactPath(script)], remoteFile(DEPROVISION_TAG)],
     };
   return {
     type: 'provisioner',

@@ -13,16 +13,19 @@ import {
 } from '../artifacts/fetch-artifacts.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
-import type { PackerInfo } from '../packer/packer-version.js';
+import {
+  CUSTOMIZATION_FILE,
+  DEPROVISION_FILE,
+  VALIDATION_FILE,
+  secureParameterVariable,
+  type PackerInfo,
+} from '../packer-contract.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { LINUX_DEPROVISION_SCRIPT, WINDOWS_DEPROVISION_SCRIPT } from './deprovision.js';
 import { exactTextProblems, inlineScriptText, needsInlineScriptFile } from './exact-text-guard.js';
 import type { SecretReference } from './hcl.js';
 import { WINDOWS_UPDATE_PLUGIN, renderPackerFile, type RenderedStep } from './packer-template.js';
 
-export const CUSTOMIZATION_FILE = 'customization.pkr.hcl';
-export const VALIDATION_FILE = 'validation.pkr.hcl';
-export const DEPROVISION_FILE = 'deprovision.pkr.hcl';
 export const ARTIFACTS_DIR = 'artifacts';
 export const MANIFEST_FILE = 'isobuild-render.json';
 
@@ -71,7 +74,7 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     });
     const secrets: SecretReference[] = template.secureValues.map((value, i) => ({
       value,
-      variable: `secure_parameter_${i}`,
+      variable: secureParameterVariable(i),
     }));
     const inlineScripts = new Map<string, string>();
     for (const step of allSteps.filter(needsInlineScriptFile)) {

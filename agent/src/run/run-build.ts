@@ -15,13 +15,17 @@ import { loadSsh2 } from '../readiness/load-ssh2.js';
 import { ProbeFailure, waitForSsh, type SshProbeTarget } from '../readiness/ssh-probe.js';
 import { waitForWinRm } from '../readiness/winrm-probe.js';
 import { WinRmError } from '../winrm/transport.js';
-import { PACKER_VARIABLES, STEP_MARKER } from '../render/packer-template.js';
 import {
   CUSTOMIZATION_FILE,
   DEPROVISION_FILE,
+  DEPROVISION_TAG,
+  PACKER_VARIABLES,
   VALIDATION_FILE,
-  renderBuild,
-} from '../render/render-build.js';
+  secureParameterVariable,
+  stepTag,
+} from '../packer-contract.js';
+import { readPackerLine } from '../packer/packer-output.js';
+import { renderBuild } from '../render/render-build.js';
 import { loadTemplate, type LoadOptions } from '../template/load-template.js';
 import { PROXY_PORT } from '../template/topology.js';
 import { openLogStore } from '../logstore/open-log-store.js';
@@ -401,7 +405,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
           }
         : {}),
     };
-    template.secureValues.forEach((value, i) => (variables[`secure_parameter_${i}`] = value));
+    template.secureValues.forEach((value, i) => (variables[secureParameterVariable(i)] = value));
 
     const runPhase = async (
       file: string,
@@ -455,16 +459,15 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
         onLine: (stream, line) => {
           log.write(stream === 'out' ? 'PACKER OUT' : 'PACKER ERR', line);
           if (stream !== 'out') return;
-          const marker = new RegExp(`^\\s+[\\w.]+: ${STEP_MARKER} (\\S+)$`).exec(line);
-          if (marker) {
-            const step = byTag.get(marker[1]!);
+          const read = readPackerLine(line);
+          if (read.kind === 'step') {
+            const step = byTag.get(read.tag);
             if (step) begin(step);
             return;
           }
-          const failed = /^Build '[^']+' errored(?: after [^:]*)?: (.*)$/.exec(line);
-          if (failed) packerError = failed[1];
-          if (/Running local shell script|^\s*$/.test(line)) return;
-          tail.push(mask(line.replace(/^(==>| {3}) [\w.]+: ?/, '')));
+          if (read.kind === 'error') packerError = read.message;
+          if (read.kind === 'noise' || read.text === undefined) return;
+          tail.push(mask(read.text));
           if (tail.length > TAIL_LINES) tail.shift();
         },
       });
@@ -547,7 +550,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
 
     if (!template.validate.sourceValidationOnly) {
       await update({ runSubState: 'Customizing', message: 'customizing the build VM' });
-      const tags = template.customize.map((s) => `c${String(s.index).padStart(2, '0')}`);
+      const tags = template.customize.map((s) => stepTag('customization', s.index));
       const result = await runPhase(
         CUSTOMIZATION_FILE,
         status.customizers,
@@ -561,7 +564,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     let validationFailed: PhaseResult | undefined;
     if (files.includes(VALIDATION_FILE)) {
       await update({ runSubState: 'Validating', message: 'running in-VM validations' });
-      const tags = template.validate.inVMValidations.map((s) => `v${String(s.index).padStart(2, '0')}`);
+      const tags = template.validate.inVMValidations.map((s) => stepTag('validation', s.index));
       const result = await runPhase(
         VALIDATION_FILE,
         status.validators,
@@ -579,7 +582,7 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
       const result = await runPhase(
         DEPROVISION_FILE,
         [status.deprovision],
-        ['deprovision'],
+        [DEPROVISION_TAG],
         customizationLog,
         template.errorHandling.onCustomizerError,
       );
