@@ -104,7 +104,7 @@ describe('the settings table', () => {
       const value = parseDuration(text) ?? parseSize(text);
       expect(value, row.key).toBe(row.default!.value);
     }
-    for (const row of SETTING_ROWS.filter((r) => r.default && r.flag))
+    for (const row of SETTING_ROWS.filter((r) => r.default?.value !== undefined && r.flag))
       expect(row.help.text.join(' '), row.key).toContain(row.default!.text);
   });
 
