@@ -98,7 +98,8 @@ export async function startProxyProcess(
     healthPort: started.healthPort,
     logs: () => out,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      // A killed child has a signalCode and no exitCode: waiting for its 'exit' again would never end.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGKILL');
       await new Promise((done) => child.once('exit', done));
     },
