@@ -69,6 +69,14 @@ export class IsobuildError extends Error {
   }
 }
 
+/** The reason a command is asked to stop: which signal, so that a stopped build exits 130 or 143. */
+export class StopRequest extends IsobuildError {
+  constructor(readonly signalName: 'SIGINT' | 'SIGTERM') {
+    super('cancelled', `interrupted by ${signalName}; stopped before finishing.`);
+    this.name = 'StopRequest';
+  }
+}
+
 export function isIsobuildError(value: unknown): value is IsobuildError {
   return value instanceof IsobuildError;
 }

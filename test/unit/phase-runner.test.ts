@@ -1,6 +1,7 @@
 /** The phase runner: order, reverse cleanup on every ending, one decision of how the run ended, the budget. */
+/* eslint-disable @typescript-eslint/require-await -- phases are async by contract; most test phases do no I/O */
 import { describe, expect, it } from 'vitest';
-import { runPhases, type Phase, type PhaseRunOptions } from '../../agent/src/run/phase-runner.js';
+import { runPhases, stopKind, type Phase, type PhaseRunOptions } from '../../agent/src/run/phase-runner.js';
 
 type Journal = string[];
 
@@ -30,8 +31,8 @@ function phase(
 /** Resolves when the signal aborts, rejecting with its reason (what a well-behaved phase does). */
 const untilStopped = (signal: AbortSignal): Promise<void> =>
   new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
   });
 
 function options(overrides: Partial<PhaseRunOptions> = {}): PhaseRunOptions {
@@ -89,14 +90,38 @@ describe('runPhases', () => {
     expect(journal).toEqual(['run a', 'run b', 'cleanup b', 'cleanup a']);
   });
 
-  it('a deadline during a phase ends the run as timed out, not cancelled', async () => {
+  it('a phase told to stop by a cancel sees a cancel', async () => {
+    const cancel = new AbortController();
+    let seenByPhase: string | undefined;
+    await runPhases(
+      [
+        phase('a', async (signal) => {
+          cancel.abort();
+          seenByPhase = stopKind(signal);
+        }),
+      ],
+      [],
+      options({ cancel: cancel.signal, deadline: AbortSignal.timeout(60_000) }),
+    );
+    expect(seenByPhase).toBe('cancelled');
+  });
+
+  it('a deadline during a phase ends the run as timed out, not cancelled; the phase can tell too', async () => {
     const journal: Journal = [];
+    let seenByPhase: string | undefined;
     const end = await runPhases(
-      [phase('a'), phase('b', untilStopped)],
+      [
+        phase('a'),
+        phase('b', async (signal) => {
+          await untilStopped(signal).catch(() => (seenByPhase = stopKind(signal)));
+          signal.throwIfAborted();
+        }),
+      ],
       journal,
       options({ deadline: AbortSignal.timeout(30) }),
     );
     expect(end).toEqual({ kind: 'timedOut', phase: 'b' });
+    expect(seenByPhase).toBe('timedOut');
     expect(journal).toEqual(['run a', 'run b', 'cleanup b', 'cleanup a']);
   });
 

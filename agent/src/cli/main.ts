@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** Process entry of the isobuild CLI: wires signals and stdio to run-cli.ts and sets the exit code. */
-import { EXIT_CODES, IsobuildError } from '../errors.js';
+import { EXIT_CODES, StopRequest } from '../errors.js';
 import { SecretMasker, StreamMasker } from '../mask-secrets.js';
 import { killAllPacker } from '../packer/run-packer.js';
 import type { CommandIo } from './command.js';
@@ -23,7 +23,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     }
     interrupted = true;
     signalExitCode = code;
-    controller.abort(new IsobuildError('cancelled', `interrupted by ${signal}; stopped before finishing.`));
+    controller.abort(new StopRequest(signal));
   });
 }
 

@@ -53,3 +53,16 @@ export function toLoadOptions(values: TemplateValues): LoadOptions {
     os,
   };
 }
+
+/** The one template file a command takes as its positional argument. */
+export function singleTemplate(positionals: string[], command: string): string {
+  if (positionals.length !== 1) {
+    throw new IsobuildError(
+      'usage',
+      positionals.length === 0
+        ? `${command} needs a template file: isobuild ${command} <template.json> (see isobuild ${command} --help).`
+        : `${command} takes one template file, got ${positionals.length}: ${positionals.join(' ')}.`,
+    );
+  }
+  return positionals[0]!;
+}

@@ -14,8 +14,8 @@ import { packBundle, writeEffectiveConfig } from '../logstore/bundle.js';
 import { blobUrls, LOG_BLOBS, RunUploads } from '../logstore/run-uploads.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
 import type { BuildConfig } from '../settings/build-config.js';
-import type { BuildLog } from './build-log.js';
-import type { RunStatus, StatusFile } from './run-status.js';
+import type { BuildLog, SpoolGate } from './build-log.js';
+import type { LogStoreStatus, RunStatus, StatusFile } from './run-status.js';
 
 /** The live status is refreshed this many request timeouts apart (60 s with the default 15 s). */
 const HEARTBEATS_PER_REQUEST_TIMEOUT = 4;
@@ -49,158 +49,188 @@ export interface AttachedLogStore {
 }
 
 export function attachLogStore(options: AttachOptions): AttachedLogStore {
-  const { status, statusFile, customizationLog, validationLog, report } = options;
-  let opened: OpenedLogStore | undefined;
-  let uploads: RunUploads | undefined;
-  let pendingBundle: string | undefined;
-  let bundleWork: Promise<void> | undefined;
-  let heartbeat: NodeJS.Timeout | undefined;
-  const note = (line: string): void => {
-    report(line);
-    customizationLog.write('ISOBUILD', line);
-  };
-  // Until announce(), the store's opening lines wait for their place in the output.
-  let held: string[] | undefined = [];
-  const announceLine = (line: string): void => {
-    if (held) held.push(line);
-    else report(line);
-  };
+  return new RunLogStore(options);
+}
 
-  const ready = options.opening?.then(
-    (store) => {
-      opened = store;
-      const urls = blobUrls(store.store, options.runId);
-      const timeoutMs = store.store.deadlines.timeoutMs;
-      const heartbeatMs = HEARTBEATS_PER_REQUEST_TIMEOUT * timeoutMs;
-      const refreshBy = (): string => new Date(Date.now() + 2 * heartbeatMs + timeoutMs).toISOString();
-      status.logStore = { ...urls, state: 'streaming', refreshBy: refreshBy() };
-      uploads = new RunUploads({
-        store: store.store,
-        runId: options.runId,
-        files: options.logs,
-        ...(options.maxBlocksPerBlob ? { maxBlocksPerBlob: options.maxBlocksPerBlob } : {}),
-        onHealthChange: (healthy, detail) =>
-          note(
-            healthy
-              ? 'log storage is reachable again; the spooled lines are being uploaded in order'
-              : detail.startsWith('log upload stopped')
-                ? `warning: ${detail}; the logs stay on local disk only`
-                : `log storage is unreachable (${detail}); lines are spooled to local disk and uploaded when it is back`,
-          ),
-      });
-      const gate = (file: 'customization' | 'validation') => ({
-        limitBytes: options.spoolLimitBytes,
-        backlog: (written: number) => uploads?.backlog(file, written) ?? 0,
-        onFull: () =>
-          report(
-            `warning: the ${file} log spool reached its bound (${options.spoolLimitBytes} bytes) while storage is unreachable; new lines are dropped and counted until it drains`,
-          ),
-      });
-      customizationLog.setSpoolGate(gate('customization'));
-      validationLog.setSpoolGate(gate('validation'));
-      const live = uploads;
-      // A finished run's status goes up in close(), after the last log lines.
-      statusFile.onWrite = (text) => {
-        if (status.runState === 'Running') live.publishStatus(text);
-      };
-      void statusFile.write(status);
-      heartbeat = setInterval(() => {
-        if (status.runState !== 'Running' || !status.logStore) return;
-        status.logStore.refreshBy = refreshBy();
-        void statusFile.write(status);
-      }, heartbeatMs);
-      heartbeat.unref();
-      announceLine(`logs stream to ${urls.customization}`);
-      if (pendingBundle) live.uploadBundle(pendingBundle);
-    },
-    (error: unknown) => {
-      const detail = error instanceof Error ? error.message : describeStorageError(error);
-      status.logStore = {
-        customization: '',
-        validation: '',
-        status: '',
-        bundle: '',
-        state: 'unavailable',
-        detail,
-      };
-      const line = `warning: logs are kept on local disk only; the log store could not be opened: ${detail}`;
-      customizationLog.write('ISOBUILD', line);
-      announceLine(line);
-    },
-  );
+class RunLogStore implements AttachedLogStore {
+  private opened: OpenedLogStore | undefined;
+  private uploads: RunUploads | undefined;
+  private pendingBundle: string | undefined;
+  private bundleWork: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Until announce(), the store's opening lines wait for their place in the output. */
+  private held: string[] | undefined = [];
+  private readonly ready: Promise<void> | undefined;
 
-  const settled = async (budgetMs: number): Promise<void> => {
-    if (!ready) return;
+  constructor(private readonly options: AttachOptions) {
+    this.ready = options.opening?.then(
+      (store) => this.joined(store),
+      (error: unknown) => this.unavailable(error),
+    );
+  }
+
+  async settled(budgetMs: number): Promise<void> {
+    if (!this.ready) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([ready, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
+    await Promise.race([this.ready, new Promise((resolve) => (timer = setTimeout(resolve, budgetMs)))]);
     clearTimeout(timer);
-  };
+  }
 
-  return {
-    async announce(budgetMs) {
-      if (!held) return; // said already
-      await settled(budgetMs);
-      const lines = held;
-      held = undefined;
-      if (ready && lines.length === 0)
-        report(
-          'the log store is not open yet; the logs are kept locally and uploaded from their first line once it is',
-        );
-      for (const line of lines) report(line);
-    },
-    settled,
-    bundle(runDir, config) {
-      const file = join(runDir, LOG_BLOBS.bundle);
-      const work = (async () => {
-        await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
-        await packBundle(file, runDir, ['packer']);
-        pendingBundle = file;
-        uploads?.uploadBundle(file);
-      })();
-      work.catch((error: unknown) =>
-        note(`warning: the build bundle could not be packed: ${(error as Error).message}`),
+  async announce(budgetMs: number): Promise<void> {
+    if (!this.held) return; // said already
+    await this.settled(budgetMs);
+    const lines = this.held;
+    this.held = undefined;
+    if (this.ready && lines.length === 0)
+      this.options.report(
+        'the log store is not open yet; the logs are kept locally and uploaded from their first line once it is',
       );
-      bundleWork = work.catch(() => undefined);
-    },
-    async close(budgetMs) {
-      await bundleWork;
-      await ready;
-      clearInterval(heartbeat);
-      statusFile.onWrite = undefined;
-      const logStore = status.logStore;
-      if (uploads && opened && logStore) {
-        // The run's outcome goes up at once, saying that its last lines are still on their way.
-        const timeoutMs = opened.store.deadlines.timeoutMs;
-        logStore.state = 'uploading';
-        logStore.written = {
-          customization: customizationLog.bytesWritten,
-          validation: validationLog.bytesWritten,
-        };
-        logStore.refreshBy = new Date(Date.now() + budgetMs + 3 * timeoutMs).toISOString();
-        uploads.publishStatus(await statusText(statusFile, status));
-        const summary = await uploads.close(budgetMs, (drained) => {
-          delete logStore.refreshBy;
-          logStore.state = drained.complete ? 'stored' : 'incomplete';
-          if (drained.problem) {
-            logStore.detail = drained.problem;
-            report(
-              `warning: not everything reached the log store within ${seconds(budgetMs)} (--log-drain-timeout): ${drained.problem}. The status says so (logStore.state: incomplete); the full logs are in the run directory.`,
-            );
-          }
-          return statusText(statusFile, status);
-        });
-        if (summary.statusProblem) {
-          logStore.state = 'incomplete';
-          logStore.detail = [summary.problem, summary.statusProblem].filter(Boolean).join('; ');
-          report(
-            `warning: ${summary.statusProblem}; the stored status.json still shows an earlier state (it never says "stored"), and ${statusFile.path} has the outcome.`,
-          );
-          await statusFile.write(status);
-        }
+    for (const line of lines) this.options.report(line);
+  }
+
+  bundle(runDir: string, config: BuildConfig): void {
+    const file = join(runDir, LOG_BLOBS.bundle);
+    const work = (async () => {
+      await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
+      await packBundle(file, runDir, ['packer']);
+      this.pendingBundle = file;
+      this.uploads?.uploadBundle(file);
+    })();
+    work.catch((error: unknown) =>
+      this.note(`warning: the build bundle could not be packed: ${(error as Error).message}`),
+    );
+    this.bundleWork = work.catch(() => undefined);
+  }
+
+  async close(budgetMs: number): Promise<void> {
+    await this.bundleWork;
+    await this.ready;
+    clearInterval(this.heartbeat);
+    this.options.statusFile.onWrite = undefined;
+    if (this.uploads && this.opened && this.options.status.logStore)
+      await this.drain(this.uploads, this.opened, this.options.status.logStore, budgetMs);
+    await this.opened?.close();
+  }
+
+  /** The store is open: logs, status and the bundle follow the run from here. */
+  private joined(store: OpenedLogStore): void {
+    const { status, statusFile, customizationLog, validationLog } = this.options;
+    this.opened = store;
+    const urls = blobUrls(store.store, this.options.runId);
+    const timeoutMs = store.store.deadlines.timeoutMs;
+    const heartbeatMs = HEARTBEATS_PER_REQUEST_TIMEOUT * timeoutMs;
+    const refreshBy = (): string => new Date(Date.now() + 2 * heartbeatMs + timeoutMs).toISOString();
+    status.logStore = { ...urls, state: 'streaming', refreshBy: refreshBy() };
+    const uploads = this.startUploads(store);
+    customizationLog.setSpoolGate(this.spoolGate('customization'));
+    validationLog.setSpoolGate(this.spoolGate('validation'));
+    // A finished run's status goes up in close(), after the last log lines.
+    statusFile.onWrite = (text) => {
+      if (status.runState === 'Running') uploads.publishStatus(text);
+    };
+    void statusFile.write(status);
+    this.heartbeat = setInterval(() => {
+      if (status.runState !== 'Running' || !status.logStore) return;
+      status.logStore.refreshBy = refreshBy();
+      void statusFile.write(status);
+    }, heartbeatMs);
+    this.heartbeat.unref();
+    this.announceLine(`logs stream to ${urls.customization}`);
+    if (this.pendingBundle) uploads.uploadBundle(this.pendingBundle);
+  }
+
+  private startUploads(store: OpenedLogStore): RunUploads {
+    this.uploads = new RunUploads({
+      store: store.store,
+      runId: this.options.runId,
+      files: this.options.logs,
+      ...(this.options.maxBlocksPerBlob ? { maxBlocksPerBlob: this.options.maxBlocksPerBlob } : {}),
+      onHealthChange: (healthy, detail) =>
+        this.note(
+          healthy
+            ? 'log storage is reachable again; the spooled lines are being uploaded in order'
+            : detail.startsWith('log upload stopped')
+              ? `warning: ${detail}; the logs stay on local disk only`
+              : `log storage is unreachable (${detail}); lines are spooled to local disk and uploaded when it is back`,
+        ),
+    });
+    return this.uploads;
+  }
+
+  private spoolGate(file: 'customization' | 'validation'): SpoolGate {
+    const limitBytes = this.options.spoolLimitBytes;
+    return {
+      limitBytes,
+      backlog: (written: number) => this.uploads?.backlog(file, written) ?? 0,
+      onFull: () =>
+        this.options.report(
+          `warning: the ${file} log spool reached its bound (${limitBytes} bytes) while storage is unreachable; new lines are dropped and counted until it drains`,
+        ),
+    };
+  }
+
+  /** The store could not be opened: the run goes on with local logs, and says so. */
+  private unavailable(error: unknown): void {
+    const detail = error instanceof Error ? error.message : describeStorageError(error);
+    this.options.status.logStore = {
+      customization: '',
+      validation: '',
+      status: '',
+      bundle: '',
+      state: 'unavailable',
+      detail,
+    };
+    const line = `warning: logs are kept on local disk only; the log store could not be opened: ${detail}`;
+    this.options.customizationLog.write('ISOBUILD', line);
+    this.announceLine(line);
+  }
+
+  /** The end: the outcome goes up as `uploading`, then the last lines, then `stored` or `incomplete`. */
+  private async drain(
+    uploads: RunUploads,
+    opened: OpenedLogStore,
+    logStore: LogStoreStatus,
+    budgetMs: number,
+  ): Promise<void> {
+    const { status, statusFile, customizationLog, validationLog, report } = this.options;
+    const timeoutMs = opened.store.deadlines.timeoutMs;
+    logStore.state = 'uploading';
+    logStore.written = {
+      customization: customizationLog.bytesWritten,
+      validation: validationLog.bytesWritten,
+    };
+    logStore.refreshBy = new Date(Date.now() + budgetMs + 3 * timeoutMs).toISOString();
+    uploads.publishStatus(await statusText(statusFile, status));
+    const summary = await uploads.close(budgetMs, (drained) => {
+      delete logStore.refreshBy;
+      logStore.state = drained.complete ? 'stored' : 'incomplete';
+      if (drained.problem) {
+        logStore.detail = drained.problem;
+        report(
+          `warning: not everything reached the log store within ${seconds(budgetMs)} (--log-drain-timeout): ${drained.problem}. The status says so (logStore.state: incomplete); the full logs are in the run directory.`,
+        );
       }
-      await opened?.close();
-    },
-  };
+      return statusText(statusFile, status);
+    });
+    if (summary.statusProblem) {
+      logStore.state = 'incomplete';
+      logStore.detail = [summary.problem, summary.statusProblem].filter(Boolean).join('; ');
+      report(
+        `warning: ${summary.statusProblem}; the stored status.json still shows an earlier state (it never says "stored"), and ${statusFile.path} has the outcome.`,
+      );
+      await statusFile.write(status);
+    }
+  }
+
+  private note(line: string): void {
+    this.options.report(line);
+    this.options.customizationLog.write('ISOBUILD', line);
+  }
+
+  private announceLine(line: string): void {
+    if (this.held) this.held.push(line);
+    else this.options.report(line);
+  }
 }
 
 function seconds(ms: number): string {

@@ -19,6 +19,26 @@ export type PhaseEnd =
   | { readonly kind: 'timedOut'; readonly phase: string }
   | { readonly kind: 'cancelled'; readonly phase: string; readonly reason: unknown };
 
+/**
+ * The reason the phases' signal aborts with: which signal fired first. Phases read it (`stopKind`) to
+ * record a step as timed out or cancelled; the runner's own verdict comes from the same decision.
+ */
+export class RunStopped extends Error {
+  constructor(
+    readonly kind: 'timedOut' | 'cancelled',
+    /** The reason of the signal that fired (the caller's cancel reason, or the deadline's). */
+    readonly reason: unknown,
+  ) {
+    super(kind === 'timedOut' ? 'the build timed out' : 'the build was cancelled');
+    this.name = 'RunStopped';
+  }
+}
+
+/** How the phases' signal was stopped, once it has aborted. */
+export function stopKind(signal: AbortSignal): RunStopped['kind'] {
+  return signal.reason instanceof RunStopped ? signal.reason.kind : 'cancelled';
+}
+
 export interface PhaseRunOptions {
   /** The caller's cancel (SIGINT/SIGTERM). */
   readonly cancel: AbortSignal;
@@ -35,12 +55,13 @@ export async function runPhases<C>(
   context: C,
   options: PhaseRunOptions,
 ): Promise<PhaseEnd> {
-  const firstToFire = firstAbort(options.cancel, options.deadline);
-  const signal = AbortSignal.any([options.cancel, options.deadline]);
-  const stopped = (phase: string): PhaseEnd =>
-    firstToFire() === options.deadline
+  const signal = stopSignal(options.cancel, options.deadline);
+  const stopped = (phase: string): PhaseEnd => {
+    const stop = signal.reason as RunStopped;
+    return stop.kind === 'timedOut'
       ? { kind: 'timedOut', phase }
-      : { kind: 'cancelled', phase, reason: options.cancel.reason };
+      : { kind: 'cancelled', phase, reason: stop.reason };
+  };
   const registered: Phase<C>[] = [];
   let end: PhaseEnd = { kind: 'succeeded' };
   for (const phase of phases) {
@@ -95,9 +116,15 @@ function untilAborted(work: Promise<void>, signal: AbortSignal, name: string): P
   });
 }
 
-/** Remembers which of the signals aborted first (an already aborted one counts as first, in order). */
-function firstAbort(...signals: AbortSignal[]): () => AbortSignal | undefined {
-  let first = signals.find((s) => s.aborted);
-  for (const s of signals) s.addEventListener('abort', () => (first ??= s), { once: true });
-  return () => first;
+/** Aborts, with a RunStopped naming it, when the first of the two signals does (in order, if both already have). */
+function stopSignal(cancel: AbortSignal, deadline: AbortSignal): AbortSignal {
+  const controller = new AbortController();
+  const stop = (kind: RunStopped['kind'], from: AbortSignal): void => {
+    if (!controller.signal.aborted) controller.abort(new RunStopped(kind, from.reason));
+  };
+  if (cancel.aborted) stop('cancelled', cancel);
+  else if (deadline.aborted) stop('timedOut', deadline);
+  cancel.addEventListener('abort', () => stop('cancelled', cancel), { once: true });
+  deadline.addEventListener('abort', () => stop('timedOut', deadline), { once: true });
+  return controller.signal;
 }

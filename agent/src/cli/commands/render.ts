@@ -13,8 +13,12 @@ import { renderBuild } from '../../render/render-build.js';
 import { loadTemplate } from '../../template/load-template.js';
 import type { CommandIo } from '../command.js';
 import { formatProblems, problemsToJson } from '../output.js';
-import { TEMPLATE_OPTIONS, TEMPLATE_OPTIONS_HELP, toLoadOptions } from '../template-options.js';
-import { singleTemplate } from './validate.js';
+import {
+  singleTemplate,
+  TEMPLATE_OPTIONS,
+  TEMPLATE_OPTIONS_HELP,
+  toLoadOptions,
+} from '../template-options.js';
 
 export const RENDER_HELP = `Usage: isobuild render <template.json> --out DIR [options]
 

@@ -1,11 +1,15 @@
 /** `isobuild validate`: check a template like AIB does and summarise what it would build. */
 import { parseArgs } from 'node:util';
-import { IsobuildError } from '../../errors.js';
 import { hideQuery } from '../../hide-query.js';
 import { loadTemplate, type LoadedTemplate } from '../../template/load-template.js';
 import { describeTopology } from '../../template/topology.js';
 import { formatProblems, problemsToJson } from '../output.js';
-import { TEMPLATE_OPTIONS, TEMPLATE_OPTIONS_HELP, toLoadOptions } from '../template-options.js';
+import {
+  singleTemplate,
+  TEMPLATE_OPTIONS,
+  TEMPLATE_OPTIONS_HELP,
+  toLoadOptions,
+} from '../template-options.js';
 import type { CommandIo } from '../command.js';
 
 export const VALIDATE_HELP = `Usage: isobuild validate <template.json> [options]
@@ -45,18 +49,6 @@ export async function runValidate(argv: string[], io: CommandIo): Promise<number
     );
   else io.out(formatSummary(file, loaded));
   return 0;
-}
-
-export function singleTemplate(positionals: string[], command: string): string {
-  if (positionals.length !== 1) {
-    throw new IsobuildError(
-      'usage',
-      positionals.length === 0
-        ? `${command} needs a template file: isobuild ${command} <template.json> (see isobuild ${command} --help).`
-        : `${command} takes one template file, got ${positionals.length}: ${positionals.join(' ')}.`,
-    );
-  }
-  return positionals[0]!;
 }
 
 export function summarize(file: string, loaded: LoadedTemplate): Record<string, unknown> {

@@ -1,0 +1,26 @@
+/** The customize phase: the template's customizers, in order, in one Packer run (skipped for sourceValidationOnly). */
+import { CUSTOMIZATION_FILE, stepTag } from '../../packer-contract.js';
+import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
+import type { Phase } from '../phase-runner.js';
+import type { RunContext } from '../run-context.js';
+
+export const customizePhase: Phase<RunContext> = {
+  name: 'customize',
+  async run(run, signal) {
+    if (run.template.validate.sourceValidationOnly) return;
+    await run.update({ runSubState: 'Customizing', message: 'customizing the build VM' });
+    await runPackerSteps(
+      run,
+      {
+        file: CUSTOMIZATION_FILE,
+        kind: 'customizer',
+        steps: run.status.customizers,
+        tags: run.template.customize.map((s) => stepTag('customization', s.index)),
+        log: run.logs.customization,
+        onError: run.template.errorHandling.onCustomizerError,
+      },
+      signal,
+    );
+  },
+  cleanup: (run) => cleanUpAfterPacker(run, run.logs.customization),
+};

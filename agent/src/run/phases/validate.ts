@@ -1,0 +1,38 @@
+/**
+ * The validate phase: the in-VM validators in one Packer run. With continueDistributeOnFailure a failed
+ * validation does not stop the run, but still decides it (AIB reports the run Failed).
+ */
+import { VALIDATION_FILE, stepTag } from '../../packer-contract.js';
+import { RunFailure } from '../failure-messages.js';
+import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
+import type { Phase } from '../phase-runner.js';
+import type { RunContext } from '../run-context.js';
+
+export const validatePhase: Phase<RunContext> = {
+  name: 'validate',
+  async run(run, signal) {
+    if (!run.renderedFiles?.includes(VALIDATION_FILE)) return;
+    await run.update({ runSubState: 'Validating', message: 'running in-VM validations' });
+    const validation = run.template.validate;
+    try {
+      await runPackerSteps(
+        run,
+        {
+          file: VALIDATION_FILE,
+          kind: 'validator',
+          steps: run.status.validators,
+          tags: validation.inVMValidations.map((s) => stepTag('validation', s.index)),
+          log: run.logs.validation,
+          onError: run.template.errorHandling.onValidationError,
+        },
+        signal,
+      );
+    } catch (error) {
+      if (!(error instanceof RunFailure) || !validation.continueDistributeOnFailure) throw error;
+      // The VM is cleaned up now, before the deprovision step changes it.
+      await cleanUpAfterPacker(run, run.logs.validation);
+      run.deferredFailure = error;
+    }
+  },
+  cleanup: (run) => cleanUpAfterPacker(run, run.logs.validation),
+};
