@@ -1,5 +1,5 @@
 /** Command-line options shared by every command that reads a template, and their conversion to LoadOptions. */
-import type { ParseArgsConfig } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { IsobuildError } from '../errors.js';
 import type { LoadOptions } from '../template/load-template.js';
 
@@ -65,4 +65,27 @@ export function singleTemplate(positionals: string[], command: string): string {
     );
   }
   return positionals[0]!;
+}
+
+/** `--json`: print the result as JSON (every command that reads a template has it). */
+export const JSON_OPTION = { json: { type: 'boolean' } } as const;
+
+/**
+ * Parses the arguments of a command that reads a template: the template options, the command's own, and
+ * --help (-h). Returns undefined after printing `help` when --help was given.
+ */
+export function parseTemplateCommand<const O extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  options: O,
+  help: string,
+  out: (text: string) => void,
+) {
+  const parsed = parseArgs({
+    args: argv,
+    options: { ...TEMPLATE_OPTIONS, ...options, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  });
+  if (!(parsed.values as { help?: boolean }).help) return parsed;
+  out(help);
+  return undefined;
 }

@@ -1,5 +1,4 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
-import { parseArgs } from 'node:util';
 import { configSecrets, loadBuildConfig } from '../../settings/build-config.js';
 import { loadBuildTimeout, loadTemplateFile } from '../../settings/command-settings.js';
 import { optionHelp } from '../../settings/option-help.js';
@@ -10,7 +9,12 @@ import { runBuild } from '../../run/run-build.js';
 import { IsobuildError } from '../../errors.js';
 import type { CommandIo } from '../command.js';
 import { formatProblems } from '../output.js';
-import { TEMPLATE_OPTIONS, TEMPLATE_OPTIONS_HELP, toLoadOptions } from '../template-options.js';
+import {
+  TEMPLATE_OPTIONS_HELP,
+  toLoadOptions,
+  parseTemplateCommand,
+  JSON_OPTION,
+} from '../template-options.js';
 
 export const BUILD_HELP = `Usage: isobuild build <template.json> --host ADDRESS [options]
 
@@ -43,20 +47,10 @@ cannot be reached or refused the login, 124 buildTimeoutInMinutes passed, 130 in
 143 terminated (SIGTERM).`;
 
 export async function runBuildCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      ...TEMPLATE_OPTIONS,
-      ...commandOptions('build'),
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    io.out(BUILD_HELP);
-    return 0;
-  }
+  const options = { ...commandOptions('build'), ...JSON_OPTION };
+  const parsed = parseTemplateCommand(argv, options, BUILD_HELP, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const env = processEnvironment();
   const templateFile = loadTemplateFile(positionals, env);
   if (!templateFile || positionals.length > 1) {

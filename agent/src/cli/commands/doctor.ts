@@ -1,5 +1,4 @@
 /** `isobuild doctor`: checks that everything a build needs is there and reachable, as a table. */
-import { parseArgs } from 'node:util';
 import {
   configSecrets,
   loadBuildConfig,
@@ -16,7 +15,7 @@ import { loadTemplate } from '../../template/load-template.js';
 import type { ImageTemplate } from '../../template/model.js';
 import { resolveVmPath, type VmPath } from '../../vm-path/vm-path.js';
 import type { CommandIo } from '../command.js';
-import { TEMPLATE_OPTIONS, toLoadOptions } from '../template-options.js';
+import { toLoadOptions, parseTemplateCommand, JSON_OPTION } from '../template-options.js';
 
 export const DOCTOR_HELP = `Usage: isobuild doctor [template.json] [build options]
 
@@ -29,20 +28,10 @@ Exit codes: 0 everything needed is there (warnings may be printed), 4 something 
 failing (the table says what), 2 bad arguments or template.`;
 
 export async function runDoctor(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      ...TEMPLATE_OPTIONS,
-      ...commandOptions('doctor'),
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    io.out(DOCTOR_HELP);
-    return 0;
-  }
+  const options = { ...commandOptions('doctor'), ...JSON_OPTION };
+  const parsed = parseTemplateCommand(argv, options, DOCTOR_HELP, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const flags: BuildFlags = values;
   const env = processEnvironment();
   // Inputs first: a bad flag or template is invalid input (exit 2), not a failed check of the machine.

@@ -1,6 +1,5 @@
 /** `isobuild render`: fetch and verify artifacts, then write the Packer HCL for a template. */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadDownloadDeadlines } from '../../settings/build-config.js';
 import { loadRenderRewrites } from '../../settings/command-settings.js';
 import { optionHelp } from '../../settings/option-help.js';
@@ -15,9 +14,9 @@ import type { CommandIo } from '../command.js';
 import { formatProblems, problemsToJson } from '../output.js';
 import {
   singleTemplate,
-  TEMPLATE_OPTIONS,
   TEMPLATE_OPTIONS_HELP,
   toLoadOptions,
+  parseTemplateCommand,
 } from '../template-options.js';
 
 export const RENDER_HELP = `Usage: isobuild render <template.json> --out DIR [options]
@@ -42,23 +41,20 @@ Exit codes: 0 rendered, 2 invalid template or arguments, 3 an artifact could not
 verified, 4 Packer missing or unable to run this template.`;
 
 export async function runRender(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      ...TEMPLATE_OPTIONS,
+  const parsed = parseTemplateCommand(
+    argv,
+    {
       out: { type: 'string' },
       ...commandOptions('render'),
       check: { type: 'boolean' },
       'max-artifact-mb': { type: 'string' },
       json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    io.out(RENDER_HELP);
-    return 0;
-  }
+    RENDER_HELP,
+    io.out,
+  );
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const file = singleTemplate(positionals, 'render');
   if (!values.out)
     throw new IsobuildError('usage', 'render needs --out DIR: the directory to write the Packer files to.');

@@ -1,12 +1,11 @@
 /** `isobuild validate`: check a template like AIB does and summarise what it would build. */
-import { parseArgs } from 'node:util';
 import { hideQuery } from '../../hide-query.js';
 import { loadTemplate, type LoadedTemplate } from '../../template/load-template.js';
 import { describeTopology } from '../../template/topology.js';
 import { formatProblems, problemsToJson } from '../output.js';
 import {
   singleTemplate,
-  TEMPLATE_OPTIONS,
+  parseTemplateCommand,
   TEMPLATE_OPTIONS_HELP,
   toLoadOptions,
 } from '../template-options.js';
@@ -27,15 +26,9 @@ ${TEMPLATE_OPTIONS_HELP}
 Exit codes: 0 valid (warnings allowed), 2 invalid template or arguments.`;
 
 export async function runValidate(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...TEMPLATE_OPTIONS, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    io.out(VALIDATE_HELP);
-    return 0;
-  }
+  const parsed = parseTemplateCommand(argv, { json: { type: 'boolean' } }, VALIDATE_HELP, io.out);
+  if (!parsed) return 0;
+  const { values, positionals } = parsed;
   const file = singleTemplate(positionals, 'validate');
   const loaded = await loadTemplate(file, toLoadOptions(values));
   io.registerSecrets(loaded.template.secureValues);
