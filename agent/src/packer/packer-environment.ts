@@ -3,6 +3,8 @@
  * It is built from nothing, never from isobuild's own environment, which may hold credentials (store keys,
  * passwords): PATH, then only what Packer needs for this call.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { executablePath, processEnvironment } from '../settings/process-environment.js';
 
 export interface PackerEnvironmentOptions {
@@ -21,6 +23,15 @@ export interface PackerEnvironmentOptions {
   readonly userPlugins?: boolean;
 }
 
+/**
+ * Where Packer keeps plugins for a user whose home is `home`: the legacy ~/.packer.d/plugins when that
+ * exists (Packer prefers it, as 1.7 did), else the XDG ~/.config/packer/plugins of Packer 1.8+.
+ */
+export function userPluginDirectory(home: string): string | undefined {
+  const candidates = [join(home, '.packer.d', 'plugins'), join(home, '.config', 'packer', 'plugins')];
+  return candidates.find((dir) => existsSync(dir));
+}
+
 /** Packer's own settings for finding its config and plugin directories (none holds a secret). */
 const PLUGIN_LOCATION = ['HOME', 'PACKER_CONFIG_DIR', 'PACKER_PLUGIN_PATH'] as const;
 
@@ -32,6 +43,11 @@ export function packerEnvironment(options: PackerEnvironmentOptions = {}): Recor
       const value = own[name];
       if (value !== undefined) env[name] = value;
     }
+    // A run's own HOME would hide the plugins installed under the user's (Packer 1.7+ looks there when
+    // PACKER_PLUGIN_PATH and PACKER_CONFIG_DIR are unset): point Packer at the user's plugin directory.
+    const userPlugins = own.HOME ? userPluginDirectory(own.HOME) : undefined;
+    if (options.home !== undefined && !env.PACKER_PLUGIN_PATH && !env.PACKER_CONFIG_DIR && userPlugins)
+      env.PACKER_PLUGIN_PATH = userPlugins;
   }
   if (options.home !== undefined) env.HOME = options.home;
   if (options.tmpDir !== undefined) env.TMPDIR = options.tmpDir;

@@ -48,6 +48,7 @@ export function runPacker(options: RunPackerOptions): Promise<PackerResult> {
     home: options.tmpDir,
     tmpDir: options.tmpDir,
     log: true,
+    userPlugins: true, // WindowsUpdate steps need the windows-update plugin the user (or the image) installed
     variables: options.variables,
   });
   const child = spawn(
