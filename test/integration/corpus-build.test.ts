@@ -11,7 +11,7 @@ import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/tes
 import { loadTemplate } from '../../agent/src/template/load-template.js';
 import { CORPUS, MIRROR, PARAMETERS, UPSTREAM, fillTemplate } from '../helpers/aib-corpus.js';
 import { runBuildCli } from '../helpers/build-cli.js';
-import { startProxyProcess } from '../helpers/proxy-process.js';
+import { proxyArgs, startProxyProcess } from '../helpers/proxy-process.js';
 import { sshExec } from '../helpers/ssh.js';
 
 let work: string;
@@ -42,17 +42,9 @@ describe('Linux quickstart templates on the test VM', () => {
     onTestFinished(() => stopTestVm(vm.id));
     if (template.topology === 'proxy') {
       // The existing-VNet quickstarts select AIB's proxy topology: put an isobuild-proxy in front of the VM.
-      const proxy = await startProxyProcess([
-        '--listen',
-        '127.0.0.2',
-        '--ssh-port',
-        '60001',
-        '--winrm-port',
-        '0',
-        '--health-port=-1',
-        '--target',
-        vm.address,
-      ]);
+      const proxy = await startProxyProcess(
+        proxyArgs({ listen: '127.0.0.2', sshPort: 60001, target: vm.address }),
+      );
       onTestFinished(() => proxy.stop());
       args.push('--proxy-host', '127.0.0.2');
     }
