@@ -10,15 +10,17 @@ import type { RunContext, StepKind, UnfinishedPhase } from './run-context.js';
 
 export type LogKind = 'customization' | 'validation';
 
-/** A failure a phase found and already described (a failed step); the run ends with exactly this. */
-export class RunFailure extends Error {
+/**
+ * A step that failed: which one, and Packer's reason. Its message is built when the run ends, after the
+ * cleanups: a remote cleanup that cannot get through is often what names the hop that broke.
+ */
+export class StepFailed extends Error {
   constructor(
-    message: string,
-    readonly exitCode: ExitCode,
-    readonly log: LogKind,
+    readonly unfinished: UnfinishedPhase,
+    readonly reason: string,
   ) {
-    super(message);
-    this.name = 'RunFailure';
+    super(reason);
+    this.name = 'StepFailed';
   }
 }
 
@@ -54,8 +56,7 @@ export function judgeRun(end: PhaseEnd, run: RunContext, startedAt: number): Ver
 }
 
 function failed(error: unknown, run: RunContext): Verdict {
-  if (error instanceof RunFailure)
-    return { runState: 'Failed', message: error.message, exitCode: error.exitCode, log: error.log };
+  if (error instanceof StepFailed) return stepFailed(error, run);
   if (error instanceof IsobuildError) {
     const problems = error.problems.map((p) => `${p.path}: ${p.message}`).join(' ');
     return {
@@ -99,22 +100,20 @@ function stopped(end: Extract<PhaseEnd, { kind: 'timedOut' | 'cancelled' }>, run
 }
 
 /** A failed step's message: which step, Packer's reason, the hop that broke (if it did), what was kept. */
-export function stepFailed(
-  unfinished: UnfinishedPhase,
-  reason: string,
-  network: { readonly now: string | undefined; readonly before: string | undefined },
-): RunFailure {
+function stepFailed({ unfinished, reason }: StepFailed, run: RunContext): Verdict {
   const which = unfinished.step
     ? stepLabel(unfinished.kind, unfinished.step)
     : `the ${unfinished.kind} phase`;
   // When the connection broke, say which hop broke it (Packer only says "disconnected").
+  const network = run.connection?.relay.lastFailure();
   const hopNote =
-    network.now && network.now !== network.before ? ` The network path failed: ${network.now}.` : '';
-  return new RunFailure(
-    `${which} failed: ${reason}.${hopNote}${keptForInspection(unfinished)}`,
-    EXIT_CODES.buildFailed,
-    unfinished.kind === 'validator' ? 'validation' : 'customization',
-  );
+    network && network !== run.connection?.failureBeforePacker ? ` The network path failed: ${network}.` : '';
+  return {
+    runState: 'Failed',
+    message: `${which} failed: ${reason}.${hopNote}${keptForInspection(unfinished)}`,
+    exitCode: EXIT_CODES.buildFailed,
+    log: unfinished.kind === 'validator' ? 'validation' : 'customization',
+  };
 }
 
 /** Why Packer stopped without success, when it did not say (its "Build errored" line is the usual reason). */

@@ -2,7 +2,7 @@
  * Runs one rendered Packer file and follows its steps: the step marker in Packer's output starts a step
  * (status, progress, logs), the next marker or Packer's exit ends it. When Packer ends without success the
  * run learns where it stopped (`run.unfinished`), a failing step's last lines are shown, and a failure
- * becomes a RunFailure that says which step failed and why. The remote cleanup that follows lives here too.
+ * becomes a StepFailed that says which step failed and why. The remote cleanup that follows lives here too.
  */
 import { join } from 'node:path';
 import { readPackerLine } from '../packer/packer-output.js';
@@ -10,7 +10,7 @@ import { runPacker } from '../packer/run-packer.js';
 import { cleanUpRemoteRun } from './remote-cleanup.js';
 import { sshTarget } from '../vm-path/vm-probe.js';
 import { seconds } from '../format-seconds.js';
-import { packerStopped, stepFailed } from './failure-messages.js';
+import { packerStopped, StepFailed } from './failure-messages.js';
 import { stopKind } from './phase-runner.js';
 import { TAIL_LINES } from './progress.js';
 import type { BuildLog } from './build-log.js';
@@ -30,7 +30,7 @@ export interface PackerSteps {
 }
 
 /**
- * Resolves when Packer ran every step; throws a RunFailure when a step failed, or the stop's reason when
+ * Resolves when Packer ran every step; throws StepFailed when a step failed, or the stop's reason when
  * the run was stopped. Either way `run.unfinished` says which step was running.
  */
 export async function runPackerSteps(
@@ -73,10 +73,10 @@ export async function runPackerSteps(
   run.unfinished = { kind: phase.kind, onError: phase.onError, outcome, ...(step ? { step } : {}) };
   if (outcome === 'failed' && step) run.progress.tail(tracker.label(step), tracker.tail);
   signal.throwIfAborted();
-  throw stepFailed(run.unfinished, run.mask(packerError ?? packerStopped(result, run.config.killGraceMs)), {
-    now: connection.relay.lastFailure(),
-    before: connection.failureBeforePacker,
-  });
+  throw new StepFailed(
+    run.unfinished,
+    run.mask(packerError ?? packerStopped(result, run.config.killGraceMs)),
+  );
 }
 
 /**

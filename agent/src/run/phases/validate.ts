@@ -3,7 +3,7 @@
  * validation does not stop the run, but still decides it (AIB reports the run Failed).
  */
 import { VALIDATION_FILE, stepTag } from '../../packer-contract.js';
-import { RunFailure } from '../failure-messages.js';
+import { StepFailed } from '../failure-messages.js';
 import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
@@ -28,7 +28,7 @@ export const validatePhase: Phase<RunContext> = {
         signal,
       );
     } catch (error) {
-      if (!(error instanceof RunFailure) || !validation.continueDistributeOnFailure) throw error;
+      if (!(error instanceof StepFailed) || !validation.continueDistributeOnFailure) throw error;
       // The VM is cleaned up now, before the deprovision step changes it.
       await cleanUpAfterPacker(run, run.logs.validation);
       run.deferredFailure = error;
