@@ -13,7 +13,7 @@ import { BuildLog } from './build-log.js';
 import { logReference, runIdTaken, type Verdict } from './failure-messages.js';
 import { Progress } from './progress.js';
 import type { PreparedRun, RunContext } from './run-context.js';
-import { initialStatus, StatusFile, type RunStatus } from './run-status.js';
+import { initialStatus, StatusFile, type RunStatus, type RunTarget } from './run-status.js';
 
 /** How long the log store may still take to open and take the final status after a cancel. */
 const STORE_CLEANUP_BUDGET_MS = 15_000;
@@ -41,7 +41,7 @@ export async function openRun(prepared: PreparedRun): Promise<RunContext> {
     customization: join(runDir, 'customization.log'),
     validation: join(runDir, 'validation.log'),
   };
-  const status = initialStatus(config.runId, options.templateFile, template, logFiles);
+  const status = initialStatus(config.runId, options.templateFile, template, logFiles, runTarget(prepared));
   const statusFile = new StatusFile(join(runDir, 'status.json'), mask);
   warnOnceOnStatusWriteFailure(statusFile, options.report);
   const logs = {
@@ -151,6 +151,18 @@ function countSteps({ config, template }: PreparedRun): number {
     validation.inVMValidations.length +
     (deprovisions({ config, template }) ? 1 : 0)
   );
+}
+
+/** How this run reaches its VM, recorded for `isobuild shell` and `--resume`. */
+function runTarget({ vmPath, config }: PreparedRun): RunTarget {
+  return {
+    os: vmPath.os,
+    host: config.host,
+    port: vmPath.port,
+    topology: vmPath.topology,
+    ...(vmPath.hop.kind === 'proxy' ? { proxyHost: vmPath.hop.host } : {}),
+    user: vmPath.user,
+  };
 }
 
 /** Whether the run ends with AIB's deprovision step. */

@@ -19,11 +19,36 @@ export interface StepResult {
   startTime?: string;
   endTime?: string;
   durationMs?: number;
+  /** sha256 of what the step runs (its rendered provisioner and its artifact): a resume compares it. */
+  digest?: string;
+  /** Set on a step a resumed run skipped: the run in which it succeeded. */
+  doneIn?: string;
+}
+
+/** How the run reached its build VM (no credentials): `isobuild shell` and `--resume` go the same way. */
+export interface RunTarget {
+  readonly os: 'linux' | 'windows';
+  readonly host: string;
+  readonly port: number;
+  readonly topology: 'direct' | 'proxy';
+  readonly proxyHost?: string;
+  readonly user: string;
+}
+
+/** The run a resumed run continues, and the step (1-based, as progress counts) it starts from. */
+export interface ResumedFrom {
+  readonly runId: string;
+  readonly fromStep: number;
+  readonly step: string;
 }
 
 export interface RunStatus {
   readonly runId: string;
   readonly template: string;
+  /** The image template's own name (ARM resource name), when it has one. */
+  readonly templateName?: string;
+  readonly target?: RunTarget;
+  resumedFrom?: ResumedFrom;
   runState: RunState;
   runSubState: RunSubState;
   message: string;
@@ -60,11 +85,14 @@ export function initialStatus(
   templateLabel: string,
   template: ImageTemplate,
   logs: RunStatus['logs'],
+  target?: RunTarget,
 ): RunStatus {
   const step = (s: Step): StepResult => ({ index: s.index, name: s.name, type: s.type, outcome: 'pending' });
   return {
     runId,
     template: templateLabel,
+    ...(template.name ? { templateName: template.name } : {}),
+    ...(target ? { target } : {}),
     runState: 'Running',
     runSubState: 'Queued',
     message: 'queued',

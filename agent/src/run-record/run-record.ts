@@ -1,0 +1,107 @@
+/**
+ * An earlier run, as later commands need it (`isobuild shell`, `isobuild build --resume`): its outcome, its
+ * steps with their digests, and how it reached its build VM. Read from the run directory in the work dir,
+ * else from the configured log store's status.json. Never holds a credential: those come from the same
+ * configuration sources as `build`, each time.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { IsobuildError } from '../errors.js';
+import { openLogStore } from '../logstore/open-log-store.js';
+import { readStoredStatus } from '../logstore/log-reader.js';
+import type { RunStatus } from '../run/run-status.js';
+import type { LogStoreConfig } from '../settings/build-config.js';
+import { RUN_ID_PATTERN } from '../settings/build-config.js';
+
+export interface RunRecord {
+  readonly status: RunStatus;
+  /** Where it was found, for messages: the status file's path, or the store's blob. */
+  readonly source: string;
+}
+
+/**
+ * @throws IsobuildError 'runNotFound' (exit 2) naming where it looked; 'usage' for a malformed run id;
+ *   'storeUnavailable' (exit 4) when the configured store cannot be read.
+ */
+export async function readRunRecord(
+  runId: string,
+  store: LogStoreConfig,
+  signal?: AbortSignal,
+): Promise<RunRecord> {
+  if (!RUN_ID_PATTERN.test(runId))
+    throw new IsobuildError(
+      'usage',
+      `"${runId}" is not a run id: run ids are 1–64 letters, digits, -, _ or . (starting with a letter or digit).`,
+    );
+  const file = join(store.workDir, runId, 'status.json');
+  const local = await readLocalStatus(file);
+  if (local) return { status: local, source: file };
+  if (store.store) {
+    const stored = await readFromStore(runId, store, signal);
+    if (stored) return stored;
+  }
+  throw new IsobuildError(
+    'runNotFound',
+    `there is no run ${runId} in ${join(store.workDir, runId)}${store.store ? ' or in the configured log store' : ''}: pass the --work-dir (or the store settings) the run used, or check the id (isobuild logs lists what a run wrote).`,
+  );
+}
+
+async function readLocalStatus(file: string): Promise<RunStatus | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new IsobuildError('runNotFound', `cannot read ${file}: ${(error as Error).message}.`);
+  }
+  return parseStatus(text, file);
+}
+
+async function readFromStore(
+  runId: string,
+  config: LogStoreConfig,
+  signal?: AbortSignal,
+): Promise<RunRecord | undefined> {
+  let opened;
+  try {
+    opened = await openLogStore(
+      config.store,
+      config.storeContainer,
+      config.workDir,
+      signal,
+      undefined,
+      config.storageTimeoutMs,
+    );
+  } catch (error) {
+    throw new IsobuildError(
+      'storeUnavailable',
+      `the log store could not be opened to find run ${runId}: ${(error as Error).message}`,
+    );
+  }
+  try {
+    const status = await readStoredStatus(opened.store, runId, signal);
+    if (!status) return undefined;
+    const source = `${opened.store.displayUrl}/${runId}/status.json`;
+    return { status: parseStatus(JSON.stringify(status), source), source };
+  } finally {
+    await opened.close();
+  }
+}
+
+function parseStatus(text: string, source: string): RunStatus {
+  try {
+    const status = JSON.parse(text) as RunStatus;
+    if (
+      typeof status.runId === 'string' &&
+      typeof status.runState === 'string' &&
+      Array.isArray(status.customizers)
+    )
+      return status;
+  } catch {
+    // reported below
+  }
+  throw new IsobuildError(
+    'runNotFound',
+    `${source} is not a status.json isobuild wrote; it cannot be used to find the run.`,
+  );
+}
