@@ -8,7 +8,7 @@ import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER } from '../logstore/blob-store.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../logstore/request-deadline.js';
 
-export type CommandName = 'validate' | 'render' | 'build' | 'logs' | 'doctor' | 'testvm';
+export type CommandName = 'validate' | 'render' | 'build' | 'logs' | 'doctor' | 'testvm' | 'shell';
 
 /** How a command takes a setting: its flag, its environment variable, or both (the flag wins). */
 export type Takes = 'flag' | 'env' | 'flag+env';
@@ -54,6 +54,10 @@ export interface Setting {
 const BUILD = { build: 'flag+env', doctor: 'flag+env' } as const;
 const BUILD_ENV = { build: 'env', doctor: 'env' } as const;
 const BUILD_AND_LOGS = { build: 'flag+env', doctor: 'flag+env', logs: 'flag+env' } as const;
+/** `isobuild shell` reaches a run's VM with build's credentials and finds the run with its store settings. */
+const BUILD_AND_SHELL = { ...BUILD, shell: 'flag+env' } as const;
+const BUILD_ENV_AND_SHELL = { ...BUILD_ENV, shell: 'env' } as const;
+const STORE_SETTING = { ...BUILD_AND_LOGS, shell: 'flag+env' } as const;
 const EVERY_COMMAND = {
   validate: 'env',
   render: 'env',
@@ -61,6 +65,7 @@ const EVERY_COMMAND = {
   logs: 'env',
   doctor: 'env',
   testvm: 'env',
+  shell: 'env',
 } as const;
 /** Render's download deadlines print their variable inside the text. */
 const renderDeadline = (text: string): OptionHelp => ({ arg: 'DUR', text: [text], envAt: 'inline' });
@@ -116,7 +121,7 @@ export const SETTINGS = {
       ],
     },
     secret: false,
-    commands: BUILD,
+    commands: BUILD_AND_SHELL,
     group: 'vm',
   },
   sshKey: {
@@ -124,7 +129,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { text: ['the private key itself'] },
     secret: true,
-    commands: BUILD_ENV,
+    commands: BUILD_ENV_AND_SHELL,
     group: 'vm',
   },
   sshPassword: {
@@ -132,7 +137,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { text: ['SSH password'] },
     secret: true,
-    commands: BUILD_ENV,
+    commands: BUILD_ENV_AND_SHELL,
     group: 'vm',
   },
   winrmPassword: {
@@ -140,7 +145,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { text: ['Windows administrator password'] },
     secret: true,
-    commands: BUILD_ENV,
+    commands: BUILD_ENV_AND_SHELL,
     group: 'windows',
   },
   winrmAuth: {
@@ -150,7 +155,7 @@ export const SETTINGS = {
     default: { value: 'ntlm', text: 'ntlm' },
     help: { arg: 'ntlm|basic', text: ["authentication (default ntlm, as AIB's Packer uses)"], envColumn: 80 },
     secret: false,
-    commands: BUILD,
+    commands: BUILD_AND_SHELL,
     group: 'windows',
   },
   winrmCa: {
@@ -159,7 +164,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { arg: 'FILE', text: ['trust only this CA/certificate (PEM) for the VM'] },
     secret: false,
-    commands: BUILD,
+    commands: BUILD_AND_SHELL,
     group: 'windows',
   },
   winrmCertSha256: {
@@ -175,7 +180,7 @@ export const SETTINGS = {
       ],
     },
     secret: false,
-    commands: BUILD,
+    commands: BUILD_AND_SHELL,
     group: 'windows',
   },
   runId: {
@@ -203,7 +208,7 @@ export const SETTINGS = {
       },
     },
     secret: false,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'run',
   },
   readyTimeout: {
@@ -213,7 +218,7 @@ export const SETTINGS = {
     default: { value: 5 * 60_000, text: '5m' }, // Packer's own ssh_timeout default
     help: { arg: 'DUR', text: ['how long to wait for SSH or WinRM (default 5m)'] },
     secret: false,
-    commands: BUILD,
+    commands: BUILD_AND_SHELL,
     group: 'run',
   },
   buildTimeout: {
@@ -264,7 +269,8 @@ export const SETTINGS = {
     kind: 'string',
     help: { arg: 'ADDRESS', text: ['isobuild-proxy for the proxy topology (:60001/60000)'], envColumn: 80 },
     secret: false,
-    commands: BUILD,
+    // shell: only to replace the proxy a run recorded (a flag: a build's variable must not redirect it).
+    commands: { ...BUILD, shell: 'flag' },
     group: 'run',
   },
   skipDeprovision: {
@@ -341,7 +347,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { arg: 'S', text: ['Blob Storage connection string'], textColumn: 34, envColumn: 78 },
     secret: true,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'store',
   },
   storageSasUrl: {
@@ -350,7 +356,7 @@ export const SETTINGS = {
     kind: 'string',
     help: { arg: 'URL', text: ['container or account SAS URL'] },
     secret: true,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'store',
   },
   storageAccountUrl: {
@@ -362,7 +368,7 @@ export const SETTINGS = {
       text: ['account URL, signed in with DefaultAzureCredential', '(managed identity in ACI)'],
     },
     secret: false,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'store',
   },
   storageContainer: {
@@ -372,7 +378,7 @@ export const SETTINGS = {
     default: { value: DEFAULT_CONTAINER, text: DEFAULT_CONTAINER },
     help: { arg: 'NAME', text: [`container (default ${DEFAULT_CONTAINER})`] },
     secret: false,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'store',
   },
   storageTimeout: {
@@ -382,7 +388,7 @@ export const SETTINGS = {
     default: { value: DEFAULT_REQUEST_TIMEOUT_MS, text: '15s' },
     help: { arg: 'DUR', text: ['deadline of each request to the store (default 15s)'] },
     secret: false,
-    commands: BUILD_AND_LOGS,
+    commands: STORE_SETTING,
     group: 'store',
   },
   localLogsOnly: {
