@@ -12,6 +12,7 @@ describe('packerEnvironment', () => {
     vi.stubEnv('HOME', home);
     vi.stubEnv('PACKER_PLUGIN_PATH', undefined);
     vi.stubEnv('PACKER_CONFIG_DIR', undefined);
+    vi.stubEnv('XDG_CONFIG_HOME', undefined);
     vi.stubEnv('ISOBUILD_WINRM_PASSWORD', 'planted-secret-value');
   });
   afterEach(() => {
@@ -52,6 +53,14 @@ describe('packerEnvironment', () => {
     const env = buildEnvironment();
     expect(env.PACKER_CONFIG_DIR).toBe('/opt/packer');
     expect(env.PACKER_PLUGIN_PATH).toBeUndefined();
+  });
+
+  it('follows XDG_CONFIG_HOME, as Packer does', () => {
+    mkdirSync(join(home, 'xdg', 'packer', 'plugins'), { recursive: true });
+    vi.stubEnv('XDG_CONFIG_HOME', join(home, 'xdg'));
+    const env = buildEnvironment();
+    expect(env.PACKER_PLUGIN_PATH).toBe(join(home, 'xdg', 'packer', 'plugins'));
+    expect(env.XDG_CONFIG_HOME).toBe(join(home, 'xdg'));
   });
 
   it('sets no plugin path when the user has no plugin directory', () => {

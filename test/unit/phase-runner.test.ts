@@ -1,7 +1,13 @@
 /** The phase runner: order, reverse cleanup on every ending, one decision of how the run ended, the budget. */
 /* eslint-disable @typescript-eslint/require-await -- phases are async by contract; most test phases do no I/O */
 import { describe, expect, it } from 'vitest';
-import { runPhases, stopKind, type Phase, type PhaseRunOptions } from '../../agent/src/run/phase-runner.js';
+import {
+  PhaseFailure,
+  runPhases,
+  stopKind,
+  type Phase,
+  type PhaseRunOptions,
+} from '../../agent/src/run/phase-runner.js';
 
 type Journal = string[];
 
@@ -268,5 +274,59 @@ describe('runPhases', () => {
       'b: the cleanup of b did not finish within the cleanup budget',
       'slow: the cleanup of slow had no time left',
     ]);
+  });
+
+  it('a skipped phase is passed over without a stop check; a reporting phase runs after a late stop', async () => {
+    const journal: Journal = [];
+    const cancel = new AbortController();
+    const end = await runPhases(
+      [
+        phase('work', async () => cancel.abort()),
+        { ...phase('nothing-to-do'), skip: () => true },
+        { ...phase('report'), reportsOnly: true },
+      ],
+      journal,
+      options({ cancel: cancel.signal }),
+    );
+    expect(end.kind).toBe('succeeded');
+    expect(journal).toEqual(['run work', 'run report', 'cleanup report', 'cleanup work']);
+  });
+
+  it("a phase's own failure stands even when a stop arrives while it winds down", async () => {
+    const cancel = new AbortController();
+    const failure = new PhaseFailure('customizer 2 failed');
+    const end = await runPhases(
+      [
+        phase('a', async () => {
+          cancel.abort();
+          throw failure;
+        }),
+      ],
+      [],
+      options({ cancel: cancel.signal }),
+    );
+    expect(end).toEqual({ kind: 'failed', phase: 'a', error: failure });
+  });
+
+  it("leaves no listener on the caller's signals", async () => {
+    const cancel = new AbortController();
+    const deadline = new AbortController();
+    let added = 0;
+    let removed = 0;
+    for (const s of [cancel.signal, deadline.signal]) {
+      const add = s.addEventListener.bind(s);
+      const remove = s.removeEventListener.bind(s);
+      s.addEventListener = (...args: Parameters<typeof add>) => {
+        added++;
+        add(...args);
+      };
+      s.removeEventListener = (...args: Parameters<typeof remove>) => {
+        removed++;
+        remove(...args);
+      };
+    }
+    await runPhases([phase('a')], [], options({ cancel: cancel.signal, deadline: deadline.signal }));
+    expect(added).toBeGreaterThan(0);
+    expect(removed).toBe(added);
   });
 });

@@ -25,15 +25,19 @@ export interface PackerEnvironmentOptions {
 
 /**
  * Where Packer keeps plugins for a user whose home is `home`: the legacy ~/.packer.d/plugins when that
- * exists (Packer prefers it, as 1.7 did), else the XDG ~/.config/packer/plugins of Packer 1.8+.
+ * exists (Packer prefers it, as 1.7 did), else the XDG $XDG_CONFIG_HOME/packer/plugins (~/.config by
+ * default) of Packer 1.8+.
  */
-export function userPluginDirectory(home: string): string | undefined {
-  const candidates = [join(home, '.packer.d', 'plugins'), join(home, '.config', 'packer', 'plugins')];
+export function userPluginDirectory(home: string, xdgConfigHome?: string): string | undefined {
+  const candidates = [
+    join(home, '.packer.d', 'plugins'),
+    join(xdgConfigHome || join(home, '.config'), 'packer', 'plugins'),
+  ];
   return candidates.find((dir) => existsSync(dir));
 }
 
 /** Packer's own settings for finding its config and plugin directories (none holds a secret). */
-const PLUGIN_LOCATION = ['HOME', 'PACKER_CONFIG_DIR', 'PACKER_PLUGIN_PATH'] as const;
+const PLUGIN_LOCATION = ['HOME', 'XDG_CONFIG_HOME', 'PACKER_CONFIG_DIR', 'PACKER_PLUGIN_PATH'] as const;
 
 export function packerEnvironment(options: PackerEnvironmentOptions = {}): Record<string, string> {
   const env: Record<string, string> = { PATH: executablePath() };
@@ -45,7 +49,7 @@ export function packerEnvironment(options: PackerEnvironmentOptions = {}): Recor
     }
     // A run's own HOME would hide the plugins installed under the user's (Packer 1.7+ looks there when
     // PACKER_PLUGIN_PATH and PACKER_CONFIG_DIR are unset): point Packer at the user's plugin directory.
-    const userPlugins = own.HOME ? userPluginDirectory(own.HOME) : undefined;
+    const userPlugins = own.HOME ? userPluginDirectory(own.HOME, own.XDG_CONFIG_HOME) : undefined;
     if (options.home !== undefined && !env.PACKER_PLUGIN_PATH && !env.PACKER_CONFIG_DIR && userPlugins)
       env.PACKER_PLUGIN_PATH = userPlugins;
   }

@@ -207,6 +207,18 @@ function remoteFile(tag: string): [string, HclValue] {
   return ['remote_file', expr(`"${remoteScriptFile(`\${var.${PACKER_VARIABLES.runId}}`, tag)}"`)];
 }
 
+/**
+ * The provisioner block of one step as it is rendered (without its marker): what a resumed run compares
+ * to tell whether an earlier step is still the same.
+ */
+export function renderedProvisioner(
+  rendered: RenderedStep,
+  kind: 'customization' | 'validation',
+  secrets: readonly SecretReference[],
+): string {
+  return writeHcl([provisionerFor(rendered, secrets, stepTag(kind, rendered.step.index))]);
+}
+
 function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReference[], tag: string): HclBlock {
   const { step, artifact } = rendered;
   const name = maskSecrets(

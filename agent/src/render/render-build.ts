@@ -4,6 +4,7 @@
  * with its script. It works in a scratch directory and swaps it in only when complete, so a failure never leaves a half-written output
  * and never destroys a previous one.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -24,7 +25,12 @@ import type { ImageTemplate, Step } from '../template/model.js';
 import { LINUX_DEPROVISION_SCRIPT, WINDOWS_DEPROVISION_SCRIPT } from './deprovision.js';
 import { exactTextProblems, inlineScriptText, needsInlineScriptFile } from './exact-text-guard.js';
 import type { SecretReference } from './hcl.js';
-import { WINDOWS_UPDATE_PLUGIN, renderPackerFile, type RenderedStep } from './packer-template.js';
+import {
+  WINDOWS_UPDATE_PLUGIN,
+  renderPackerFile,
+  renderedProvisioner,
+  type RenderedStep,
+} from './packer-template.js';
 
 export const ARTIFACTS_DIR = 'artifacts';
 export const MANIFEST_FILE = 'isobuild-render.json';
@@ -36,6 +42,11 @@ export interface RenderOptions {
   readonly skipDeprovision?: boolean;
   readonly fetch?: Omit<FetchArtifactsOptions, 'directory' | 'signal'>;
   readonly signal?: AbortSignal;
+  /**
+   * Steps (by JSON path) left out of the rendered files: a resumed run does not run what an earlier run
+   * did. Their artifacts are still fetched and their digests computed, so they can be compared.
+   */
+  readonly omitSteps?: ReadonlySet<string>;
 }
 
 export interface RenderResult {
@@ -43,6 +54,8 @@ export interface RenderResult {
   readonly files: readonly string[];
   readonly artifacts: readonly ArtifactRecord[];
   readonly warnings: readonly Problem[];
+  /** Per step (by JSON path): sha256 of its rendered provisioner and of the artifact it runs or uploads. */
+  readonly stepDigests: ReadonlyMap<string, string>;
 }
 
 export async function renderBuild(template: ImageTemplate, options: RenderOptions): Promise<RenderResult> {
@@ -82,11 +95,23 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       await writeFile(join(scratch, ARTIFACTS_DIR, name), inlineScriptText(step), { mode: 0o644 });
       inlineScripts.set(step.path, name);
     }
+    const renderedStep = (step: Step): RenderedStep => {
+      const file = fetched.byStep.get(step.path)?.file ?? inlineScripts.get(step.path);
+      return file ? { step, artifact: `${ARTIFACTS_DIR}/${file}` } : { step };
+    };
     const stepsOf = (steps: readonly Step[]): RenderedStep[] =>
-      steps.map((step) => {
-        const file = fetched.byStep.get(step.path)?.file ?? inlineScripts.get(step.path);
-        return file ? { step, artifact: `${ARTIFACTS_DIR}/${file}` } : { step };
-      });
+      steps.filter((step) => !options.omitSteps?.has(step.path)).map(renderedStep);
+    const stepDigests = new Map<string, string>();
+    for (const [kind, steps] of [
+      ['customization', template.customize],
+      ['validation', template.validate.inVMValidations],
+    ] as const)
+      for (const step of steps) {
+        const rendered = renderedStep(step);
+        const artifact = rendered.artifact ? await sha256File(join(scratch, rendered.artifact)) : '';
+        const provisioner = renderedProvisioner(rendered, kind, secrets);
+        stepDigests.set(step.path, sha256(`${provisioner}\n${artifact}`));
+      }
 
     const files: string[] = [];
     const common = {
@@ -144,7 +169,7 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     );
     options.signal?.throwIfAborted();
     await swapIn(scratch, outDir, replacing);
-    return { outDir, files, artifacts, warnings: fetched.warnings };
+    return { outDir, files, artifacts, warnings: fetched.warnings, stepDigests };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -249,4 +274,14 @@ function outputError(outDir: string, error: unknown): IsobuildError {
       cause: error,
     },
   );
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 }

@@ -5,7 +5,7 @@
 import { EXIT_CODES, IsobuildError, StopRequest, type ExitCode } from '../errors.js';
 import { seconds } from '../format-seconds.js';
 import type { RunState, StepResult } from './run-status.js';
-import type { PhaseEnd } from './phase-runner.js';
+import { PhaseFailure, type PhaseEnd } from './phase-runner.js';
 import type { RunContext, StepKind, UnfinishedPhase } from './run-context.js';
 
 export type LogKind = 'customization' | 'validation';
@@ -14,7 +14,7 @@ export type LogKind = 'customization' | 'validation';
  * A step that failed: which one, and Packer's reason. Its message is built when the run ends, after the
  * cleanups: a remote cleanup that cannot get through is often what names the hop that broke.
  */
-export class StepFailed extends Error {
+export class StepFailed extends PhaseFailure {
   constructor(
     readonly unfinished: UnfinishedPhase,
     readonly reason: string,
@@ -35,7 +35,7 @@ export interface Verdict {
 }
 
 /** The phases after which a stop is reported as stopping remote work (Packer had the VM). */
-const PACKER_PHASES = new Set(['customize', 'validate', 'deprovision', 'distribute']);
+const PACKER_PHASES = new Set(['customize', 'validate', 'deprovision']);
 
 export function judgeRun(end: PhaseEnd, run: RunContext, startedAt: number): Verdict {
   switch (end.kind) {

@@ -13,6 +13,7 @@ import { BuildLog } from './build-log.js';
 import { logReference, runIdTaken, type Verdict } from './failure-messages.js';
 import { Progress } from './progress.js';
 import type { PreparedRun, RunContext } from './run-context.js';
+import type { ResumePlan } from './resume-plan.js';
 import { initialStatus, StatusFile, type RunStatus, type RunTarget } from './run-status.js';
 
 /** How long the log store may still take to open and take the final status after a cancel. */
@@ -88,7 +89,32 @@ export async function openRun(prepared: PreparedRun): Promise<RunContext> {
     totalSteps,
   };
   await run.update({ runSubState: 'Building', message: `run ${config.runId} started` });
+  if (prepared.plan) await skipDoneSteps(run, prepared.plan);
   return run;
+}
+
+/** A resumed run: the steps before its start are recorded as skipped (with the run that did them), and said so. */
+async function skipDoneSteps(run: RunContext, plan: ResumePlan): Promise<void> {
+  const { status } = run;
+  for (const skipped of plan.skipped) {
+    const step =
+      skipped.kind === 'deprovision step'
+        ? status.deprovision
+        : (skipped.kind === 'customizer' ? status.customizers : status.validators)[skipped.index];
+    if (!step) continue;
+    step.outcome = 'skipped';
+    if (skipped.doneIn) step.doneIn = skipped.doneIn;
+    const why = skipped.doneIn ? `done in ${skipped.doneIn}` : '--from-step';
+    run.options.report(`[${skipped.position}/${run.totalSteps}] ${skipped.label} skipped (${why})`);
+  }
+  run.position = plan.fromStep - 1;
+  const start = `step ${plan.fromStep}/${run.totalSteps}${plan.start ? ` ${plan.start.label}` : ''}`;
+  const message = plan.resumedFrom
+    ? `run ${run.config.runId} continues run ${plan.resumedFrom.runId} from ${start}`
+    : `run ${run.config.runId} starts at ${start} (--from-step)`;
+  if (plan.resumedFrom) status.resumedFrom = plan.resumedFrom;
+  run.options.report(message);
+  await run.update({ message });
 }
 
 /** Ends the run: the final status (naming the stored log), logs closed, the run's tmp dir gone, logs drained. */

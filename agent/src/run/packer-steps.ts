@@ -72,11 +72,17 @@ export async function runPackerSteps(
   const step = tracker.finish(outcome);
   run.unfinished = { kind: phase.kind, onError: phase.onError, outcome, ...(step ? { step } : {}) };
   if (outcome === 'failed' && step) run.progress.tail(tracker.label(step), tracker.tail);
-  signal.throwIfAborted();
+  if (result.cancelled) signal.throwIfAborted();
   throw new StepFailed(
     run.unfinished,
     run.mask(packerError ?? packerStopped(result, run.config.killGraceMs)),
   );
+}
+
+/** Whether a resumed run still has any of these steps (by JSON path) to run. */
+export function anyLeftToRun(run: RunContext, paths: readonly string[]): boolean {
+  const skipped = new Set(run.plan?.skipped.map((step) => step.path));
+  return paths.some((path) => !skipped.has(path));
 }
 
 /**

@@ -7,10 +7,22 @@
 
 export interface Phase<C> {
   readonly name: string;
+  /** Whether there is nothing for the phase to do in this run: it is passed over, without a stop check. */
+  skip?(context: C): boolean;
+  /** A phase that only reports on work already done runs even after a late stop (the work stands). */
+  readonly reportsOnly?: boolean;
   /** Does the phase's work. Throws to fail the run; must stop promptly once `signal` aborts. */
   run(context: C, signal: AbortSignal): Promise<void>;
   /** Undoes what `run` started, even if `run` failed half-way. `signal` aborts when the budget is spent. */
   cleanup?(context: C, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * A failure a phase found on its own (a step that failed): it stands even when a stop arrives while the
+ * phase is winding down, instead of being reported as the stop.
+ */
+export class PhaseFailure extends Error {
+  override name = 'PhaseFailure';
 }
 
 export type PhaseEnd =
@@ -55,7 +67,7 @@ export async function runPhases<C>(
   context: C,
   options: PhaseRunOptions,
 ): Promise<PhaseEnd> {
-  const signal = stopSignal(options.cancel, options.deadline);
+  const { signal, dispose } = stopSignal(options.cancel, options.deadline);
   const stopped = (phase: string): PhaseEnd => {
     const stop = signal.reason as RunStopped;
     return stop.kind === 'timedOut'
@@ -65,7 +77,8 @@ export async function runPhases<C>(
   const registered: Phase<C>[] = [];
   let end: PhaseEnd = { kind: 'succeeded' };
   for (const phase of phases) {
-    if (signal.aborted) {
+    if (phase.skip?.(context)) continue;
+    if (signal.aborted && !phase.reportsOnly) {
       end = stopped(phase.name);
       break;
     }
@@ -74,10 +87,12 @@ export async function runPhases<C>(
       await phase.run(context, signal);
     } catch (error) {
       // A phase that fails because it was stopped ended by the stop, not by its own error.
-      end = signal.aborted ? stopped(phase.name) : { kind: 'failed', phase: phase.name, error };
+      const byTheStop = signal.aborted && !(error instanceof PhaseFailure);
+      end = byTheStop ? stopped(phase.name) : { kind: 'failed', phase: phase.name, error };
       break;
     }
   }
+  dispose();
   await runCleanups(registered.reverse(), context, options);
   return end;
 }
@@ -117,14 +132,23 @@ function untilAborted(work: Promise<void>, signal: AbortSignal, name: string): P
 }
 
 /** Aborts, with a RunStopped naming it, when the first of the two signals does (in order, if both already have). */
-function stopSignal(cancel: AbortSignal, deadline: AbortSignal): AbortSignal {
+function stopSignal(
+  cancel: AbortSignal,
+  deadline: AbortSignal,
+): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const stop = (kind: RunStopped['kind'], from: AbortSignal): void => {
     if (!controller.signal.aborted) controller.abort(new RunStopped(kind, from.reason));
   };
-  if (cancel.aborted) stop('cancelled', cancel);
-  else if (deadline.aborted) stop('timedOut', deadline);
-  cancel.addEventListener('abort', () => stop('cancelled', cancel), { once: true });
-  deadline.addEventListener('abort', () => stop('timedOut', deadline), { once: true });
-  return controller.signal;
+  const onCancel = (): void => stop('cancelled', cancel);
+  const onDeadline = (): void => stop('timedOut', deadline);
+  if (cancel.aborted) onCancel();
+  else if (deadline.aborted) onDeadline();
+  cancel.addEventListener('abort', onCancel, { once: true });
+  deadline.addEventListener('abort', onDeadline, { once: true });
+  const dispose = (): void => {
+    cancel.removeEventListener('abort', onCancel);
+    deadline.removeEventListener('abort', onDeadline);
+  };
+  return { signal: controller.signal, dispose };
 }

@@ -1,7 +1,7 @@
 /**
  * One image build, in AIB's phases. Every input is checked first (prepare), then the run is opened
  * (run id, logs, status.json, log store) and its phases run in order: render (artifacts and HCL, before
- * any VM contact), connect (relay and readiness), customize, validate, deprovision, distribute. The phase
+ * any VM contact), resume-check (a resumed run skips only unchanged steps), connect (relay and readiness), customize, validate, deprovision, distribute. The phase
  * runner undoes what the phases started in reverse order, and decides once whether the run succeeded,
  * failed, timed out or was cancelled; the final status says what happened, where, and what to do.
  */
@@ -14,6 +14,7 @@ import { deprovisionPhase } from './phases/deprovision.js';
 import { distributePhase } from './phases/distribute.js';
 import { prepareRun } from './phases/prepare.js';
 import { renderPhase } from './phases/render.js';
+import { resumeCheckPhase } from './phases/resume-check.js';
 import { validatePhase } from './phases/validate.js';
 import type { BuildOptions, BuildOutcome, RunContext } from './run-context.js';
 
@@ -22,6 +23,7 @@ export type { BuildOptions, BuildOutcome } from './run-context.js';
 /** The phases after the run is opened, in order. */
 export const BUILD_PHASES: readonly Phase<RunContext>[] = [
   renderPhase,
+  resumeCheckPhase,
   connectPhase,
   customizePhase,
   validatePhase,
@@ -41,10 +43,14 @@ export async function runBuild(options: BuildOptions): Promise<BuildOutcome> {
     deadline: AbortSignal.timeout(run.timeoutMs),
     cleanupBudgetMs: CLEANUP_BUDGET_MS,
     onCleanupError: (phase, error) =>
-      options.report(`warning: the cleanup after ${phase} failed: ${run.mask(String(error))}`),
+      options.report(
+        `warning: the cleanup after ${phase} failed: ${run.mask(error instanceof Error ? error.message : String(error))}`,
+      ),
   });
   const verdict = judgeRun(end, run, started);
-  await closeRun(run, verdict);
+  // An internal error is the news: a failure while closing must not replace it.
+  const closing = closeRun(run, verdict);
+  await (verdict.internal ? closing.catch(() => undefined) : closing);
   // Whatever went wrong, status.json does not claim the run is still going; then the error goes on up.
   if (verdict.internal !== undefined) throw verdict.internal;
   return { status: run.status, exitCode: verdict.exitCode, runDir: run.runDir, problems: run.problems };

@@ -15,6 +15,7 @@ import type { AttachedLogStore } from './attach-log-store.js';
 import type { BuildEvents } from './build-events.js';
 import type { BuildLog } from './build-log.js';
 import type { Progress } from './progress.js';
+import type { ResumePlan } from './resume-plan.js';
 import type { RunStatus, StatusFile, StepOutcome, StepResult } from './run-status.js';
 
 export interface BuildOptions {
@@ -31,6 +32,10 @@ export interface BuildOptions {
   readonly registerSecrets?: (values: readonly string[]) => void;
   /** Structured events (container runs): phases, steps, log lines and relay connections. */
   readonly logger?: Logger;
+  /** The earlier run this one continues (`--resume RUN_ID`), as its status.json recorded it. */
+  readonly previous?: RunStatus;
+  /** `--from-step N` (a position or a step name): where to start on a VM known to be in the right state. */
+  readonly fromStep?: string;
 }
 
 export interface BuildOutcome {
@@ -51,6 +56,8 @@ export interface PreparedRun {
   readonly runDir: string;
   /** `packer version`, started early: it overlaps with loading the template. */
   readonly packer: Promise<PackerInfo>;
+  /** Where a resumed (or --from-step) run starts, and what it skips. */
+  readonly plan?: ResumePlan;
 }
 
 /** Which Packer phase a step belongs to, as failure messages name it. */
@@ -94,8 +101,9 @@ export interface RunContext extends PreparedRun {
   position: number;
   readonly totalSteps: number;
 
-  /** Set by the render phase. */
+  /** Set by the render phase: the files, and each step's digest (by JSON path). */
   renderedFiles?: readonly string[];
+  stepDigests?: ReadonlyMap<string, string>;
   /** Set by the connect phase. */
   connection?: Connection;
   /** Set by a Packer phase that ended without success; failure messages say where the run stopped. */

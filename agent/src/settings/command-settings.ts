@@ -44,3 +44,38 @@ export function loadRenderRewrites(flags: SettingFlags, env: NodeJS.ProcessEnv):
 export function debugEnabled(env: NodeJS.ProcessEnv): boolean {
   return rawSetting({}, env, 'debug') === '1';
 }
+
+/** --resume RUN_ID and --from-step N of `isobuild build` (both optional). */
+export function loadResume(
+  flags: SettingFlags,
+  env: NodeJS.ProcessEnv,
+): { readonly resume?: string; readonly fromStep?: string } {
+  const resume = rawSetting(flags, env, 'resume');
+  const fromStep = rawSetting(flags, env, 'fromStep');
+  return { ...(resume ? { resume } : {}), ...(fromStep ? { fromStep } : {}) };
+}
+
+/**
+ * The flags a resumed run takes from the run it continues, where neither a flag nor a variable sets them:
+ * the same VM, port, user and network path (credentials are never recorded; they come as for any build).
+ */
+export function flagsFromTarget(
+  flags: SettingFlags,
+  env: NodeJS.ProcessEnv,
+  target: { host: string; port: number; topology: string; proxyHost?: string; user: string },
+): SettingFlags {
+  const recorded: Record<string, string | undefined> = {
+    host: target.host,
+    port: String(target.port),
+    topology: target.topology,
+    proxyHost: target.proxyHost,
+    user: target.user,
+  };
+  const merged: Record<string, SettingFlags[string]> = { ...flags };
+  for (const [key, value] of Object.entries(recorded)) {
+    const setting = SETTINGS[key as 'host'];
+    if (value !== undefined && rawSetting(flags, env, key as 'host') === undefined && setting.flag)
+      merged[setting.flag] = value;
+  }
+  return merged;
+}

@@ -193,6 +193,30 @@ export const SETTINGS = {
     commands: BUILD,
     group: 'run',
   },
+  resume: {
+    flag: 'resume',
+    env: 'ISOBUILD_RESUME',
+    kind: 'string',
+    help: {
+      arg: 'RUN_ID',
+      text: ['continue that failed run on its VM', '(from the step that did not succeed)'],
+    },
+    secret: false,
+    commands: { build: 'flag+env' },
+    group: 'run',
+  },
+  fromStep: {
+    flag: 'from-step',
+    env: 'ISOBUILD_FROM_STEP',
+    kind: 'string',
+    help: {
+      arg: 'N',
+      text: ['start at step N (number or step name), skipping', 'the steps before it'],
+    },
+    secret: false,
+    commands: { build: 'flag+env' },
+    group: 'run',
+  },
   workDir: {
     flag: 'work-dir',
     env: 'ISOBUILD_WORK_DIR',
@@ -268,6 +292,9 @@ export const SETTINGS = {
     env: 'ISOBUILD_PROXY_HOST',
     kind: 'string',
     help: { arg: 'ADDRESS', text: ['isobuild-proxy for the proxy topology (:60001/60000)'], envColumn: 80 },
+    helpIn: {
+      shell: { arg: 'ADDRESS', text: ['replace the isobuild-proxy a proxy-topology run went through'] },
+    },
     secret: false,
     // shell: only to replace the proxy a run recorded (a flag: a build's variable must not redirect it).
     commands: { ...BUILD, shell: 'flag' },

@@ -1,6 +1,12 @@
 /** `isobuild build`: run a template's customization, validation and deprovisioning on a build VM with Packer. */
-import { configSecrets, loadBuildConfig } from '../../settings/build-config.js';
-import { loadBuildTimeout, loadTemplateFile } from '../../settings/command-settings.js';
+import { configSecrets, loadBuildConfig, loadLogStoreConfig } from '../../settings/build-config.js';
+import {
+  flagsFromTarget,
+  loadBuildTimeout,
+  loadResume,
+  loadTemplateFile,
+} from '../../settings/command-settings.js';
+import { readRunRecord } from '../../run-record/run-record.js';
 import { optionHelp } from '../../settings/option-help.js';
 import { processEnvironment } from '../../settings/process-environment.js';
 import { commandOptions } from '../../settings/settings-table.js';
@@ -59,7 +65,13 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       'build needs one template file: isobuild build <template.json> --host ADDRESS (or set ISOBUILD_TEMPLATE).',
     );
   }
-  const config = loadBuildConfig(values, env);
+  const { resume, fromStep } = loadResume(values, env);
+  // A resumed run goes to the VM the earlier run used, the same way, unless told otherwise.
+  const previous = resume
+    ? (await readRunRecord(resume, loadLogStoreConfig(values, env), io.signal)).status
+    : undefined;
+  const flags = previous?.target ? flagsFromTarget(values, env, previous.target) : values;
+  const config = loadBuildConfig(flags, env);
   io.registerSecrets(configSecrets(config));
   const buildTimeoutMs = loadBuildTimeout(values, env);
 
@@ -74,6 +86,8 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     report: logger ? (line) => logger.info({ runId: config.runId }, line) : (line) => io.err(line),
     registerSecrets: (secrets) => io.registerSecrets(secrets),
     ...(logger ? { logger } : {}),
+    ...(previous ? { previous } : {}),
+    ...(fromStep !== undefined ? { fromStep } : {}),
   });
   const { status } = outcome;
   if (logger) {
@@ -97,6 +111,14 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
       const workDir = config.store ? '' : ` --work-dir ${config.workDir}`;
       io.out(
         `Stored log: ${status.logStore.customization} (${status.logStore.state}); read it with: isobuild logs ${status.runId}${workDir}`,
+      );
+    }
+    if (status.runState !== 'Succeeded' && status.target) {
+      // The VM stays as the run left it: the next moves are to look at it, and to go on from the failed step.
+      const workDir = ` --work-dir ${config.workDir}`;
+      io.out(`Look at the build VM: isobuild shell ${status.runId}${workDir}`);
+      io.out(
+        `After a fix, go on from the failed step: isobuild build ${templateFile} --resume ${status.runId}${workDir}`,
       );
     }
   }

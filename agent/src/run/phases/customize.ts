@@ -1,13 +1,19 @@
 /** The customize phase: the template's customizers, in order, in one Packer run (skipped for sourceValidationOnly). */
 import { CUSTOMIZATION_FILE, stepTag } from '../../packer-contract.js';
-import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
+import { anyLeftToRun, cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
 
 export const customizePhase: Phase<RunContext> = {
   name: 'customize',
+  // Nothing to customize when only the source is validated, or when a resumed run did it all already.
+  skip: (run) =>
+    run.template.validate.sourceValidationOnly ||
+    !anyLeftToRun(
+      run,
+      run.template.customize.map((s) => s.path),
+    ),
   async run(run, signal) {
-    if (run.template.validate.sourceValidationOnly) return;
     await run.update({ runSubState: 'Customizing', message: 'customizing the build VM' });
     await runPackerSteps(
       run,

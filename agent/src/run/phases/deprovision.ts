@@ -1,17 +1,21 @@
 /** The deprovision phase: AIB's generalisation step (waagent / sysprep), unless it is skipped. */
 import { DEPROVISION_FILE, DEPROVISION_TAG } from '../../packer-contract.js';
 import { deprovisions } from '../open-run.js';
-import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
+import { anyLeftToRun, cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
 
 export const deprovisionPhase: Phase<RunContext> = {
   name: 'deprovision',
-  async run(run, signal) {
+  // Skipped (and recorded so) without AIB's deprovision step; passed over when a resumed run did it.
+  skip(run) {
     if (!deprovisions(run) || !run.renderedFiles?.includes(DEPROVISION_FILE)) {
       run.status.deprovision.outcome = 'skipped';
-      return;
+      return true;
     }
+    return !anyLeftToRun(run, ['deprovision']);
+  },
+  async run(run, signal) {
     await runPackerSteps(
       run,
       {

@@ -4,6 +4,7 @@ import type { RunContext } from '../run-context.js';
 
 export const distributePhase: Phase<RunContext> = {
   name: 'distribute',
+  reportsOnly: true, // after the last step, a late stop changes nothing on the VM
   async run(run) {
     await run.update({
       runSubState: 'Distributing',

@@ -7,6 +7,17 @@ import { renderBuild } from '../../render/render-build.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
 
+/** Each step's digest goes into status.json, where a later --resume compares it. */
+function recordDigests(run: RunContext, digests: ReadonlyMap<string, string>): void {
+  const { customize, validate } = run.template;
+  customize.forEach((step, i) => setDigest(run.status.customizers[i], digests.get(step.path)));
+  validate.inVMValidations.forEach((step, i) => setDigest(run.status.validators[i], digests.get(step.path)));
+}
+
+function setDigest(step: { digest?: string } | undefined, digest: string | undefined): void {
+  if (step && digest) step.digest = digest;
+}
+
 const LABEL = 'fetch artifacts and render Packer files';
 
 export const renderPhase: Phase<RunContext> = {
@@ -25,8 +36,11 @@ export const renderPhase: Phase<RunContext> = {
           onProgress: (line) => run.logs.customization.write('ISOBUILD', line),
         },
         signal,
+        omitSteps: new Set(run.plan?.skipped.map((step) => step.path)),
       });
       run.renderedFiles = rendered.files;
+      run.stepDigests = rendered.stepDigests;
+      recordDigests(run, rendered.stepDigests);
       run.problems.push(...run.warnings, ...rendered.warnings);
       run.store.bundle(run.runDir, run.config);
       run.allowStoreLoad(); // the CPU-heavy work is done: the SDK loads while the VM is probed

@@ -4,14 +4,19 @@
  */
 import { VALIDATION_FILE, stepTag } from '../../packer-contract.js';
 import { StepFailed } from '../failure-messages.js';
-import { cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
+import { anyLeftToRun, cleanUpAfterPacker, runPackerSteps } from '../packer-steps.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
 
 export const validatePhase: Phase<RunContext> = {
   name: 'validate',
+  skip: (run) =>
+    !run.renderedFiles?.includes(VALIDATION_FILE) ||
+    !anyLeftToRun(
+      run,
+      run.template.validate.inVMValidations.map((s) => s.path),
+    ),
   async run(run, signal) {
-    if (!run.renderedFiles?.includes(VALIDATION_FILE)) return;
     await run.update({ runSubState: 'Validating', message: 'running in-VM validations' });
     const validation = run.template.validate;
     try {
@@ -32,6 +37,7 @@ export const validatePhase: Phase<RunContext> = {
       // The VM is cleaned up now, before the deprovision step changes it.
       await cleanUpAfterPacker(run, run.logs.validation);
       run.deferredFailure = error;
+      run.unfinished = undefined; // the failure keeps its own copy: a later stop must not name this step
     }
   },
   cleanup: (run) => cleanUpAfterPacker(run, run.logs.validation),
