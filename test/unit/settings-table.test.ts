@@ -8,6 +8,7 @@ import { BUILD_HELP } from '../../agent/src/cli/commands/build.js';
 import { DOCTOR_HELP } from '../../agent/src/cli/commands/doctor.js';
 import { LOGS_HELP } from '../../agent/src/cli/commands/logs.js';
 import { RENDER_HELP } from '../../agent/src/cli/commands/render.js';
+import { SHELL_HELP } from '../../agent/src/cli/commands/shell.js';
 import { TESTVM_HELP } from '../../agent/src/cli/commands/testvm.js';
 import { parseDuration, parseSize } from '../../agent/src/settings/build-config.js';
 import {
@@ -32,6 +33,7 @@ const HELP: Record<string, string> = {
   doctor: DOCTOR_HELP,
   logs: LOGS_HELP,
   render: RENDER_HELP,
+  shell: SHELL_HELP,
   testvm: TESTVM_HELP,
 };
 const fixture = (name: string): string => readFileSync(`test/fixtures/help/${name}.txt`, 'utf8');
@@ -43,7 +45,7 @@ describe('help derived from the settings table', () => {
     expect(`${HELP[name]}\n`).toBe(fixture(name));
   });
 
-  it.each(['build', 'doctor', 'logs', 'render'] as const)(
+  it.each(['build', 'doctor', 'logs', 'render', 'shell'] as const)(
     'every flag %s takes has a parseArgs option of its kind and a help line',
     (command) => {
       const options: Record<string, { type: string; multiple?: boolean }> = commandOptions(command);

@@ -42,6 +42,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.LOGS_HELP, run: m.runLogs };
     },
   },
+  shell: {
+    summary: "open a shell on a run's build VM, or run one command there (-- COMMAND)",
+    load: async () => {
+      const m = await import('./commands/shell.js');
+      return { help: m.SHELL_HELP, run: m.runShellCommand };
+    },
+  },
   doctor: {
     summary: 'check that Packer, plugins, the log store and the build VM are ready for a build',
     load: async () => {
