@@ -27,6 +27,8 @@ export interface StoredStatus {
   readonly startTime?: string;
   readonly endTime?: string;
   readonly logs?: { readonly customization?: string; readonly validation?: string };
+  /** A resumed run: the run it continues and the step (1-based) it started from. */
+  readonly resumedFrom?: { readonly runId: string; readonly fromStep: number; readonly step: string };
   readonly logStore?: {
     readonly state?: string;
     readonly detail?: string;

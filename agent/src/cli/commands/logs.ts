@@ -234,7 +234,10 @@ function describeStatus(status: StoredStatus): string {
     status.startTime ? `started ${status.startTime}` : '',
     status.endTime ? `ended ${status.endTime}` : '',
   ].filter(Boolean);
-  return `Run ${status.runId}: ${status.runState}/${status.runSubState}: ${status.message}${times.length ? ` (${times.join(', ')})` : ''}`;
+  const resumed = status.resumedFrom
+    ? `\nRun ${status.runId} continues run ${status.resumedFrom.runId} from step ${status.resumedFrom.fromStep} ${status.resumedFrom.step}; the steps before it were done there.`
+    : '';
+  return `Run ${status.runId}: ${status.runState}/${status.runSubState}: ${status.message}${times.length ? ` (${times.join(', ')})` : ''}${resumed}`;
 }
 
 async function fetchBundle(
