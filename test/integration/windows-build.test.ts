@@ -188,6 +188,33 @@ describe('Windows builds against the fake Windows VM', () => {
     expect(run.stderr).toContain('about to fail');
   }, 120_000);
 
+  it('resumes a failed Windows build at the failed step, after the fix', async () => {
+    const steps = (exitCode: number) => [
+      { type: 'PowerShell', name: 'first', inline: ['Write-Host "first step ran"'] },
+      { type: 'PowerShell', name: 'second', inline: ['Write-Host "second step ran"', `exit ${exitCode}`] },
+    ];
+    const failed = await build(await windowsTemplate('resume-1', steps(9)), ['--run-id', 'win-resume-1']);
+    expect(failed.code).toBe(1);
+
+    const resumed = await build(await windowsTemplate('resume-2', steps(0)), [
+      '--run-id',
+      'win-resume-2',
+      '--resume',
+      'win-resume-1',
+    ]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain('[1/2] PowerShell "first" skipped (done in win-resume-1)');
+    const status = JSON.parse(await readFile(join(work, 'win-resume-2', 'status.json'), 'utf8')) as {
+      resumedFrom: unknown;
+      customizers: { outcome: string }[];
+    };
+    expect(status.resumedFrom).toEqual({ runId: 'win-resume-1', fromStep: 2, step: 'PowerShell "second"' });
+    expect(status.customizers.map((c) => c.outcome)).toEqual(['skipped', 'succeeded']);
+    const log = await readFile(join(work, 'win-resume-2', 'customization.log'), 'utf8');
+    expect(log).toContain('second step ran');
+    expect(log).not.toContain('first step ran');
+  }, 120_000);
+
   it('builds through isobuild-proxy (60000 → 5986)', async () => {
     const proxy = await startProxyProcess(
       proxyArgs({ listen: '127.0.0.5', winrmPort: 60000, target: vm.host, targetWinrmPort: vm.port }),
