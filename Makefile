@@ -49,6 +49,7 @@ bench: deps build
 	node bench/build-bench.mjs
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
+	node bench/resume-bench.mjs
 	npx vitest run --config bench/vitest.config.ts
 
 # Container start and build times against the host (needs the images, so it is not part of `make bench`).
