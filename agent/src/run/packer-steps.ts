@@ -81,6 +81,7 @@ export async function runPackerSteps(
 
 /** Whether a resumed run still has any of these steps (by JSON path) to run. */
 export function anyLeftToRun(run: RunContext, paths: readonly string[]): boolean {
+  if (!run.plan) return true; // a fresh build runs each phase, even one without steps, as it always did
   const skipped = new Set(run.plan?.skipped.map((step) => step.path));
   return paths.some((path) => !skipped.has(path));
 }
