@@ -3,7 +3,8 @@
  * (run id, logs, status.json, log store) and its phases run in order: render (artifacts and HCL, before
  * any VM contact), resume-check (a resumed run skips only unchanged steps), connect (relay and readiness),
  * customize, validate, deprovision, distribute. The phase runner undoes what the phases started in reverse
- * order, and decides once whether the run succeeded, failed, timed out or was cancelled; the final status says what happened, where, and what to do.
+ * order, and decides once whether the run succeeded, failed, timed out or was cancelled; the final status
+ * says what happened, where, and what to do.
  */
 import { closeRun, openRun } from './open-run.js';
 import { judgeRun } from './failure-messages.js';
