@@ -138,6 +138,19 @@ describe('isobuild shell on a Linux test VM', () => {
     expect(run.code).toBe(143);
   });
 
+  it('stops the command on the VM, with its children, when isobuild itself is stopped', async () => {
+    // 37.13 marks this test's processes on the shared VM.
+    const run = await runCli(shellArgs('--', 'sh', '-c', 'sleep 37.13 & sleep 37.13; wait'), {
+      signalAfterMs: 2_000,
+    });
+    expect(run.code).toBe(143);
+    // [p] keeps the check from finding itself; the only session file left is the check's own.
+    const left = await runCli(
+      shellArgs('--', 'sh', '-c', 'pgrep -f "slee[p] 37.13"; ls /tmp/isobuild-shell-*.pid | wc -l'),
+    );
+    expect(left.stdout.toString()).toBe('1\n');
+  });
+
   it('runs piped stdin in a shell without a PTY, and prints nothing else', async () => {
     const hostname = (await runCli(shellArgs('--', 'hostname'))).stdout.toString();
 

@@ -4,6 +4,7 @@
  * PTY reading piped stdin. Resolves with the remote exit status; whatever happens, the terminal mode is
  * restored, stdin is let go and the connection is closed.
  */
+import { randomUUID } from 'node:crypto';
 import type { Client, ClientChannel } from 'ssh2';
 import { IsobuildError } from '../errors.js';
 import { loadSsh2 } from '../readiness/load-ssh2.js';
@@ -40,11 +41,64 @@ export async function runSshSession(
   options: SshSessionOptions,
 ): Promise<number> {
   const client = await connect(target, options);
+  // A command started without a PTY outlives its channel: it runs in a session of its own whose id is
+  // kept on the VM, so that a stop of isobuild stops it there too (ssh2 cannot signal it once stdin ended).
+  const pidFile = mode.kind === 'exec' ? `/tmp/isobuild-shell-${randomUUID()}.pid` : undefined;
+  const channelMode: SshMode =
+    mode.kind === 'exec' && pidFile ? { kind: 'exec', command: stoppable(mode.command, pidFile) } : mode;
   try {
-    return await runChannel(client, mode, io, options, target.label ?? `${target.host}:${target.port}`);
+    return await runChannel(
+      client,
+      channelMode,
+      io,
+      options,
+      target.label ?? `${target.host}:${target.port}`,
+    );
   } finally {
+    if (pidFile && options.signal.aborted) await stopRemote(client, pidFile);
     client.end();
   }
+}
+
+/** How long stopping a command on the VM may take before the connection is closed anyway. */
+const REMOTE_STOP_MS = 3_000;
+
+/**
+ * `command` in a session of its own (setsid, where the VM has it), its session id in `pidFile`; the file is
+ * removed when it ends, and its exit status kept.
+ */
+function stoppable(command: string, pidFile: string): string {
+  const inner = `'${command.replace(/'/g, `'\\''`)}'`;
+  return [
+    `f=${pidFile}`,
+    'if command -v setsid >/dev/null 2>&1; then s=setsid; else s=; fi',
+    `$s sh -c 'echo $$ > "$0"; exec "$@"' "$f" sh -c ${inner}`,
+    'r=$?',
+    'rm -f "$f"',
+    'exit $r',
+  ].join('; ');
+}
+
+/** Stops the command's whole session on the VM (TERM), within REMOTE_STOP_MS; never throws. */
+function stopRemote(client: Client, pidFile: string): Promise<void> {
+  const command = `p=$(cat ${pidFile} 2>/dev/null) && { kill -TERM -- -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }; rm -f ${pidFile}`;
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, REMOTE_STOP_MS);
+    try {
+      client.exec(command, (error, channel) => {
+        if (error) return resolve();
+        channel.resume();
+        channel.stderr.resume();
+        channel.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 async function connect(target: SshProbeTarget, options: SshSessionOptions): Promise<Client> {
