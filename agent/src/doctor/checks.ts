@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import type { LogStoreConfig } from '../settings/build-config.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
 import { ensureContainer } from '../logstore/blob-store.js';
-import { openLogStore } from '../logstore/open-log-store.js';
+import { openConfiguredLogStore } from '../logstore/open-log-store.js';
 import { detectPacker } from '../packer/packer-version.js';
 import { packerEnvironment } from '../packer/packer-environment.js';
 import type { ImageTemplate } from '../template/model.js';
@@ -98,14 +98,7 @@ export async function checkStore(config: LogStoreConfig, signal?: AbortSignal): 
   const where = config.store ? 'log store' : `embedded log store (${config.workDir}/.azurite)`;
   let opened;
   try {
-    opened = await openLogStore(
-      config.store,
-      config.storeContainer,
-      config.workDir,
-      signal,
-      undefined,
-      config.storageTimeoutMs,
-    );
+    opened = await openConfiguredLogStore(config, signal);
   } catch (error) {
     return [{ check: where, status: 'fail', detail: (error as Error).message }];
   }

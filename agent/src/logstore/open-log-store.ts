@@ -4,6 +4,7 @@
  */
 import { openBlobStore, type BlobStore, type StoreAccess } from './blob-store.js';
 import { startEmbeddedAzurite } from './embedded-azurite.js';
+import type { LogStoreConfig } from '../settings/build-config.js';
 
 export interface OpenedLogStore {
   readonly store: BlobStore;
@@ -59,4 +60,19 @@ export async function openLogStore(
     await azurite.stop();
     throw error;
   }
+}
+
+/** The store of a command's log-store settings (`logs`, `doctor`, `shell`, `--resume`), opened at once. */
+export function openConfiguredLogStore(
+  config: LogStoreConfig,
+  signal?: AbortSignal,
+): Promise<OpenedLogStore> {
+  return openLogStore(
+    config.store,
+    config.storeContainer,
+    config.workDir,
+    signal,
+    undefined,
+    config.storageTimeoutMs,
+  );
 }

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError } from '../errors.js';
-import { openLogStore } from '../logstore/open-log-store.js';
+import { openConfiguredLogStore } from '../logstore/open-log-store.js';
 import { readStoredStatus } from '../logstore/log-reader.js';
 import type { RunStatus } from '../run/run-status.js';
 import type { LogStoreConfig } from '../settings/build-config.js';
@@ -64,14 +64,7 @@ async function readFromStore(
 ): Promise<RunRecord | undefined> {
   let opened;
   try {
-    opened = await openLogStore(
-      config.store,
-      config.storeContainer,
-      config.workDir,
-      signal,
-      undefined,
-      config.storageTimeoutMs,
-    );
+    opened = await openConfiguredLogStore(config, signal);
   } catch (error) {
     throw new IsobuildError(
       'storeUnavailable',

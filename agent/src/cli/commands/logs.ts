@@ -24,7 +24,7 @@ import {
   type LogKind,
   type StoredStatus,
 } from '../../logstore/log-reader.js';
-import { openLogStore, type OpenedLogStore } from '../../logstore/open-log-store.js';
+import { openConfiguredLogStore, type OpenedLogStore } from '../../logstore/open-log-store.js';
 import { LOG_BLOBS } from '../../logstore/run-uploads.js';
 import type { CommandIo } from '../command.js';
 
@@ -115,14 +115,7 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
 
   let opened: OpenedLogStore;
   try {
-    opened = await openLogStore(
-      config.store,
-      config.storeContainer,
-      config.workDir,
-      io.signal,
-      undefined,
-      config.storageTimeoutMs,
-    );
+    opened = await openConfiguredLogStore(config, io.signal);
   } catch (error) {
     throw unreachable(
       error,
