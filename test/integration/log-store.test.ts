@@ -322,7 +322,10 @@ describe('a frozen path to storage (packets dropped, nothing closed)', () => {
     expect(run.result.backlogBytes).toBeGreaterThan(0);
     expect(run.result.uploadedBytes + run.result.backlogBytes).toBe(run.local.length);
     expect(run.result.lastError).toMatch(/no reply from storage within 1\.0 s|drain time/);
-    expect(run.stored.length).toBe(run.result.uploadedBytes);
+    // An append whose request got through before the freeze, but whose reply was dropped, is stored
+    // without the client ever knowing: the stored log is the local one's start, at least what was confirmed.
+    expect(run.stored.length).toBeGreaterThanOrEqual(run.result.uploadedBytes);
+    expect(run.stored.equals(run.local.subarray(0, run.stored.length))).toBe(true);
   });
 
   it('drops the idle connections when a request times out, so one timeout is all a dead pool costs', async () => {

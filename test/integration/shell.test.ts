@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunStatus } from '../../agent/src/run/run-status.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
-import { CLI, runBuildCli } from '../helpers/build-cli.js';
+import { CLI, finished, runBuildCli, startBuild, writeTemplate } from '../helpers/build-cli.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
 import { PROXY_ADDRESS, startTopology, type Topology } from '../helpers/netns-topology.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
@@ -150,6 +150,36 @@ describe('isobuild shell on a Linux test VM', () => {
     );
     expect(left.stdout.toString()).toBe('1\n');
   });
+
+  it('looks at the VM while a run is still going (a long step), the run going on unharmed', async () => {
+    const live = 'live-run';
+    const long = linuxTemplate({
+      customize: [{ type: 'Shell', name: 'long', inline: ['echo working > /tmp/live-step', 'sleep 8'] }],
+    });
+    const build = startBuild(vm, work, await writeTemplate(work, live, long), live);
+    const done = finished(build, join(work, live));
+    // Once the step has started, inspect what it is doing.
+    let seen = '';
+    for (let i = 0; i < 40 && seen !== 'working\n'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const look = await runCli([
+        'shell',
+        live,
+        '--work-dir',
+        work,
+        '--ssh-key-file',
+        vm.keyFile,
+        '--',
+        'cat',
+        '/tmp/live-step',
+      ]);
+      seen = look.code === 0 ? look.stdout.toString() : '';
+    }
+    expect(seen).toBe('working\n');
+    const finishedRun = await done;
+    expect(finishedRun.code).toBe(0);
+    expect(finishedRun.status.runState).toBe('Succeeded');
+  }, 60_000);
 
   it('runs piped stdin in a shell without a PTY, and prints nothing else', async () => {
     const hostname = (await runCli(shellArgs('--', 'hostname'))).stdout.toString();
