@@ -142,15 +142,19 @@ describe('resolveVmPath', () => {
     });
   });
 
-  it.each([
-    { name: 'the proxy topology without --proxy-host', template: { os: 'linux', topology: 'proxy' } },
-    { name: '--topology proxy without --proxy-host', template: LINUX, overrides: { topology: 'proxy' } },
-  ] as const)('refuses $name with build’s message (exit 2)', ({ template, ...rest }) => {
-    const error = inputError(() =>
-      resolveVmPath(config('overrides' in rest ? rest.overrides : {}), template),
-    );
+  it("refuses the template's proxy topology without --proxy-host, naming the vnetConfig (exit 2)", () => {
+    const error = inputError(() => resolveVmPath(config(), { os: 'linux', topology: 'proxy' }));
 
     expect(error.message).toBe(PROXY_MESSAGE);
+    expect(error.exitCode).toBe(2);
+  });
+
+  it('refuses --topology proxy without --proxy-host, naming the flag, not the template (exit 2)', () => {
+    const error = inputError(() => resolveVmPath(config({ topology: 'proxy' }), LINUX));
+
+    expect(error.message).toBe(
+      '--topology proxy asks for the proxy topology, but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.',
+    );
     expect(error.exitCode).toBe(2);
   });
 

@@ -64,9 +64,14 @@ export function resolveVmPath(config: BuildConfig, template: VmPathTemplate): Vm
   const port = config.port ?? COMMUNICATOR_PORT[template.os];
   const topology = config.topology ?? (template.topology === 'proxy' ? 'proxy' : 'direct');
   if (topology === 'proxy' && !config.proxyHost) {
+    // Say where the proxy topology came from: the template's vnetConfig, or --topology itself.
+    const chosen =
+      template.topology === 'proxy' && config.topology !== 'proxy'
+        ? "this template uses AIB's proxy topology (vmProfile.vnetConfig.subnetId without containerInstanceSubnetId)"
+        : '--topology proxy asks for the proxy topology';
     throw new IsobuildError(
       'usage',
-      "this template uses AIB's proxy topology (vmProfile.vnetConfig.subnetId without containerInstanceSubnetId), but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.",
+      `${chosen}, but no proxy is configured: pass --proxy-host ADDRESS (an isobuild-proxy in front of the build VM) or --topology direct.`,
     );
   }
   const hop: Hop =
