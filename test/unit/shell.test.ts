@@ -7,16 +7,17 @@ import { isIsobuildError } from '../../agent/src/errors.js';
 import { posixExitStatus, windowsExitStatus } from '../../agent/src/shell/exit-status.js';
 import { maskedOutput } from '../../agent/src/shell/masked-output.js';
 import { posixCommandLine, powerShellCommandLine } from '../../agent/src/shell/remote-command.js';
-import { loadShellConfig, type RecordedTarget } from '../../agent/src/settings/shell-config.js';
+import type { RunTarget } from '../../agent/src/run/run-status.js';
+import { loadShellConfig } from '../../agent/src/settings/shell-config.js';
 
-const DIRECT: RecordedTarget = {
+const DIRECT: RunTarget = {
   os: 'linux',
   host: '10.0.0.4',
   port: 2222,
   topology: 'direct',
   user: 'azureuser',
 };
-const PROXIED: RecordedTarget = { ...DIRECT, topology: 'proxy', proxyHost: '10.0.0.5' };
+const PROXIED: RunTarget = { ...DIRECT, topology: 'proxy', proxyHost: '10.0.0.5' };
 
 function problemsOf(action: () => unknown): { message: string; paths: string[] } {
   try {

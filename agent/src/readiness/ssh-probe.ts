@@ -29,6 +29,23 @@ export interface SshProbeTarget {
   readonly label?: string;
 }
 
+/** ssh2's connect settings for a target: address, user and whichever credentials it has. */
+export function sshLogin(target: SshProbeTarget): {
+  host: string;
+  port: number;
+  username: string;
+  privateKey?: Buffer;
+  password?: string;
+} {
+  return {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    ...(target.privateKey ? { privateKey: target.privateKey } : {}),
+    ...(target.password !== undefined ? { password: target.password } : {}),
+  };
+}
+
 export interface WaitForSshOptions {
   /** Give up after this long; failures that may clear up (refused, timeout) are retried until then. */
   readonly timeoutMs: number;
@@ -107,11 +124,7 @@ export async function probeOnce(
     });
     try {
       client.connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        ...(target.privateKey ? { privateKey: target.privateKey } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...sshLogin(target),
         readyTimeout: timeoutMs + 1000, // our own timer decides
         tryKeyboard: false,
       });

@@ -5,18 +5,9 @@
  */
 import { IsobuildError, isIsobuildError } from '../errors.js';
 import { loadBuildConfig, type BuildConfig } from './build-config.js';
+import type { RunTarget } from '../run/run-status.js';
 import type { SettingFlags } from './read-setting.js';
 import { SETTING_ROWS, SETTINGS, takes } from './settings-table.js';
-
-/** How a run reached its build VM, as its status.json records it (run-status.ts's RunTarget). */
-export interface RecordedTarget {
-  readonly os: 'linux' | 'windows';
-  readonly host: string;
-  readonly port: number;
-  readonly topology: 'direct' | 'proxy';
-  readonly proxyHost?: string;
-  readonly user: string;
-}
 
 /**
  * A build configuration for the run's VM (the input vm-path's resolveVmPath takes): host, port, user and
@@ -27,7 +18,7 @@ export interface RecordedTarget {
 export function loadShellConfig(
   flags: SettingFlags,
   env: NodeJS.ProcessEnv,
-  run: { readonly runId: string; readonly target: RecordedTarget },
+  run: { readonly runId: string; readonly target: RunTarget },
   cwd = process.cwd(),
 ): BuildConfig {
   const { target } = run;

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client, ClientChannel } from 'ssh2';
 import { IsobuildError } from '../errors.js';
 import { loadSsh2 } from '../readiness/load-ssh2.js';
-import type { SshProbeTarget } from '../readiness/ssh-probe.js';
+import { sshLogin, type SshProbeTarget } from '../readiness/ssh-probe.js';
 import { posixExitStatus } from './exit-status.js';
 import type { SessionIo } from './session-io.js';
 import { enterRawMode, type Terminal } from './terminal.js';
@@ -123,11 +123,7 @@ async function connect(target: SshProbeTarget, options: SshSessionOptions): Prom
       // Stays attached for the connection's life: an error after the session must not go unhandled.
       .on('error', (error) => settle({ error: broken(where, options, error.message) }))
       .connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        ...(target.privateKey ? { privateKey: target.privateKey } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...sshLogin(target),
         readyTimeout: options.connectTimeoutMs,
         keepaliveInterval: KEEPALIVE_MS,
       });

@@ -1,6 +1,6 @@
 /** Runs one command on the build VM over SSH (through the relay), within a time budget, and returns its stdout. */
 import { loadSsh2 } from '../readiness/load-ssh2.js';
-import type { SshProbeTarget } from '../readiness/ssh-probe.js';
+import { sshLogin, type SshProbeTarget } from '../readiness/ssh-probe.js';
 
 /** The command did not finish (connect, login and run) within the budget. */
 export class SshCommandTimeout extends Error {
@@ -65,11 +65,7 @@ export async function sshExec(
       // ssh2 may emit more than one error for a broken connection: every one must be handled.
       .on('error', (error) => settle({ error }))
       .connect({
-        host: target.host,
-        port: target.port,
-        username: target.user,
-        ...(target.privateKey ? { privateKey: target.privateKey } : {}),
-        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...sshLogin(target),
         readyTimeout: budgetMs,
       });
   });
