@@ -16,6 +16,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { decodeEncodedCommand } from '../../../agent/src/winrm/powershell.js';
+import { mentionsRegistry, type FakeMachineState } from './machine-state.mjs';
 
 export interface FakeVmBehaviour {
   /** The directory standing for C:\ */
@@ -33,6 +34,10 @@ export interface FakeVmBehaviour {
     readonly stdout: string;
     readonly exitCode: number;
   }[];
+  /** Uninstall keys, hotfixes and OS at start (machine-state.mjs; default: Windows Server 2022 Datacenter). */
+  readonly machineState?: FakeMachineState;
+  /** How long isobuild's inventory script takes (registry and Get-HotFix queries; default 300 ms). */
+  readonly inventoryDelayMs?: number;
 }
 
 const TOY_POWERSHELL = join(import.meta.dirname, 'toy-powershell.mjs');
@@ -104,7 +109,7 @@ function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
     return done(0);
   }
   const removed = /Remove-Item\s+(?:-Path\s+)?["']?([^"'\s;]+)["']?/i.exec(script);
-  if (removed && !/Write-Host/.test(script)) {
+  if (removed && !/Write-Host/.test(script) && !mentionsRegistry(script)) {
     rmSync(mapPath(removed[1]!, vm), { force: true, recursive: true });
     return done(0);
   }
@@ -119,7 +124,8 @@ function runPs1File(file: string, vm: FakeVmBehaviour): ChildProcess {
   const known = vm.scripts?.find((rule) => rule.match.test(content));
   if (known) return done(known.exitCode, known.stdout);
   // The IPC channel carries the full 32-bit exit code (3010 does not fit a Unix exit status).
-  return spawn(process.execPath, [TOY_POWERSHELL, file], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
+  const toyArgs = [file, vm.sandbox, String(vm.inventoryDelayMs ?? 300)];
+  return spawn(process.execPath, [TOY_POWERSHELL, ...toyArgs], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
 }
 
 /** C:\Windows\Temp\x, c:/windows/temp/x, %TEMP%\x → the sandbox, case-insensitively for existing parts. */

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { writeSelfSignedCertificate } from '../self-signed-certificate.js';
 import { startCommand, type FakeVmBehaviour } from './commands.js';
+import { readMachineState, seedMachineState, type FakeMachineState } from './machine-state.mjs';
 import { createChallenge, isType1, verifyType3, type NtlmChallenge } from './ntlm-server.js';
 
 export interface FakeWindowsVmOptions {
@@ -45,6 +46,8 @@ export interface FakeWindowsVm {
   readonly sandbox: string;
   /** Every command line received, in order. */
   readonly commands: string[];
+  /** The registry's Uninstall keys, the hotfixes and the OS as they are now (after what customizers did). */
+  machineState(): FakeMachineState;
   /** Shells currently open (a client that forgets Delete leaks them). */
   openShells(): number;
   /** Drops every connection and refuses new ones for `ms` (a reboot). */
@@ -95,6 +98,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     onRestart: (ms) => vm.reboot(ms),
     ...options.behaviour,
   };
+  seedMachineState(behaviour.sandbox, behaviour.machineState);
 
   const shells = new Map<string, Map<string, Command>>();
   const commands: string[] = [];
@@ -314,6 +318,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     fingerprint256: new (await import('node:crypto')).X509Certificate(certPem).fingerprint256,
     sandbox,
     commands,
+    machineState: () => readMachineState(behaviour.sandbox),
     openShells: () => shells.size,
     reboot: (ms) => {
       refuseUntil = Date.now() + ms;
