@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Secret } from '../../agent/src/secret.js';
 import {
+  parseWindowsInventory,
   WINDOWS_INVENTORY_MARKER,
   WINDOWS_INVENTORY_SCRIPT,
 } from '../../agent/src/sbom/windows-inventory.js';
@@ -252,6 +253,16 @@ describe('the fake Windows VM answers the software inventory', () => {
       expect(ours.stdout).toContain('"name":"Contoso Tools \\u0026 Utilities"');
       const theirs = await pywinrmPowerShell(vm, WINDOWS_INVENTORY_SCRIPT);
       expect(theirs.stdout).toBe(ours.stdout);
+      // isobuild's own parser reads it: every program and hotfix, escapes decoded.
+      const parsed = parseWindowsInventory(ours.stdout);
+      expect(parsed.packages).toHaveLength(expected.programs.length + expected.hotfixes.length);
+      expect(parsed.packages).toContainEqual({
+        kind: 'windows-program',
+        name: 'Contoso Tools & Utilities',
+        version: '4.2.0',
+        arch: 'x64',
+        publisher: 'Contoso Ltd.',
+      });
       // The test's own view of the VM agrees.
       const state = vm.machineState();
       expect(state.uninstall.x64['{9A1B2C3D-0000-4E5F-8A9B-C0FFEE000001}']).toEqual({
