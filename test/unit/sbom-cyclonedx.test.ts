@@ -81,6 +81,10 @@ function components(json: string): Component[] {
   return (JSON.parse(json) as { components: Component[] }).components;
 }
 
+function imageOf(json: string): Component {
+  return (JSON.parse(json) as { metadata: { component: Component } }).metadata.component;
+}
+
 function propertiesOf(component: Component | undefined): Record<string, string[]> {
   const grouped: Record<string, string[]> = {};
   for (const { name, value } of component?.properties ?? []) (grouped[name] ??= []).push(value);
@@ -196,8 +200,8 @@ describe('buildCycloneDx', () => {
       'rpm/openssl-libs/x86_64': ['unchanged'],
       'rpm/tzdata/noarch': ['downgraded:2024b-1.el9'],
     });
-    const image = propertiesOf(JSON.parse(json).metadata.component);
-    expect(image['isobuild:removed']!.map((value) => JSON.parse(value))).toEqual([
+    const image = propertiesOf(imageOf(json));
+    expect(image['isobuild:removed']!.map((value): unknown => JSON.parse(value))).toEqual([
       rpm('nano', '5.6.1-5.el9'),
     ]);
     expect(image['isobuild:baseline-collected-at']).toEqual(['2026-01-01T12:00:00.000Z']);
@@ -207,8 +211,8 @@ describe('buildCycloneDx', () => {
       ...META,
       baseline: { ...baseline, os: { ...RHEL, version: '9.3' } },
     });
-    const baselineOs = propertiesOf(JSON.parse(upgradedOs).metadata.component)['isobuild:baseline-os'];
-    expect(baselineOs?.map((value) => JSON.parse(value))).toEqual([{ ...RHEL, version: '9.3' }]);
+    const baselineOs = propertiesOf(imageOf(upgradedOs))['isobuild:baseline-os'];
+    expect(baselineOs?.map((value): unknown => JSON.parse(value))).toEqual([{ ...RHEL, version: '9.3' }]);
   });
 
   it('keeps a version longer than the schema allows whole, in a property', async () => {
