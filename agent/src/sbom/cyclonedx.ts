@@ -72,11 +72,14 @@ function loadLibrary(): Promise<Library> {
 
 /** Builds the document, validates it against the official schema (a failure is isobuild's bug) and returns it. */
 export async function buildCycloneDx(inventory: Inventory, meta: SbomMeta): Promise<string> {
+  const timestamp = new Date(meta.timestamp);
+  if (Number.isNaN(timestamp.getTime()))
+    throw new Error(`The SBOM's timestamp is not a date: ${meta.timestamp}`);
   const cdx = await loadLibrary();
   const { Models, Enums, Spec, Serialize } = cdx;
   const bom = new Models.Bom();
   bom.serialNumber = `urn:uuid:${randomUUID()}`;
-  bom.metadata.timestamp = new Date(meta.timestamp);
+  bom.metadata.timestamp = timestamp;
   bom.metadata.tools.components.add(
     new Models.Component(Enums.ComponentType.Application, 'isobuild', { version: meta.toolVersion }),
   );
@@ -253,18 +256,18 @@ function versionKey(pkg: Pick<InstalledPackage, 'kind' | 'name' | 'arch' | 'vers
 
 // ---- validating ----
 
-const validators = new Map<string, Promise<CycloneDx.Validation.JsonStrictValidator>>();
+/** Compiling a schema takes a few hundred ms: one validator per process and version, kept. */
+const validators = new Map<string, CycloneDx.Validation.JsonStrictValidator>();
 
 /** The validator's findings as one line, or undefined when the document is valid. */
 async function schemaProblems(json: string, specVersion: string): Promise<string | undefined> {
   const { Validation } = await loadLibrary();
   let validator = validators.get(specVersion);
   if (!validator) {
-    // Compiling the schema takes a few hundred ms: once per process and version.
-    validator = Promise.resolve(new Validation.JsonStrictValidator(specVersion as CycloneDx.Spec.Version));
+    validator = new Validation.JsonStrictValidator(specVersion as CycloneDx.Spec.Version);
     validators.set(specVersion, validator);
   }
-  const errors: unknown = await (await validator).validate(json);
+  const errors: unknown = await validator.validate(json);
   if (errors === null) return undefined;
   const list = Array.isArray(errors) ? (errors as unknown[]) : [errors];
   const shown = list.slice(0, 5).map(describeSchemaError);

@@ -105,7 +105,7 @@ function splitSections(output: string): Map<string, Section> {
   for (const line of output.split(/\r?\n/)) {
     const [head = '', ...rest] = line.trim().split(' ');
     if (markers.has(head)) {
-      // A marker seen twice (an echoing shell): the last one wins, as the script prints each once at the end.
+      // Each marker once per run; should one repeat, the later section is the one kept.
       current = { argument: rest.join(' '), lines: [] };
       sections.set(head, current);
     } else {

@@ -109,7 +109,7 @@ function readDocument(stdout: string): Record<string, unknown> {
   return record;
 }
 
-/** One entry per identity and version: a duplicate that differs only in null fields is the same entry. */
+/** One entry per kind, name, arch and version; of duplicates, one that names its publisher is kept. */
 function add(packages: Map<string, InstalledPackage>, pkg: InstalledPackage): void {
   const key = JSON.stringify([pkg.kind, pkg.name, pkg.arch ?? '', pkg.version]);
   const seen = packages.get(key);
