@@ -2,7 +2,8 @@
 # Each target installs what is missing first; every install step is idempotent.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux procps socat haproxy iperf3 hyperfine python3-winrm docker-compose
+# rpm: the SBOM tests check the rpm inventory against a real rpm database.
+APT_PACKAGES := packer openssh-server openssh-client sudo iproute2 util-linux procps socat haproxy iperf3 hyperfine python3-winrm docker-compose rpm
 # The OCI engine for `make images`, `make compose-demo` and the container tests when no Docker daemon answers.
 CONTAINER_PACKAGES := podman buildah runc netavark aardvark-dns iptables fuse-overlayfs slirp4netns uidmap debootstrap curl
 # The test VM is a copy-on-write view of this machine: packages the public quickstart templates install must be here.
@@ -50,6 +51,7 @@ bench: deps build
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
 	node bench/resume-bench.mjs
+	node bench/sbom-bench.mjs
 	npx vitest run --config bench/vitest.config.ts
 
 # Container start and build times against the host (needs the images, so it is not part of `make bench`).

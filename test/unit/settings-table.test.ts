@@ -120,6 +120,7 @@ describe('the settings table', () => {
         'ISOBUILD_RUN_ID',
         'ISOBUILD_RESUME',
         'ISOBUILD_FROM_STEP',
+        'ISOBUILD_NO_SBOM',
         'ISOBUILD_WORK_DIR',
         'ISOBUILD_READY_TIMEOUT',
         'ISOBUILD_KILL_GRACE',
@@ -156,9 +157,11 @@ describe('the settings table', () => {
 
   it('keeps the flags of build (and doctor), logs and render', () => {
     const flags = (command: CommandName): string[] => Object.keys(commandOptions(command)).sort();
-    expect(flags('build')).toHaveLength(32);
-    // Only a build resumes or starts later; doctor checks what any build needs.
-    expect(flags('doctor')).toEqual(flags('build').filter((f) => f !== 'resume' && f !== 'from-step'));
+    expect(flags('build')).toHaveLength(33);
+    // Only a build resumes, starts later or collects an SBOM; doctor checks what any build needs.
+    expect(flags('doctor')).toEqual(
+      flags('build').filter((f) => f !== 'resume' && f !== 'from-step' && f !== 'no-sbom'),
+    );
     expect(flags('logs')).toEqual(
       [
         'work-dir',

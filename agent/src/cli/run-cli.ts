@@ -49,6 +49,13 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
       return { help: m.SHELL_HELP, run: m.runShellCommand };
     },
   },
+  diff: {
+    summary: "compare two runs' SBOMs and provenance: packages, steps, artifacts, versions",
+    load: async () => {
+      const m = await import('./commands/diff.js');
+      return { help: m.DIFF_HELP, run: m.runDiff };
+    },
+  },
   doctor: {
     summary: 'check that Packer, plugins, the log store and the build VM are ready for a build',
     load: async () => {

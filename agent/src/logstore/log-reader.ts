@@ -57,11 +57,22 @@ export async function readStoredStatus(
   runId: string,
   signal?: AbortSignal,
 ): Promise<StoredStatus | undefined> {
-  const blob = store.container.getBlobClient(`${runId}/${LOG_BLOBS.status}`);
+  const data = await readStoredFile(store, runId, LOG_BLOBS.status, signal);
+  return data === undefined ? undefined : (JSON.parse(data.toString('utf8')) as StoredStatus);
+}
+
+/** One of a run's blobs, whole; undefined when the run (or the blob) is not in the store. */
+export async function readStoredFile(
+  store: BlobStore,
+  runId: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<Buffer | undefined> {
+  const blob = store.container.getBlobClient(`${runId}/${name}`);
   try {
     // One GET returns one version. downloadToBuffer asks for the size first and then the bytes, so a
-    // status replaced in between (the build rewrites it often) came back cut off mid-document.
-    const data = await store.deadlines.run(
+    // blob replaced in between (the build rewrites status.json often) came back cut off mid-document.
+    return await store.deadlines.run(
       async (abortSignal) => {
         const reply = await blob.download(0, undefined, { abortSignal });
         const parts: Buffer[] = [];
@@ -70,7 +81,6 @@ export async function readStoredStatus(
       },
       { signal },
     );
-    return JSON.parse(data.toString('utf8')) as StoredStatus;
   } catch (error) {
     const code = errorCode(error);
     if (code === 'BlobNotFound' || code === 'ContainerNotFound') return undefined;

@@ -1,7 +1,8 @@
 /**
  * Everything of one run that goes to the log store, under `<runId>/` in the container: the live
  * customization.log and validation.log (append blobs, rolled over when large), status.json (replaced on
- * every change, latest wins) and build-bundle.tar.gz. Nothing here ever waits on storage in the build's
+ * every change, latest wins), build-bundle.tar.gz and the run's records (the SBOM, the inventory before
+ * customizing, the provenance record). Nothing here ever waits on storage in the build's
  * path; close() drains within its own budget and says exactly what did not make it.
  *
  * status.json is written with ETag conditions (each upload must replace the version we last stored), so
@@ -16,7 +17,19 @@ export const LOG_BLOBS = {
   validation: 'validation.log',
   status: 'status.json',
   bundle: 'build-bundle.tar.gz',
+  sbom: 'sbom.cdx.json',
+  baseline: 'inventory-before.json',
+  provenance: 'provenance.json',
 } as const;
+
+/** The files uploaded whole (not streamed), and their content types. */
+export type RecordBlob = 'bundle' | 'sbom' | 'baseline' | 'provenance';
+const CONTENT_TYPES: Record<RecordBlob, string> = {
+  bundle: 'application/gzip',
+  sbom: 'application/vnd.cyclonedx+json',
+  baseline: 'application/json',
+  provenance: 'application/vnd.in-toto+json',
+};
 
 export interface RunUploadsOptions {
   readonly store: BlobStore;
@@ -42,11 +55,15 @@ export interface UploadSummary extends DrainResult {
 }
 
 export function blobUrls(store: BlobStore, runId: string): Record<keyof typeof LOG_BLOBS, string> {
+  const url = (name: keyof typeof LOG_BLOBS): string => store.blobUrl(`${runId}/${LOG_BLOBS[name]}`);
   return {
-    customization: store.blobUrl(`${runId}/${LOG_BLOBS.customization}`),
-    validation: store.blobUrl(`${runId}/${LOG_BLOBS.validation}`),
-    status: store.blobUrl(`${runId}/${LOG_BLOBS.status}`),
-    bundle: store.blobUrl(`${runId}/${LOG_BLOBS.bundle}`),
+    customization: url('customization'),
+    validation: url('validation'),
+    status: url('status'),
+    bundle: url('bundle'),
+    sbom: url('sbom'),
+    baseline: url('baseline'),
+    provenance: url('provenance'),
   };
 }
 
@@ -62,7 +79,8 @@ export class RunUploads {
   private readonly statusStop = new AbortController();
   /** Ends the bundle upload when the drain time is over. */
   private readonly drainStop = new AbortController();
-  private readonly side: Promise<string | undefined>[] = [];
+  /** The newest upload of each whole file; it settles after every older one of the same blob. */
+  private readonly fileUploads = new Map<RecordBlob, Promise<string | undefined>>();
   private summary: Promise<UploadSummary> | undefined;
 
   constructor(private readonly options: RunUploadsOptions) {
@@ -96,17 +114,22 @@ export class RunUploads {
     this.statusLoop ??= this.sendStatus().finally(() => (this.statusLoop = undefined));
   }
 
-  /** Uploads the build bundle in the background; close() waits for it. */
-  uploadBundle(path: string): void {
+  /**
+   * Uploads a whole file (the bundle, a record) in the background; close() waits for it. A newer upload of
+   * the same blob starts after the older one has settled, so the newest file is what storage keeps.
+   */
+  uploadFile(kind: RecordBlob, path: string): void {
     const { store, runId } = this.options;
-    const blob = store.container.getBlockBlobClient(`${runId}/${LOG_BLOBS.bundle}`);
-    this.side.push(
+    const name = LOG_BLOBS[kind];
+    const blob = store.container.getBlockBlobClient(`${runId}/${name}`);
+    const previous = this.fileUploads.get(kind) ?? Promise.resolve(undefined);
+    const upload = previous.then(() =>
       readFile(path)
         .then((data) =>
           store.deadlines.run(
             (abortSignal) =>
               blob.uploadData(data, {
-                blobHTTPHeaders: { blobContentType: 'application/gzip' },
+                blobHTTPHeaders: { blobContentType: CONTENT_TYPES[kind] },
                 abortSignal,
               }),
             { signal: this.drainStop.signal, bytes: data.length },
@@ -115,9 +138,10 @@ export class RunUploads {
         .then(
           () => undefined,
           (error: unknown) =>
-            `${LOG_BLOBS.bundle}: ${this.drainStop.signal.aborted ? 'not stored within the drain time' : describeStorageError(error)}`,
+            `${name}: ${this.drainStop.signal.aborted ? 'not stored within the drain time' : describeStorageError(error)}`,
         ),
     );
+    this.fileUploads.set(kind, upload);
   }
 
   /**
@@ -143,7 +167,7 @@ export class RunUploads {
     try {
       [results, sideProblems] = await Promise.all([
         Promise.all(this.logs.map((log) => log.uploader.close(budgetMs))),
-        Promise.all(this.side),
+        Promise.all(this.fileUploads.values()),
       ]);
     } finally {
       clearTimeout(timer);

@@ -1,22 +1,29 @@
 /**
- * An earlier run, as later commands need it (`isobuild shell`, `isobuild build --resume`): its outcome, its
- * steps with their digests, and how it reached its build VM. Read from the run directory in the work dir,
- * else from the configured log store's status.json. Never holds a credential: those come from the same
+ * An earlier run, as later commands need it (`isobuild shell`, `isobuild build --resume`, `isobuild diff`):
+ * its outcome, its steps with their digests, how it reached its build VM, and the records it wrote (SBOM,
+ * inventory before customizing, provenance). Read from the run directory in the work dir, else from the
+ * configured log store. Never holds a credential: those come from the same
  * configuration sources as `build`, each time.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError } from '../errors.js';
 import { openConfiguredLogStore } from '../logstore/open-log-store.js';
-import { readStoredStatus } from '../logstore/log-reader.js';
+import { readStoredFile, readStoredStatus } from '../logstore/log-reader.js';
+import { LOG_BLOBS } from '../logstore/run-uploads.js';
 import type { RunStatus } from '../run/run-status.js';
 import type { LogStoreConfig } from '../settings/build-config.js';
 import { RUN_ID_PATTERN } from '../settings/build-config.js';
+
+/** The records a run writes besides its status and logs. */
+export type RunFile = 'sbom' | 'baseline' | 'provenance';
 
 export interface RunRecord {
   readonly status: RunStatus;
   /** Where it was found, for messages: the status file's path, or the store's blob. */
   readonly source: string;
+  /** The records asked for that the run has, each with where it was read. */
+  readonly files: Partial<Record<RunFile, { readonly text: string; readonly source: string }>>;
 }
 
 /**
@@ -27,17 +34,19 @@ export async function readRunRecord(
   runId: string,
   store: LogStoreConfig,
   signal?: AbortSignal,
+  files: readonly RunFile[] = [],
 ): Promise<RunRecord> {
   if (!RUN_ID_PATTERN.test(runId))
     throw new IsobuildError(
       'usage',
       `"${runId}" is not a run id: run ids are 1–64 letters, digits, -, _ or . (starting with a letter or digit).`,
     );
-  const file = join(store.workDir, runId, 'status.json');
+  const runDir = join(store.workDir, runId);
+  const file = join(runDir, LOG_BLOBS.status);
   const local = await readLocalStatus(file);
-  if (local) return { status: local, source: file };
+  if (local) return { status: local, source: file, files: await readLocalFiles(runDir, files) };
   if (store.store) {
-    const stored = await readFromStore(runId, store, signal);
+    const stored = await readFromStore(runId, store, files, signal);
     if (stored) return stored;
   }
   throw new IsobuildError(
@@ -57,9 +66,24 @@ async function readLocalStatus(file: string): Promise<RunStatus | undefined> {
   return parseStatus(text, file);
 }
 
+async function readLocalFiles(runDir: string, wanted: readonly RunFile[]): Promise<RunRecord['files']> {
+  const files: { -readonly [F in RunFile]?: { text: string; source: string } } = {};
+  for (const name of wanted) {
+    const source = join(runDir, LOG_BLOBS[name]);
+    try {
+      files[name] = { text: await readFile(source, 'utf8'), source };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new IsobuildError('runNotFound', `cannot read ${source}: ${(error as Error).message}.`);
+    }
+  }
+  return files;
+}
+
 async function readFromStore(
   runId: string,
   config: LogStoreConfig,
+  wanted: readonly RunFile[],
   signal?: AbortSignal,
 ): Promise<RunRecord | undefined> {
   let opened;
@@ -75,7 +99,16 @@ async function readFromStore(
     const status = await readStoredStatus(opened.store, runId, signal);
     if (!status) return undefined;
     const source = `${opened.store.displayUrl}/${runId}/status.json`;
-    return { status: parseStatus(JSON.stringify(status), source), source };
+    const files: { -readonly [F in RunFile]?: { text: string; source: string } } = {};
+    for (const name of wanted) {
+      const data = await readStoredFile(opened.store, runId, LOG_BLOBS[name], signal);
+      if (data)
+        files[name] = {
+          text: data.toString('utf8'),
+          source: `${opened.store.displayUrl}/${runId}/${LOG_BLOBS[name]}`,
+        };
+    }
+    return { status: parseStatus(JSON.stringify(status), source), source, files };
   } finally {
     await opened.close();
   }

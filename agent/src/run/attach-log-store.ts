@@ -1,6 +1,6 @@
 /**
  * Joins a build to its log store: once the store is open, the run's logs stream to it live, status.json
- * follows every change, and the build bundle is archived next to them. The build never waits for any of
+ * follows every change, and the build bundle and the run's records are stored next to them. The build never waits for any of
  * this; a store that cannot be opened or reached is reported (terminal, log, status) and never silent.
  *
  * The stored status never claims more than is true. While the run goes on it is refreshed regularly and
@@ -8,10 +8,11 @@
  * live one. At the end it first says `uploading` with each log's final size; only after the drain does
  * the final status say `stored` (every byte confirmed) or `incomplete` (what is missing).
  */
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { OpenedLogStore } from '../logstore/open-log-store.js';
 import { packBundle, writeEffectiveConfig } from '../logstore/bundle.js';
-import { blobUrls, LOG_BLOBS, RunUploads } from '../logstore/run-uploads.js';
+import { blobUrls, LOG_BLOBS, RunUploads, type RecordBlob } from '../logstore/run-uploads.js';
 import { describeStorageError } from '../logstore/append-uploader.js';
 import type { BuildConfig } from '../settings/build-config.js';
 import type { BuildLog, SpoolGate } from './build-log.js';
@@ -42,8 +43,16 @@ export interface AttachedLogStore {
    * `budgetMs` for the store: the line has a fixed place instead of wherever the store happened to open.
    */
   announce(budgetMs: number): Promise<void>;
-  /** Packs the build bundle and uploads it (in the background). */
-  bundle(runDir: string, config: BuildConfig): void;
+  /**
+   * Packs the build bundle (the Packer files, plus `extra` files of the run directory such as the SBOM) and
+   * uploads it in the background. Resolves with the bundle's path, or undefined when it could not be packed
+   * (said as a warning). A later bundle replaces an earlier one, locally and in the store.
+   */
+  bundle(runDir: string, config: BuildConfig, extra?: readonly string[]): Promise<string | undefined>;
+  /** The newest bundle's path once it is packed (undefined when none was). */
+  currentBundle(): Promise<string | undefined>;
+  /** Uploads one of the run's records (in the background, or once the store is open). */
+  storeRecord(kind: Exclude<RecordBlob, 'bundle'>, file: string): void;
   /** Drains everything within `budgetMs`, records the outcome in status, releases the store. */
   close(budgetMs: number): Promise<void>;
 }
@@ -55,8 +64,9 @@ export function attachLogStore(options: AttachOptions): AttachedLogStore {
 class RunLogStore implements AttachedLogStore {
   private opened: OpenedLogStore | undefined;
   private uploads: RunUploads | undefined;
-  private pendingBundle: string | undefined;
-  private bundleWork: Promise<void> | undefined;
+  /** Files to upload once the store is open (the newest of each kind). */
+  private readonly pendingFiles = new Map<RecordBlob, string>();
+  private bundleWork: Promise<string | undefined> = Promise.resolve(undefined);
   private heartbeat: NodeJS.Timeout | undefined;
   /** Until announce(), the store's opening lines wait for their place in the output. */
   private held: string[] | undefined = [];
@@ -88,18 +98,35 @@ class RunLogStore implements AttachedLogStore {
     for (const line of lines) this.options.report(line);
   }
 
-  bundle(runDir: string, config: BuildConfig): void {
+  bundle(runDir: string, config: BuildConfig, extra: readonly string[] = []): Promise<string | undefined> {
     const file = join(runDir, LOG_BLOBS.bundle);
-    const work = (async () => {
+    const pack = async (): Promise<string> => {
       await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
-      await packBundle(file, runDir, ['packer']);
-      this.pendingBundle = file;
-      this.uploads?.uploadBundle(file);
-    })();
-    work.catch((error: unknown) =>
-      this.note(`warning: the build bundle could not be packed: ${(error as Error).message}`),
-    );
-    this.bundleWork = work.catch(() => undefined);
+      // Packed aside and renamed: an upload still reading the older bundle keeps reading whole bytes.
+      await packBundle(`${file}.tmp`, runDir, ['packer', ...extra]);
+      await rename(`${file}.tmp`, file);
+      this.upload('bundle', file);
+      return file;
+    };
+    // One packing at a time, in order: the newest bundle is the last one packed.
+    this.bundleWork = this.bundleWork.then(pack).catch((error: unknown) => {
+      this.note(`warning: the build bundle could not be packed: ${(error as Error).message}`);
+      return undefined;
+    });
+    return this.bundleWork;
+  }
+
+  currentBundle(): Promise<string | undefined> {
+    return this.bundleWork;
+  }
+
+  storeRecord(kind: Exclude<RecordBlob, 'bundle'>, file: string): void {
+    this.upload(kind, file);
+  }
+
+  private upload(kind: RecordBlob, file: string): void {
+    if (this.uploads) this.uploads.uploadFile(kind, file);
+    else this.pendingFiles.set(kind, file);
   }
 
   async close(budgetMs: number): Promise<void> {
@@ -136,7 +163,8 @@ class RunLogStore implements AttachedLogStore {
     }, heartbeatMs);
     this.heartbeat.unref();
     this.announceLine(`logs stream to ${urls.customization}`);
-    if (this.pendingBundle) uploads.uploadBundle(this.pendingBundle);
+    for (const [kind, file] of this.pendingFiles) uploads.uploadFile(kind, file);
+    this.pendingFiles.clear();
   }
 
   private startUploads(store: OpenedLogStore): RunUploads {

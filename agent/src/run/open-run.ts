@@ -12,6 +12,7 @@ import { structuredBuildEvents } from './build-events.js';
 import { BuildLog } from './build-log.js';
 import { logReference, runIdTaken, type Verdict } from './failure-messages.js';
 import { Progress } from './progress.js';
+import { writeProvenance } from './provenance-record.js';
 import type { PreparedRun, RunContext } from './run-context.js';
 import type { ResumePlan } from './resume-plan.js';
 import { initialStatus, StatusFile, type RunStatus, type RunTarget } from './run-status.js';
@@ -42,7 +43,14 @@ export async function openRun(prepared: PreparedRun): Promise<RunContext> {
     customization: join(runDir, 'customization.log'),
     validation: join(runDir, 'validation.log'),
   };
-  const status = initialStatus(config.runId, options.templateFile, template, logFiles, runTarget(prepared));
+  const status = initialStatus(
+    config.runId,
+    options.templateFile,
+    template,
+    logFiles,
+    runTarget(prepared),
+    config.sbom,
+  );
   const statusFile = new StatusFile(join(runDir, 'status.json'), mask);
   warnOnceOnStatusWriteFailure(statusFile, options.report);
   const logs = {
@@ -127,7 +135,15 @@ export async function closeRun(run: RunContext, verdict: Verdict): Promise<void>
   // Failure messages say which run and where its full log is (the stored one when there is a store).
   const log = run.status.logStore?.[verdict.log] || run.status.logs[verdict.log];
   const reference = verdict.runState === 'Succeeded' ? '' : logReference(run.config.runId, log);
+  if (run.status.sbom.state === 'pending') {
+    run.status.sbom.state = 'not collected';
+    run.status.sbom.detail = 'the run ended before the inventory after customizing';
+  }
   await run.update({ runState: verdict.runState, message: `${verdict.message}${reference}` });
+  await writeProvenance(run).catch((error: unknown) =>
+    run.options.report(`warning: no provenance record: ${run.mask((error as Error).message)}`),
+  );
+  await run.statusFile.write(run.status);
   await Promise.all([run.logs.customization.close(), run.logs.validation.close()]);
   await rm(run.tmpDir, { recursive: true, force: true });
   await run.store.close(run.config.logDrainMs);

@@ -2,7 +2,8 @@
  * One image build, in AIB's phases. Every input is checked first (prepare), then the run is opened
  * (run id, logs, status.json, log store) and its phases run in order: render (artifacts and HCL, before
  * any VM contact), resume-check (a resumed run skips only unchanged steps), connect (relay and readiness),
- * customize, validate, deprovision, distribute. The phase runner undoes what the phases started in reverse
+ * the inventory before customizing, customize, validate, the inventory after (the SBOM), deprovision,
+ * distribute; the provenance record is written as the run closes. The phase runner undoes what the phases started in reverse
  * order, and decides once whether the run succeeded, failed, timed out or was cancelled; the final status
  * says what happened, where, and what to do.
  */
@@ -12,6 +13,7 @@ import { runPhases, type Phase } from './phase-runner.js';
 import { connectPhase } from './phases/connect.js';
 import { customizePhase } from './phases/customize.js';
 import { deprovisionPhase } from './phases/deprovision.js';
+import { inventoryAfterPhase, inventoryBeforePhase } from './phases/inventory.js';
 import { distributePhase } from './phases/distribute.js';
 import { prepareRun } from './phases/prepare.js';
 import { renderPhase } from './phases/render.js';
@@ -26,8 +28,10 @@ export const BUILD_PHASES: readonly Phase<RunContext>[] = [
   renderPhase,
   resumeCheckPhase,
   connectPhase,
+  inventoryBeforePhase,
   customizePhase,
   validatePhase,
+  inventoryAfterPhase,
   deprovisionPhase,
   distributePhase,
 ];

@@ -3,7 +3,9 @@
  * store, progress), and what earlier phases hand to later ones (the rendered files, the relay, Packer's
  * variables, the step that was running when the run stopped).
  */
+import type { ArtifactRecord } from '../artifacts/fetch-artifacts.js';
 import type { ExitCode, Problem } from '../errors.js';
+import type { Inventory } from '../sbom/inventory.js';
 import type { Logger } from '../logging/structured-log.js';
 import type { PackerInfo } from '../packer-contract.js';
 import type { Relay } from '../relay/relay.js';
@@ -34,6 +36,8 @@ export interface BuildOptions {
   readonly logger?: Logger;
   /** The earlier run this one continues (`--resume RUN_ID`), as its status.json recorded it. */
   readonly previous?: RunStatus;
+  /** The earlier run's inventory before customizing (inventory-before.json), where it was read from. */
+  readonly previousBaseline?: { readonly text: string; readonly source: string };
   /** `--from-step N` (a position or a step name): where to start on a VM known to be in the right state. */
   readonly fromStep?: string;
 }
@@ -58,6 +62,11 @@ export interface PreparedRun {
   readonly packer: Promise<PackerInfo>;
   /** Where a resumed (or --from-step) run starts, and what it skips. */
   readonly plan?: ResumePlan;
+  /** The input files, by sha256 (the provenance record names them). */
+  readonly sources: {
+    readonly template: { readonly file: string; readonly sha256: string };
+    readonly parameters?: { readonly file: string; readonly sha256: string };
+  };
 }
 
 /** Which Packer phase a step belongs to, as failure messages name it. */
@@ -104,8 +113,12 @@ export interface RunContext extends PreparedRun {
   /** Set by the render phase: the files, and each step's digest (by JSON path). */
   renderedFiles?: readonly string[];
   stepDigests?: ReadonlyMap<string, string>;
+  /** Set by the render phase: every downloaded artifact with its sha256 (the provenance record lists them). */
+  artifacts?: readonly ArtifactRecord[];
   /** Set by the connect phase. */
   connection?: Connection;
+  /** Set by the inventory phase before customizing: the source image's inventory (or the earlier run's). */
+  baseline?: Inventory;
   /** Set by a Packer phase that ended without success; failure messages say where the run stopped. */
   unfinished?: UnfinishedPhase;
   /** A failure that does not stop the run (validation with continueDistributeOnFailure) but decides it. */

@@ -61,6 +61,37 @@ export interface RunStatus {
   readonly logs: { customization: string; validation: string };
   /** The run's blobs in the log store, once it is open; `state` says whether they are complete. */
   logStore?: LogStoreStatus;
+  /** The software inventory and SBOM of the customized VM (off with --no-sbom). */
+  sbom: SbomStatus;
+  /** The provenance record (provenance.json in the run directory), written when the run ends. */
+  provenance?: string;
+}
+
+/** Package changes between the source image and the customized VM. */
+export interface PackageChanges {
+  readonly added: number;
+  readonly removed: number;
+  readonly upgraded: number;
+  readonly downgraded: number;
+  readonly unchanged?: number;
+  /** The OS's name, version or build changed (an in-place upgrade). */
+  readonly osChanged?: boolean;
+}
+
+/**
+ * pending until the last step that changes the VM is done; collected (file says where); failed (detail says
+ * why: a failure to collect never fails the build); off (--no-sbom); not collected (the run ended first).
+ */
+export interface SbomStatus {
+  state: 'pending' | 'collected' | 'failed' | 'off' | 'not collected';
+  /** sbom.cdx.json in the run directory. */
+  file?: string;
+  packages?: number;
+  /** What the customization changed, against the baseline. */
+  changes?: PackageChanges;
+  /** Where the inventory before customizing came from: this run, an earlier run it resumes, or none. */
+  baseline?: { readonly source: 'collected' | 'earlier run' | 'unavailable'; readonly detail?: string };
+  detail?: string;
 }
 
 export interface LogStoreStatus {
@@ -68,6 +99,10 @@ export interface LogStoreStatus {
   validation: string;
   status: string;
   bundle: string;
+  /** The SBOM, the inventory before customizing and the provenance record, when the run wrote them. */
+  sbom?: string;
+  baseline?: string;
+  provenance?: string;
   /**
    * streaming while the build runs; uploading once it has ended and its last lines are on their way;
    * stored (every byte confirmed) or incomplete at the end; unavailable if the store never opened.
@@ -86,6 +121,7 @@ export function initialStatus(
   template: ImageTemplate,
   logs: RunStatus['logs'],
   target?: RunTarget,
+  sbom = true,
 ): RunStatus {
   const step = (s: Step): StepResult => ({ index: s.index, name: s.name, type: s.type, outcome: 'pending' });
   return {
@@ -113,6 +149,7 @@ export function initialStatus(
         'isobuild customizes an existing build VM and captures no image; distribute it with your own pipeline',
     })),
     logs,
+    sbom: { state: sbom ? 'pending' : 'off' },
   };
 }
 

@@ -46,6 +46,8 @@ export interface BuildConfig {
   readonly killGraceMs: number;
   readonly packerPath: string;
   readonly skipDeprovision: boolean;
+  /** Collect the VM's software inventory before and after customizing (the SBOM); off with --no-sbom. */
+  readonly sbom: boolean;
   readonly rewrites: readonly UriRewrite[];
   /** Artifact download deadlines: per attempt, without progress, all attempts together. */
   readonly downloadDeadlines: DownloadDeadlines;
@@ -167,6 +169,7 @@ type RunSettings = Pick<
   | 'killGraceMs'
   | 'packerPath'
   | 'skipDeprovision'
+  | 'sbom'
   | 'rewrites'
   | 'downloadDeadlines'
   | 'topology'
@@ -215,6 +218,7 @@ function readRunSettings(
     killGraceMs,
     packerPath: read('packer').value ?? SETTINGS.packer.default.value,
     skipDeprovision: switchSetting(flags, env, 'skipDeprovision'),
+    sbom: !switchSetting(flags, env, 'noSbom'),
     rewrites,
     downloadDeadlines,
     ...(topology.value === 'direct' || topology.value === 'proxy' ? { topology: topology.value } : {}),

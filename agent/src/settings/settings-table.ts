@@ -8,7 +8,7 @@ import { DEFAULT_MAX_BLOCKS } from '../logstore/append-uploader.js';
 import { DEFAULT_CONTAINER } from '../logstore/blob-store.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../logstore/request-deadline.js';
 
-export type CommandName = 'validate' | 'render' | 'build' | 'logs' | 'doctor' | 'testvm' | 'shell';
+export type CommandName = 'validate' | 'render' | 'build' | 'logs' | 'doctor' | 'testvm' | 'shell' | 'diff';
 
 /** How a command takes a setting: its flag, its environment variable, or both (the flag wins). */
 export type Takes = 'flag' | 'env' | 'flag+env';
@@ -57,7 +57,8 @@ const BUILD_AND_LOGS = { build: 'flag+env', doctor: 'flag+env', logs: 'flag+env'
 /** `isobuild shell` reaches a run's VM with build's credentials and finds the run with its store settings. */
 const BUILD_AND_SHELL = { ...BUILD, shell: 'flag+env' } as const;
 const BUILD_ENV_AND_SHELL = { ...BUILD_ENV, shell: 'env' } as const;
-const STORE_SETTING = { ...BUILD_AND_LOGS, shell: 'flag+env' } as const;
+/** `isobuild shell` and `isobuild diff` find runs where `build` stored them. */
+const STORE_SETTING = { ...BUILD_AND_LOGS, shell: 'flag+env', diff: 'flag+env' } as const;
 const EVERY_COMMAND = {
   validate: 'env',
   render: 'env',
@@ -66,6 +67,7 @@ const EVERY_COMMAND = {
   doctor: 'env',
   testvm: 'env',
   shell: 'env',
+  diff: 'env',
 } as const;
 /** Render's download deadlines print their variable inside the text. */
 const renderDeadline = (text: string): OptionHelp => ({ arg: 'DUR', text: [text], envAt: 'inline' });
@@ -309,6 +311,16 @@ export const SETTINGS = {
     helpIn: { render: { text: ["leave out AIB's deprovision step (for VMs without the Azure agent)"] } },
     secret: false,
     commands: { ...BUILD, render: 'flag' },
+    group: 'run',
+  },
+  noSbom: {
+    flag: 'no-sbom',
+    env: 'ISOBUILD_NO_SBOM',
+    kind: 'switch',
+    default: { text: 'off' },
+    help: { text: ['no software inventory, no SBOM (sbom.cdx.json)'] },
+    secret: false,
+    commands: { build: 'flag+env' },
     group: 'run',
   },
   rewriteUri: {

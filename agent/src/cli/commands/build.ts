@@ -67,9 +67,11 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
   }
   const { resume, fromStep } = loadResume(values, env);
   // A resumed run goes to the VM the earlier run used, the same way, unless told otherwise.
-  const previous = resume
-    ? (await readRunRecord(resume, loadLogStoreConfig(values, env), io.signal)).status
+  // Its inventory before customizing is this run's baseline too: the VM is already partly customized.
+  const record = resume
+    ? await readRunRecord(resume, loadLogStoreConfig(values, env), io.signal, ['baseline'])
     : undefined;
+  const previous = record?.status;
   const flags = previous?.target ? flagsFromTarget(values, env, previous.target) : values;
   const config = loadBuildConfig(flags, env);
   io.registerSecrets(configSecrets(config));
@@ -87,6 +89,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     registerSecrets: (secrets) => io.registerSecrets(secrets),
     ...(logger ? { logger } : {}),
     ...(previous ? { previous } : {}),
+    ...(record?.files.baseline ? { previousBaseline: record.files.baseline } : {}),
     ...(fromStep !== undefined ? { fromStep } : {}),
   });
   const { status } = outcome;
@@ -107,6 +110,11 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
   } else {
     io.out(`${status.runState}: ${status.message}`);
     io.out(`Run ${status.runId}: status ${outcome.runDir}/status.json, log ${status.logs.customization}`);
+    const records = [
+      ...(status.sbom.file ? [`SBOM ${status.sbom.file}`] : []),
+      ...(status.provenance ? [`provenance ${status.provenance}`] : []),
+    ];
+    if (records.length > 0) io.out(`Records: ${records.join(', ')}`);
     if (status.logStore && status.logStore.state !== 'unavailable') {
       const workDir = config.store ? '' : ` --work-dir ${config.workDir}`;
       io.out(

@@ -19,6 +19,7 @@ import { BUNDLE_LIMITS, unpackBundle } from '../../logstore/bundle.js';
 import { azuriteDataDir } from '../../logstore/embedded-azurite.js';
 import {
   readLog,
+  readStoredFile,
   readStoredStatus,
   storedLogProblem,
   type LogKind,
@@ -31,7 +32,7 @@ import type { CommandIo } from '../command.js';
 /** How long `--follow` waits for a run that has not written its status yet. */
 const FOLLOW_WAIT_MS = 10 * 60_000;
 
-export const LOGS_HELP = `Usage: isobuild logs <runId> [--follow] [--validation] [--bundle DIR] [options]
+export const LOGS_HELP = `Usage: isobuild logs <runId> [--follow] [--validation] [--bundle DIR] [--sbom | --provenance] [options]
 
 Prints a run's status (stderr), then its customization log (stdout) from the log store a build wrote
 to. With --follow it keeps printing new lines as the build writes them and exits when the run ends.
@@ -42,6 +43,8 @@ Options:
   --validation             the validation log instead of the customization log
   --bundle DIR             fetch the build bundle (rendered Packer files, artifacts with their sha256,
                            the effective configuration) and unpack it into DIR instead of printing the log
+  --sbom                   print the run's SBOM (CycloneDX JSON) instead of the log
+  --provenance             print the run's provenance record (in-toto statement, SLSA provenance v1)
   --interval DUR           how often --follow looks for new lines (default 500ms)
 ${optionHelp('logs', ['workDir'])}
 ${combinedOptionHelp(
@@ -77,6 +80,8 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
       follow: { type: 'boolean', short: 'f' },
       validation: { type: 'boolean' },
       bundle: { type: 'string' },
+      sbom: { type: 'boolean' },
+      provenance: { type: 'boolean' },
       interval: { type: 'string' },
       ...commandOptions('logs'),
       help: { type: 'boolean', short: 'h' },
@@ -146,6 +151,8 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
     io.err(describeStatus(status));
 
     if (values.bundle !== undefined) return await fetchBundle(opened, runId, values.bundle, io);
+    if (values.sbom) return await printRecord(opened, runId, 'sbom', io);
+    if (values.provenance) return await printRecord(opened, runId, 'provenance', io);
 
     const decoder = new StringDecoder('utf8');
     const log: LogKind = values.validation ? 'validation' : 'customization';
@@ -274,6 +281,32 @@ async function fetchBundle(
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
+}
+
+/** Prints one of the run's records (stdout), as stored. */
+async function printRecord(
+  opened: OpenedLogStore,
+  runId: string,
+  record: 'sbom' | 'provenance',
+  io: CommandIo,
+): Promise<number> {
+  const data = await readStoredFile(opened.store, runId, LOG_BLOBS[record], io.signal).catch(
+    (error: unknown) => {
+      throw unreachable(error, opened.store.displayUrl);
+    },
+  );
+  if (!data) {
+    const why =
+      record === 'sbom'
+        ? 'it was built with --no-sbom, its inventory could not be collected, or it ended before its last step (its status says which: sbom)'
+        : 'it ended before its Packer files were rendered, or by an isobuild older than provenance records';
+    throw new IsobuildError(
+      'runNotFound',
+      `run "${runId}" has no ${LOG_BLOBS[record]} in the store: ${why}.`,
+    );
+  }
+  io.out(data.toString('utf8').replace(/\n$/, ''));
+  return EXIT_CODES.ok;
 }
 
 function unreachable(error: unknown, where: string): Error {

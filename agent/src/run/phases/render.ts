@@ -40,9 +40,10 @@ export const renderPhase: Phase<RunContext> = {
       });
       run.renderedFiles = rendered.files;
       run.stepDigests = rendered.stepDigests;
+      run.artifacts = rendered.artifacts;
       recordDigests(run, rendered.stepDigests);
       run.problems.push(...run.warnings, ...rendered.warnings);
-      run.store.bundle(run.runDir, run.config);
+      void run.store.bundle(run.runDir, run.config);
       run.allowStoreLoad(); // the CPU-heavy work is done: the SDK loads while the VM is probed
       run.progress.phase(LABEL, 'ok', `(${rendered.artifacts.length} artifact(s), Packer ${packer.version})`);
     } catch (error) {

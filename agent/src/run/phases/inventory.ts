@@ -1,0 +1,105 @@
+/**
+ * The inventory phases: the VM's software inventory is taken before the first customizer (the baseline)
+ * and after the last step that changes the VM, before deprovisioning (the SBOM). A failure to collect is
+ * reported (terminal, log, status.sbom) and never fails the build; a stop of the run stops it.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { seconds } from '../../format-seconds.js';
+import { LOG_BLOBS } from '../../logstore/run-uploads.js';
+import { collectInventory } from '../../sbom/collect-inventory.js';
+import type { Inventory } from '../../sbom/inventory.js';
+import type { Phase } from '../phase-runner.js';
+import type { RunContext } from '../run-context.js';
+import { readBaseline, writeSbom } from '../sbom-record.js';
+
+/** The most one collection may take; dpkg-query over SSH takes well under a second. */
+const COLLECT_BUDGET_MS = 60_000;
+
+export const inventoryBeforePhase: Phase<RunContext> = {
+  name: 'inventory before customizing',
+  skip: (run) => run.status.sbom.state === 'off' || !customizes(run),
+  async run(run, signal) {
+    const { sbom } = run.status;
+    const skipped = run.plan?.skipped.filter((step) => step.kind === 'customizer').length ?? 0;
+    if (skipped > 0) {
+      // The VM is customized part-way already: the source image's inventory is the earlier run's, if any.
+      const earlier = readBaseline(run);
+      sbom.baseline = earlier.baseline;
+      if (!earlier.inventory) {
+        run.logs.customization.write(
+          'ISOBUILD',
+          `no inventory before customizing: ${earlier.baseline.detail}`,
+        );
+        return;
+      }
+      run.baseline = earlier.inventory;
+      await keepBaseline(run, earlier.inventory);
+      return;
+    }
+    const started = Date.now();
+    try {
+      const inventory = await collect(run, signal);
+      run.baseline = inventory;
+      sbom.baseline = { source: 'collected' };
+      await keepBaseline(run, inventory);
+      run.logs.customization.write(
+        'ISOBUILD',
+        `inventory before customizing: ${inventory.packages.length} packages (${seconds(Date.now() - started)})`,
+      );
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const detail = (error as Error).message;
+      sbom.baseline = { source: 'unavailable', detail };
+      note(run, `warning: ${detail}; the SBOM will not say what the customization changed`);
+    }
+  },
+};
+
+export const inventoryAfterPhase: Phase<RunContext> = {
+  name: 'inventory after customizing',
+  skip: (run) => run.status.sbom.state === 'off',
+  async run(run, signal) {
+    const { sbom } = run.status;
+    const started = Date.now();
+    try {
+      const inventory = await collect(run, signal);
+      const summary = await writeSbom(run, inventory);
+      run.options.report(`${summary} (${seconds(Date.now() - started)})`);
+      run.logs.customization.write('ISOBUILD', summary);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      sbom.state = 'failed';
+      sbom.detail = (error as Error).message;
+      note(run, `warning: no SBOM: ${sbom.detail}. The build goes on; status.json (sbom) says so.`);
+    }
+    await run.statusFile.write(run.status);
+  },
+};
+
+/** Whether the run runs customizers on this VM (source validation runs none). */
+function customizes(run: RunContext): boolean {
+  return !run.template.validate.sourceValidationOnly && run.template.customize.length > 0;
+}
+
+function collect(run: RunContext, signal: AbortSignal): Promise<Inventory> {
+  const connection = run.connection;
+  if (!connection) throw new Error('the VM was not connected'); // the connect phase runs first
+  return collectInventory(run.vmPath, connection.relay, {
+    budgetMs: COLLECT_BUDGET_MS,
+    signal,
+    knownRelayFailure: connection.failureBeforePacker,
+  });
+}
+
+/** The baseline goes with the run (run dir and store), so a later --resume of this run can use it. */
+async function keepBaseline(run: RunContext, inventory: Inventory): Promise<void> {
+  const file = join(run.runDir, LOG_BLOBS.baseline);
+  await writeFile(file, `${run.mask(JSON.stringify(inventory, null, 2))}\n`);
+  run.store.storeRecord('baseline', file);
+}
+
+function note(run: RunContext, line: string): void {
+  run.options.report(line);
+  run.logs.customization.write('ISOBUILD', line);
+}
