@@ -25,6 +25,7 @@ import { deployment, linuxTemplate } from '../helpers/template-builders.js';
 const PROBE = 'isobuild-sbom-probe';
 const ADDED = 'isobuild-sbom-added';
 const DOOMED = 'isobuild-sbom-doomed';
+const RESUMED = 'isobuild-sbom-resumed';
 const SECRET = 'S3cr3t/Path+Part=';
 
 let vm: TestVm;
@@ -58,6 +59,7 @@ beforeAll(async () => {
     [PROBE, '2.0'],
     [ADDED, '1.0'],
     [DOOMED, '1.0'],
+    [RESUMED, '1.0'],
   ] as const)
     debs.set(`${name}_${version}`, buildDeb(debDir, name, version));
   http = await startHttpServer((request, response) => {
@@ -300,6 +302,36 @@ describe('SBOM and provenance of a Linux build', () => {
     };
     expect(provenance.subject.map((s) => s.name)).toEqual(['build-bundle.tar.gz']);
     await sshExec(vm, 'sudo chmod 644 /var/lib/dpkg/status');
+  });
+
+  it('a resumed run takes the baseline of the run it continues, so the SBOM still says what changed', async () => {
+    const template = (secondExit: number) =>
+      linuxTemplate({
+        customize: [
+          fileStep(`${RESUMED}_1.0`),
+          { type: 'Shell', name: 'install', inline: [`sudo dpkg -i /tmp/${RESUMED}_1.0.deb`] },
+          { type: 'Shell', name: 'configure', inline: [`exit ${secondExit}`] },
+        ],
+      });
+    const failed = await build('sbom-resume-1', await writeTemplate(work, 'sbom-resume-1', template(4)));
+    expect(failed.code, failed.stderr).toBe(1);
+    expect(failed.status.sbom).toMatchObject({ state: 'not collected', baseline: { source: 'collected' } });
+    const resumed = await build('sbom-resume-2', await writeTemplate(work, 'sbom-resume-2', template(0)), [
+      '--resume',
+      'sbom-resume-1',
+    ]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    // Step 2 installed the package in the failed run; the resumed run ran step 3 only, and still knows.
+    expect(resumed.status.customizers.map((c) => c.outcome)).toEqual(['skipped', 'skipped', 'succeeded']);
+    expect(resumed.status.sbom).toMatchObject({
+      state: 'collected',
+      changes: { added: 1, removed: 0, upgraded: 0, downgraded: 0 },
+      baseline: { source: 'earlier run', detail: 'taken in run sbom-resume-1' },
+    });
+    expect(resumed.stderr).toMatch(
+      /SBOM: \d+ packages, 1 added since the source image \(taken in run sbom-resume-1\)/,
+    );
+    await sshExec(vm, `sudo dpkg --purge ${RESUMED}`);
   });
 
   it('stores both records: isobuild logs prints them, diff reads them from the store, and no secret is in them', async () => {
