@@ -51,6 +51,7 @@ bench: deps build
 	node bench/relay-bench.mjs
 	node bench/log-bench.mjs
 	node bench/resume-bench.mjs
+	node bench/winrm-upload-bench.mjs
 	node bench/sbom-bench.mjs
 	npx vitest run --config bench/vitest.config.ts
 

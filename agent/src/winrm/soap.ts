@@ -15,16 +15,27 @@ export const ACTIONS = {
   command: `${SHELL}/Command`,
   receive: `${SHELL}/Receive`,
   signal: `${SHELL}/Signal`,
+  send: `${SHELL}/Send`,
+  get: `${TRANSFER}/Get`,
 } as const;
+/** WinRM's own configuration (`winrm get winrm/config`), readable by administrators with a WS-Man Get. */
+export const RESOURCE_CONFIG = 'http://schemas.microsoft.com/wbem/wsman/1/config';
 export const SIGNAL_TERMINATE = `${SHELL}/signal/terminate`;
 /** ERROR_WSMAN_OPERATION_TIMEDOUT: "no output yet, ask again", not an error. */
 export const TIMED_OUT_CODE = '2150858793';
+/**
+ * ERROR_WSMAN_HTTP_REQUEST_TOO_LARGE_STATUS: the request was larger than the service's MaxEnvelopeSizekb.
+ * Windows answers such a request with HTTP 413; this is the code its own client reports for it.
+ */
+export const ENVELOPE_TOO_LARGE_CODE = '2150859025';
 /** The largest response we accept, as every reference client sends it. */
 const MAX_ENVELOPE_SIZE = 153600;
 
 export interface HeaderOptions {
   readonly endpoint: string;
   readonly action: string;
+  /** The resource addressed; the cmd shell unless said otherwise. */
+  readonly resourceUri?: string;
   readonly shellId?: string;
   /** ISO-8601 duration, e.g. PT20S: how long the server may hold a Receive before a TimedOut fault. */
   readonly operationTimeout: string;
@@ -47,7 +58,7 @@ export function envelope(header: HeaderOptions, body: string): { xml: string; me
     `<s:Header>` +
     `<a:To>${escapeXml(header.endpoint)}</a:To>` +
     `<a:ReplyTo><a:Address s:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo>` +
-    `<w:ResourceURI s:mustUnderstand="true">${RESOURCE_CMD}</w:ResourceURI>` +
+    `<w:ResourceURI s:mustUnderstand="true">${header.resourceUri ?? RESOURCE_CMD}</w:ResourceURI>` +
     `<a:Action s:mustUnderstand="true">${header.action}</a:Action>` +
     `<a:MessageID>${messageId}</a:MessageID>` +
     `<w:MaxEnvelopeSize s:mustUnderstand="true">${MAX_ENVELOPE_SIZE}</w:MaxEnvelopeSize>` +
@@ -67,6 +78,9 @@ export const bodies = {
     `<rsp:CommandLine><rsp:Command>${escapeXml(command)}</rsp:Command></rsp:CommandLine>`,
   receive: (commandId: string): string =>
     `<rsp:Receive><rsp:DesiredStream CommandId="${escapeXml(commandId)}">stdout stderr</rsp:DesiredStream></rsp:Receive>`,
+  /** Input for a command's stdin, base64 already; `end` closes its stdin after this piece. */
+  send: (commandId: string, base64: string, end: boolean): string =>
+    `<rsp:Send><rsp:Stream Name="stdin" CommandId="${escapeXml(commandId)}"${end ? ' End="true"' : ''}>${base64}</rsp:Stream></rsp:Send>`,
   signal: (commandId: string): string =>
     `<rsp:Signal CommandId="${escapeXml(commandId)}"><rsp:Code>${SIGNAL_TERMINATE}</rsp:Code></rsp:Signal>`,
   empty: (): string => '',
@@ -134,6 +148,18 @@ export function parseFault(xml: string): Fault | undefined {
 
 export function isTimedOut(fault: Fault): boolean {
   return fault.wsmanCode === TIMED_OUT_CODE || /TimedOut$/.test(fault.subcode ?? '');
+}
+
+/** A fault saying the request envelope was over the server's limit (servers other than Windows' HTTP 413). */
+export function isEnvelopeTooLarge(fault: Fault): boolean {
+  return fault.wsmanCode === ENVELOPE_TOO_LARGE_CODE || /EncodingLimit$/.test(fault.subcode ?? '');
+}
+
+/** MaxEnvelopeSizekb from the body of a GetResponse of winrm/config, in bytes. */
+export function maxEnvelopeBytesOf(body: Node): number | undefined {
+  const config = body.Config as Node | undefined;
+  const kb = Number(text(config?.MaxEnvelopeSizekb));
+  return Number.isInteger(kb) && kb > 0 ? kb * 1024 : undefined;
 }
 
 /** The ShellId of a CreateResponse (from the selector, or rsp:Shell/rsp:ShellId on newer servers). */

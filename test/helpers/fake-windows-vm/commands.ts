@@ -12,13 +12,16 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { decodeEncodedCommand } from '../../../agent/src/winrm/powershell.js';
+import { EXIT_REPORTED, finishedProcess } from './finished-process.js';
+import { startUploadScript, type UploadScriptBehaviour } from './upload-scripts.js';
 import { mentionsRegistry, type FakeMachineState } from './machine-state.mjs';
 
-export interface FakeVmBehaviour {
+export interface FakeVmBehaviour extends UploadScriptBehaviour {
   /** The directory standing for C:\ */
   readonly sandbox: string;
   readonly hostname: string;
@@ -57,10 +60,10 @@ export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildPro
   if (/^shutdown\s/i.test(commandLine)) {
     if (/\/a\b/i.test(commandLine)) return done(0);
     if (/packer restart test/i.test(commandLine)) return done(0); // not rebooting (any more)
-    // Windows goes down just after shutdown.exe returns: reboot once its exit has been reported, not on a
-    // fixed timer that a slow machine (spawning the command takes a while under load) would outrun.
+    // Windows goes down just after shutdown.exe returns: reboot once its exit has been reported (the
+    // server says when a Receive did), not on a fixed timer that a slow machine would outrun.
     const child = done(0);
-    child.once('close', () => setTimeout(() => vm.onRestart(vm.restartDownMs ?? 3_000), 200));
+    child.once(EXIT_REPORTED, () => setTimeout(() => vm.onRestart(vm.restartDownMs ?? 3_000), 200));
     return child;
   }
 
@@ -93,6 +96,8 @@ export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildPro
 
 /** A decoded -EncodedCommand script: Packer's fixed checks and winrmcp's scripts, else the toy PowerShell. */
 function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
+  const upload = startUploadScript(script, (path) => mapPath(path, vm), vm);
+  if (upload) return upload;
   if (/WinRM connected\./.test(script)) return done(0, 'WinRM connected.\r\n');
   if (/restarted\./.test(script) && /GetHostName/i.test(script))
     return done(0, `${vm.hostname} restarted.\r\n`);
@@ -139,7 +144,7 @@ export function mapPath(windowsPath: string, vm: FakeVmBehaviour): string {
     .filter(Boolean);
   let current = vm.sandbox;
   for (const part of parts) {
-    const existing = existsSync(current)
+    const existing = statSync(current, { throwIfNoEntry: false })?.isDirectory()
       ? readdirSync(current).find((entry) => entry.toLowerCase() === part.toLowerCase())
       : undefined;
     current = join(current, existing ?? part);
@@ -160,11 +165,5 @@ function unescapeXml(text: string): string {
 
 /** A finished "process" with fixed output, for emulated commands. */
 function done(exitCode: number, stdout = ''): ChildProcess {
-  return spawn(
-    process.execPath,
-    ['-e', `process.stdout.write(${JSON.stringify(stdout)}); process.exit(${exitCode})`],
-    {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
+  return finishedProcess(exitCode, stdout);
 }

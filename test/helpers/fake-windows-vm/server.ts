@@ -3,6 +3,8 @@
 // faults, Signal, Delete) answered the way Windows answers them, so that independent clients (Debian's
 // python3-winrm, Packer 1.6.6) and isobuild's own client can be checked against it. Commands run in a
 // sandbox directory through `commands.ts`. See ../../../../shared/docs/winrm-notes.md §4.
+// Where uploads depend on it, it behaves like Windows: stdin Send, the MaxEnvelopeSizekb limit (HTTP 413),
+// a readable winrm/config, and what Windows spends to create a shell and start cmd.exe or powershell.exe.
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { writeSelfSignedCertificate } from '../self-signed-certificate.js';
 import { startCommand, type FakeVmBehaviour } from './commands.js';
+import { EXIT_REPORTED } from './finished-process.js';
 import { readMachineState, seedMachineState, type FakeMachineState } from './machine-state.mjs';
 import { createChallenge, isType1, verifyType3, type NtlmChallenge } from './ntlm-server.js';
 
@@ -31,7 +34,26 @@ export interface FakeWindowsVmOptions {
    */
   readonly socketPath?: string;
   readonly behaviour?: Partial<FakeVmBehaviour>;
+  /** Windows' MaxEnvelopeSizekb: a larger request is refused with HTTP 413 (default 500, as Windows'). */
+  readonly maxEnvelopeSizeKb?: number;
+  /** Whether the login may read winrm/config (administrators may; others get Access denied). Default true. */
+  readonly configReadable?: boolean;
+  /** What Windows spends per operation; WINDOWS_COSTS by default, NO_COSTS to measure the fake alone. */
+  readonly costs?: Partial<WindowsCosts>;
 }
+
+/**
+ * Time Windows spends before a command does anything: a shell (winrshost.exe) on Create, cmd.exe for
+ * every command, and powershell.exe loading .NET before it reads a line of its script or its stdin.
+ */
+export interface WindowsCosts {
+  readonly createShellMs: number;
+  readonly cmdStartMs: number;
+  readonly powershellStartMs: number;
+}
+/** Typical of a small Azure VM (tens of ms for a shell and cmd.exe, 0.3–0.5 s for powershell.exe). */
+export const WINDOWS_COSTS: WindowsCosts = { createShellMs: 30, cmdStartMs: 20, powershellStartMs: 400 };
+export const NO_COSTS: WindowsCosts = { createShellMs: 0, cmdStartMs: 0, powershellStartMs: 0 };
 
 export interface FakeWindowsVm {
   readonly host: string;
@@ -50,6 +72,10 @@ export interface FakeWindowsVm {
   machineState(): FakeMachineState;
   /** Shells currently open (a client that forgets Delete leaks them). */
   openShells(): number;
+  /** Commands in open shells not yet ended by a Signal (a leaked writer shows here). */
+  openCommands(): number;
+  /** Requests refused for being over MaxEnvelopeSizekb. */
+  envelopeFaults(): number;
   /** Drops every connection and refuses new ones for `ms` (a reboot). */
   reboot(ms: number): void;
   close(): Promise<void>;
@@ -62,6 +88,7 @@ const NS = {
   rsp: 'http://schemas.microsoft.com/wbem/wsman/1/windows/shell',
   x: 'http://schemas.xmlsoap.org/ws/2004/09/transfer',
   f: 'http://schemas.microsoft.com/wbem/wsman/1/wsmanfault',
+  cfg: 'http://schemas.microsoft.com/wbem/wsman/1/config',
 };
 const SHELL_ACTION = `${NS.rsp}`;
 const parser = new XMLParser({
@@ -77,6 +104,8 @@ interface Command {
   readonly out: { stream: 'stdout' | 'stderr'; data: Buffer }[];
   exitCode?: number;
   waiters: (() => void)[];
+  /** Before this (Date.now()), the process is still starting: no output yet, stdin not read. */
+  readonly readyAt: number;
 }
 
 export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Promise<FakeWindowsVm> {
@@ -84,6 +113,9 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
   const password = options.password ?? 'Fake-Passw0rd!';
   const schemes = options.auth ?? ['basic', 'ntlm'];
   const receiveCapMs = options.receiveCapMs ?? 2_000;
+  const maxEnvelopeBytes = (options.maxEnvelopeSizeKb ?? 500) * 1024;
+  const costs: WindowsCosts = { ...WINDOWS_COSTS, ...options.costs };
+  let envelopeFaults = 0;
   const dir = mkdtempSync(join(tmpdir(), 'isobuild-fake-windows-'));
   const sandbox = join(dir, 'C');
   mkdirSync(join(sandbox, 'Windows', 'Temp'), { recursive: true });
@@ -153,7 +185,12 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
             return void reply(401, '', challengeHeaders);
           }
         }
-        void handle(Buffer.concat(chunks).toString('utf8')).then(
+        const request = Buffer.concat(chunks);
+        if (request.length > maxEnvelopeBytes) {
+          envelopeFaults++;
+          return void reply(413, envelopeTooLarge(request.length, maxEnvelopeBytes));
+        }
+        void handle(request.toString('utf8')).then(
           ([status, body]) => reply(status, body),
           (error: Error) =>
             reply(500, fault('s:Receiver', 'w:InternalError', error.message, '2150858770', '')),
@@ -168,8 +205,25 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
   });
   server.keepAliveTimeout = 60_000;
 
+  /** `winrm get winrm/config` as a WS-Man Get: how clients learn MaxEnvelopeSizekb. */
+  function readConfig(messageId: string): [number, string] {
+    if (options.configReadable === false)
+      return [500, fault('s:Sender', 'w:AccessDenied', 'Access is denied.', '5', messageId)];
+    const kb = maxEnvelopeBytes / 1024;
+    return [
+      200,
+      respond(
+        `${NS.x}/GetResponse`,
+        messageId,
+        `<cfg:Config xmlns:cfg="${NS.cfg}"><cfg:MaxEnvelopeSizekb>${kb}</cfg:MaxEnvelopeSizekb><cfg:MaxTimeoutms>60000</cfg:MaxTimeoutms><cfg:MaxBatchItems>32000</cfg:MaxBatchItems><cfg:MaxProviderRequests>4294967295</cfg:MaxProviderRequests><cfg:Winrs><cfg:AllowRemoteShellAccess>true</cfg:AllowRemoteShellAccess><cfg:MaxShellsPerUser>30</cfg:MaxShellsPerUser><cfg:MaxProcessesPerShell>25</cfg:MaxProcessesPerShell><cfg:MaxMemoryPerShellMB>1024</cfg:MaxMemoryPerShellMB></cfg:Winrs></cfg:Config>`,
+      ),
+    ];
+  }
+
   async function handle(xml: string): Promise<[number, string]> {
-    const env = (parser.parse(xml) as { Envelope?: Record<string, unknown> }).Envelope ?? {};
+    // Send's stdin content can be half a megabyte of base64: cut it out before the XML parser sees it.
+    const { xml: slim, streams: streamTexts } = takeStreams(xml);
+    const env = (parser.parse(slim) as { Envelope?: Record<string, unknown> }).Envelope ?? {};
     const header = (env.Header ?? {}) as Record<string, unknown>;
     const body = (env.Body ?? {}) as Record<string, unknown>;
     const action = text(header.Action);
@@ -180,6 +234,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     >[];
     const shellId = text(selectors.find((s) => s['@Name'] === 'ShellId'));
     const resource = text(header.ResourceURI);
+    if (resource === NS.cfg && action === `${NS.x}/Get`) return readConfig(messageId);
     if (resource && !resource.endsWith('/windows/shell/cmd'))
       return [
         500,
@@ -197,6 +252,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     ];
     switch (action) {
       case `${NS.x}/Create`: {
+        await delay(costs.createShellMs);
         const id = randomUUID().toUpperCase();
         shells.set(id, new Map());
         return ok(
@@ -218,7 +274,11 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         commands.push(commandLine);
         const id = randomUUID().toUpperCase();
         const child = startCommand(commandLine, behaviour);
-        const command: Command = { child, out: [], waiters: [] };
+        // A writer that died: its next Send gets a fault, as on Windows, rather than crashing the fake.
+        child.stdin?.on('error', () => undefined);
+        const starting =
+          costs.cmdStartMs + (/^\s*powershell(\.exe)?\s/i.test(commandLine) ? costs.powershellStartMs : 0);
+        const command: Command = { child, out: [], waiters: [], readyAt: Date.now() + starting };
         const wake = (): void => command.waiters.splice(0).forEach((w) => w());
         child.stdout?.on('data', (data: Buffer) => (command.out.push({ stream: 'stdout', data }), wake()));
         child.stderr?.on('data', (data: Buffer) => (command.out.push({ stream: 'stderr', data }), wake()));
@@ -240,13 +300,18 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         const commandId = text(desired?.['@CommandId']);
         const command = shells.get(shellId)?.get(commandId);
         if (!command) return [500, invalidShell(shellId, messageId)];
-        if (command.out.length === 0 && command.exitCode === undefined) {
-          const wait = Math.min(receiveCapMs, parseDuration(text(header.OperationTimeout)) ?? receiveCapMs);
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, wait);
-            command.waiters.push(() => (clearTimeout(timer), resolve()));
-          });
-          if (command.out.length === 0 && command.exitCode === undefined)
+        const wait = Math.min(receiveCapMs, parseDuration(text(header.OperationTimeout)) ?? receiveCapMs);
+        const deadline = Date.now() + wait;
+        // A process still starting has nothing to say yet, whatever the fake's stand-in printed already.
+        if (command.readyAt > Date.now()) await delay(Math.min(command.readyAt, deadline) - Date.now());
+        const ready = Date.now() >= command.readyAt;
+        if (!ready || (command.out.length === 0 && command.exitCode === undefined)) {
+          if (ready)
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+              command.waiters.push(() => (clearTimeout(timer), resolve()));
+            });
+          if (!ready || (command.out.length === 0 && command.exitCode === undefined))
             return [
               500,
               fault(
@@ -272,6 +337,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
           );
         }
         const done = command.exitCode !== undefined && command.out.length === 0;
+        if (done) command.child.emit(EXIT_REPORTED);
         const state = done
           ? `<rsp:Stream Name="stdout" CommandId="${commandId}" End="true"></rsp:Stream><rsp:Stream Name="stderr" CommandId="${commandId}" End="true"></rsp:Stream><rsp:CommandState CommandId="${commandId}" State="${NS.rsp}/CommandState/Done"><rsp:ExitCode>${(command.exitCode ?? 0) >>> 0}</rsp:ExitCode></rsp:CommandState>`
           : `<rsp:CommandState CommandId="${commandId}" State="${NS.rsp}/CommandState/Running"></rsp:CommandState>`;
@@ -279,6 +345,34 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
           `${SHELL_ACTION}/ReceiveResponse`,
           `<rsp:ReceiveResponse>${streams.join('')}${state}</rsp:ReceiveResponse>`,
         );
+      }
+      case `${SHELL_ACTION}/Send`: {
+        const shell = shells.get(shellId);
+        if (!shell) return [500, invalidShell(shellId, messageId)];
+        const sent = ((body.Send as Record<string, unknown> | undefined)?.Stream ?? []) as Record<
+          string,
+          unknown
+        >[];
+        for (const [index, stream] of sent.entries()) {
+          const command = shell.get(text(stream['@CommandId']));
+          if (!command) return [500, invalidShell(shellId, messageId)];
+          // Windows holds the Send while the process starts and its stdin pipe is full: flow control.
+          if (command.readyAt > Date.now()) await delay(command.readyAt - Date.now());
+          const stdin = command.child.stdin;
+          const data = Buffer.from(streamTexts[index] ?? '', 'base64');
+          if (
+            command.exitCode !== undefined ||
+            !stdin ||
+            stdin.destroyed ||
+            (data.length > 0 && !(await write(stdin, data)))
+          )
+            return [
+              500,
+              fault('s:Receiver', 'w:InternalError', 'The pipe has been ended.', '2147942509', messageId),
+            ];
+          if (text(stream['@End']) === 'true') stdin.end();
+        }
+        return ok(`${SHELL_ACTION}/SendResponse`, '<rsp:SendResponse/>');
       }
       case `${SHELL_ACTION}/Signal`: {
         const signalled = (body.Signal as Record<string, unknown> | undefined)?.['@CommandId'];
@@ -320,6 +414,8 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     commands,
     machineState: () => readMachineState(behaviour.sandbox),
     openShells: () => shells.size,
+    openCommands: () => [...shells.values()].reduce((sum, shell) => sum + shell.size, 0),
+    envelopeFaults: () => envelopeFaults,
     reboot: (ms) => {
       refuseUntil = Date.now() + ms;
       for (const socket of sockets) socket.destroy();
@@ -344,6 +440,17 @@ function fault(code: string, subcode: string, reason: string, wsmanCode: string,
   return `<?xml version="1.0" encoding="UTF-8"?><s:Envelope xml:lang="en-US" xmlns:s="${NS.s}" xmlns:a="${NS.a}" xmlns:w="${NS.w}" xmlns:f="${NS.f}"><s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action><a:MessageID>uuid:${randomUUID().toUpperCase()}</a:MessageID><a:RelatesTo>${relatesTo}</a:RelatesTo></s:Header><s:Body><s:Fault><s:Code><s:Value>${code}</s:Value><s:Subcode><s:Value>${subcode}</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">${reason}</s:Text></s:Reason><s:Detail><f:WSManFault Code="${wsmanCode}" Machine="fake-windows-vm"><f:Message>${reason}</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>`;
 }
 
+/** Windows' answer to a request over MaxEnvelopeSizekb: HTTP 413, carrying the fault its client reports. */
+function envelopeTooLarge(bytes: number, limit: number): string {
+  return fault(
+    's:Sender',
+    'w:EncodingLimit',
+    `The WinRM client sent a request to the remote WS-Management service and was notified that the request size exceeded the configured MaxEnvelopeSize quota. (${bytes} bytes, MaxEnvelopeSizekb ${limit / 1024})`,
+    '2150859025',
+    '',
+  );
+}
+
 function invalidShell(shellId: string, relatesTo: string): string {
   return fault(
     's:Sender',
@@ -352,6 +459,25 @@ function invalidShell(shellId: string, relatesTo: string): string {
     '2150858843',
     relatesTo,
   );
+}
+
+const delay = (ms: number): Promise<void> =>
+  ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+
+/** Onto a process's stdin, resolved once the pipe took it (false if the process is gone). */
+function write(stdin: NodeJS.WritableStream, data: Buffer): Promise<boolean> {
+  return new Promise((resolve) => stdin.write(data, (error) => resolve(!error)));
+}
+
+/** The text of every rsp:Stream element, in order, and the envelope with those texts taken out. */
+function takeStreams(xml: string): { xml: string; streams: string[] } {
+  const streams: string[] = [];
+  if (!xml.includes('Stream')) return { xml, streams };
+  const slim = xml.replace(
+    /(<(?:[\w.-]+:)?Stream\b[^>]*>)([^<]*)(<\/(?:[\w.-]+:)?Stream>)/g,
+    (_, open: string, content: string, close: string) => (streams.push(content), `${open}${close}`),
+  );
+  return { xml: slim, streams };
 }
 
 function text(value: unknown): string {
