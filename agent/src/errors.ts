@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   storeUnavailable: { exit: EXIT_CODES.environment },
   /** `isobuild logs`: no such run in the store. */
   runNotFound: { exit: EXIT_CODES.invalidInput },
+  /** `isobuild diff`: a run's SBOM or provenance record is not a document isobuild can read. */
+  recordInvalid: { exit: EXIT_CODES.invalidInput },
   /** `isobuild logs`: the stored log is not the whole log (the build could not store all of it). */
   logIncomplete: { exit: EXIT_CODES.environment },
   cancelled: { exit: EXIT_CODES.interrupted },

@@ -1,5 +1,10 @@
-/** URLs may carry SAS tokens in their query string: everything isobuild prints shows them without it. */
-export function hideQuery(url: string): string {
+/**
+ * URLs may carry secrets: SAS tokens in the query string, a user and password before the host
+ * (`https://user:token@mirror/…`). Everything isobuild prints or records shows them without either.
+ */
+export function hideUrlSecrets(url: string): string {
   const q = url.indexOf('?');
-  return q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
+  const withoutQuery = q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
+  // scheme://userinfo@host: userinfo ends at the first @ before the path.
+  return withoutQuery.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1<credentials hidden>@');
 }

@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openBlobStore } from '../../agent/src/logstore/blob-store.js';
 import { readCycloneDxInventory, validateCycloneDx } from '../../agent/src/sbom/cyclonedx.js';
+import { Secret } from '../../agent/src/secret.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { startAzurite, type AzuriteInstance } from '../helpers/azurite.js';
 import { CLI, finished, writeTemplate, type BuildRun } from '../helpers/build-cli.js';
@@ -360,10 +362,32 @@ describe('SBOM and provenance of a Linux build', () => {
     const provenance = await cli('logs', 'sbom-store', '--provenance', ...store);
     expect(provenance.code, provenance.stderr).toBe(0);
     expect(provenance.stdout).toBe(await readFile(join(run.runDir, 'provenance.json'), 'utf8'));
+    const logs = await cli('logs', 'sbom-store', ...store);
+    expect(logs.stderr).toMatch(
+      /^SBOM: \d+ packages, no changes since the source image; print it with: isobuild logs sbom-store --sbom$/m,
+    );
     const sbom = await cli('logs', 'sbom-store', '--sbom', ...store);
     expect(sbom.code, sbom.stderr).toBe(0);
     await validateCycloneDx(sbom.stdout);
     expect(run.status.logStore).toMatchObject({ state: 'stored' });
+
+    // The stored bundle is the one the provenance record names, with the SBOM inside.
+    const blobs = await openBlobStore({
+      kind: 'connection-string',
+      connectionString: new Secret(azurite.connectionString),
+    });
+    const storedBundle = await blobs.container
+      .getBlobClient('sbom-store/build-bundle.tar.gz')
+      .downloadToBuffer();
+    const subjects = (
+      JSON.parse(provenance.stdout) as { subject: { name: string; digest: { sha256: string } }[] }
+    ).subject;
+    expect(subjects[0]).toEqual({ name: 'build-bundle.tar.gz', digest: { sha256: sha(storedBundle) } });
+    expect(run.status.logStore?.sbom).toMatch(/\/sbom-store\/sbom\.cdx\.json$/);
+    expect(run.status.logStore?.provenance).toMatch(/\/sbom-store\/provenance\.json$/);
+    const both = await cli('logs', 'sbom-store', '--sbom', '--provenance', ...store);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--sbom and --provenance cannot be combined/);
 
     const records = [provenance.stdout, sbom.stdout, JSON.stringify(run.status)];
     const forms = [SECRET, encodeURIComponent(SECRET), Buffer.from(SECRET).toString('base64')];

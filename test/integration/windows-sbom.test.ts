@@ -14,7 +14,12 @@ import { readCycloneDxInventory, validateCycloneDx } from '../../agent/src/sbom/
 import { CLI } from '../helpers/build-cli.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
 import { processResult } from '../helpers/run-process.js';
-import { imageTemplate, WINDOWS_BUILD_SOURCE } from '../helpers/template-builders.js';
+import {
+  deployment,
+  imageTemplate,
+  WINDOWS_BUILD_SOURCE,
+  type JsonMap,
+} from '../helpers/template-builders.js';
 
 const UNINSTALL = 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall';
 const UNINSTALL_32 = 'HKLM:\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall';
@@ -30,9 +35,9 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function build(runId: string, customize: object[]) {
+async function build(runId: string, customize: object[], args: string[] = [], wrap = (t: object) => t) {
   const template = join(work, `${runId}.json`);
-  await writeFile(template, JSON.stringify(imageTemplate({ customize }, WINDOWS_BUILD_SOURCE)));
+  await writeFile(template, JSON.stringify(wrap(imageTemplate({ customize }, WINDOWS_BUILD_SOURCE))));
   const child = spawn(
     process.execPath,
     [
@@ -41,6 +46,7 @@ async function build(runId: string, customize: object[]) {
       template,
       ...['--host', vm.host, '--port', String(vm.port), '--user', vm.user],
       ...['--work-dir', work, '--run-id', runId, '--skip-deprovision', '--local-logs-only'],
+      ...args,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ISOBUILD_WINRM_PASSWORD: vm.password } },
   );
@@ -108,5 +114,54 @@ describe('SBOM of a Windows build', () => {
       (key) => typeof (key as { DisplayName?: unknown }).DisplayName === 'string',
     );
     expect(packages).toBe(named.length + state.hotfixes.length);
+  });
+
+  it('masks a secret that reaches the inventory (a program named after a securestring) in every record', async () => {
+    const secret = 'Pr0gram/Secret+Name=';
+    const key = `${UNINSTALL}\\SecretTool`;
+    const run = await build(
+      'win-sbom-secret',
+      [
+        {
+          type: 'PowerShell',
+          name: 'install a tool named after the secret',
+          inline: [
+            `New-Item -Path '${key}' -Force | Out-Null`,
+            `[concat('New-ItemProperty -Path ''${key}'' -Name DisplayName -Value ''Tool ', parameters('token'), ''' -PropertyType String | Out-Null')]`,
+            `New-ItemProperty -Path '${key}' -Name DisplayVersion -Value '1.0' -PropertyType String | Out-Null`,
+          ],
+        },
+      ],
+      ['--param', `token=${secret}`],
+      (resource) => deployment([resource as JsonMap], { parameters: { token: { type: 'securestring' } } }),
+    );
+    expect(run.code, run.stderr).toBe(0);
+    // The VM really has the secret in a program's name: the masks below are not vacuous.
+    const names = Object.values(vm.machineState().uninstall.x64).map(
+      (k) => (k as { DisplayName?: string }).DisplayName,
+    );
+    expect(names).toContain(`Tool ${secret}`);
+    expect(run.status.sbom.changes).toMatchObject({ added: 1 });
+    const dir = join(work, 'win-sbom-secret');
+    const sbom = await readFile(join(dir, 'sbom.cdx.json'), 'utf8');
+    await validateCycloneDx(sbom); // masking leaves a valid document
+    expect(readCycloneDxInventory(sbom).packages.some((p) => p.name === 'Tool ***')).toBe(true);
+    const texts = {
+      sbom,
+      provenance: await readFile(join(dir, 'provenance.json'), 'utf8'),
+      status: await readFile(join(dir, 'status.json'), 'utf8'),
+      baseline: await readFile(join(dir, 'inventory-before.json'), 'utf8'),
+      log: await readFile(join(dir, 'customization.log'), 'utf8'),
+      stderr: run.stderr,
+    };
+    const forms = [
+      secret,
+      JSON.stringify(secret).slice(1, -1),
+      encodeURIComponent(secret),
+      Buffer.from(secret).toString('base64'),
+      Buffer.from(secret, 'utf16le').toString('base64'),
+    ];
+    for (const [where, text] of Object.entries(texts))
+      for (const form of forms) expect(text.includes(form), `${where} has ${form}`).toBe(false);
   });
 });

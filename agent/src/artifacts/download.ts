@@ -12,7 +12,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import { AttemptWatchdog } from './attempt-watchdog.js';
 import { DownloadError, HINTS, formatDuration, networkError, statusError } from './download-error.js';
 import { getFollowingRedirects } from './http-get.js';
@@ -148,7 +148,7 @@ async function attemptOnce(
     parsed = new URL(url);
   } catch {
     throw new DownloadError(
-      `${JSON.stringify(hideQuery(url))} is not a valid URL (check --rewrite-uri targets)`,
+      `${JSON.stringify(hideUrlSecrets(url))} is not a valid URL (check --rewrite-uri targets)`,
       false,
     );
   }

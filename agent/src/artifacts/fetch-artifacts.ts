@@ -6,7 +6,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError, type Problem } from '../errors.js';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import { maskSecrets } from '../mask-secrets.js';
 import type { ImageTemplate, Step } from '../template/model.js';
 import { DownloadError, downloadArtifact, type DownloadLimits, type TokenProvider } from './download.js';
@@ -150,7 +150,7 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
   const target = rewriteUri(job.uri, options.rewrites ?? []);
   const final = join(options.directory, job.file);
   const partial = `${final}.partial`;
-  options.onProgress?.(`fetching ${hideQuery(target)} for ${label(job.step)}`);
+  options.onProgress?.(`fetching ${hideUrlSecrets(target)} for ${label(job.step)}`);
   const result = await downloadArtifact(target, partial, {
     limits: options.limits,
     signal: options.signal,
@@ -168,7 +168,7 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
         {
           severity: 'error',
           path: `${job.step.path}.sha256Checksum`,
-          message: `${label(job.step)}: the file at ${hideQuery(target)} has sha256 ${result.sha256}, but the template expects ${expected}. The artifact changed or the checksum is wrong; it was not used.`,
+          message: `${label(job.step)}: the file at ${hideUrlSecrets(target)} has sha256 ${result.sha256}, but the template expects ${expected}. The artifact changed or the checksum is wrong; it was not used.`,
         },
       ],
     });
@@ -177,8 +177,8 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
   return {
     stepPath: job.step.path,
     stepName: job.step.name,
-    uri: hideQuery(job.uri),
-    fetchedFrom: hideQuery(target),
+    uri: hideUrlSecrets(job.uri),
+    fetchedFrom: hideUrlSecrets(target),
     file: job.file,
     sha256: result.sha256,
     bytes: result.bytes,
@@ -188,12 +188,12 @@ async function fetchOne(job: Job, options: FetchArtifactsOptions): Promise<Artif
 
 function downloadProblem(job: Job, error: DownloadError, rewrites: readonly UriRewrite[]): Problem {
   const target = rewriteUri(job.uri, rewrites);
-  const via = target !== job.uri ? ` (rewritten to ${hideQuery(target)})` : '';
+  const via = target !== job.uri ? ` (rewritten to ${hideUrlSecrets(target)})` : '';
   return {
     severity: 'error',
     path: `${job.step.path}.${job.field}`,
     // The download's message already says what happened, how many attempts over how long, and what to do.
-    message: `${label(job.step)}: cannot fetch ${hideQuery(job.uri)}${via}: ${error.message.replace(/[^.]$/, '$&.')}`,
+    message: `${label(job.step)}: cannot fetch ${hideUrlSecrets(job.uri)}${via}: ${error.message.replace(/[^.]$/, '$&.')}`,
   };
 }
 

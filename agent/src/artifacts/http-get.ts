@@ -5,7 +5,7 @@
  */
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import type { AttemptWatchdog } from './attempt-watchdog.js';
 import { DownloadError, HINTS } from './download-error.js';
 
@@ -28,12 +28,12 @@ export async function getFollowingRedirects(
     if (!REDIRECT_STATUSES.has(response.statusCode ?? 0) || location === undefined) return response;
     response.destroy();
     const next = redirectTarget(url, location);
-    const chain = [...visited, next].map((hop) => hideQuery(hop)).join(' → ');
+    const chain = [...visited, next].map((hop) => hideUrlSecrets(hop)).join(' → ');
     if (visited.includes(next))
       throw new DownloadError(`the server redirects in a loop: ${chain}`, false, HINTS.redirect);
     if (visited.length > MAX_REDIRECTS)
       throw new DownloadError(
-        `the server redirected more than ${MAX_REDIRECTS} times (${hideQuery(visited[0]!)} → … → ${hideQuery(next)})`,
+        `the server redirected more than ${MAX_REDIRECTS} times (${hideUrlSecrets(visited[0]!)} → … → ${hideUrlSecrets(next)})`,
         false,
         HINTS.redirect,
       );
@@ -49,20 +49,20 @@ function redirectTarget(from: URL, location: string): string {
     next = new URL(location, from);
   } catch {
     throw new DownloadError(
-      `${hideQuery(from.href)} redirected to ${JSON.stringify(hideQuery(location))}, which is not a valid URL`,
+      `${hideUrlSecrets(from.href)} redirected to ${JSON.stringify(hideUrlSecrets(location))}, which is not a valid URL`,
       false,
       HINTS.redirect,
     );
   }
   if (next.protocol !== 'http:' && next.protocol !== 'https:')
     throw new DownloadError(
-      `${hideQuery(from.href)} redirected to a ${next.protocol} URL (${hideQuery(next.href)}), which isobuild never follows`,
+      `${hideUrlSecrets(from.href)} redirected to a ${next.protocol} URL (${hideUrlSecrets(next.href)}), which isobuild never follows`,
       false,
       'Point the template at an https URL.',
     );
   if (from.protocol === 'https:' && next.protocol === 'http:')
     throw new DownloadError(
-      `${hideQuery(from.href)} redirected from https down to ${hideQuery(next.href)}, which isobuild never follows`,
+      `${hideUrlSecrets(from.href)} redirected from https down to ${hideUrlSecrets(next.href)}, which isobuild never follows`,
       false,
       'Point the template at an https URL, or at the http:// URL itself if plain http is acceptable.',
     );

@@ -8,7 +8,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import type { Secret } from '../secret.js';
 import { processEnvironment } from '../settings/process-environment.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, requestDeadlines, type RequestDeadlines } from './request-deadline.js';
@@ -86,7 +86,7 @@ export async function openBlobStore(
       break;
     }
   }
-  const displayUrl = hideQuery(container.url).replace(/\?<query hidden>$/, '');
+  const displayUrl = hideUrlSecrets(container.url).replace(/\?<query hidden>$/, '');
   return {
     container,
     displayUrl,

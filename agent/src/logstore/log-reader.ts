@@ -29,6 +29,22 @@ export interface StoredStatus {
   readonly logs?: { readonly customization?: string; readonly validation?: string };
   /** A resumed run: the run it continues and the step (1-based) it started from. */
   readonly resumedFrom?: { readonly runId: string; readonly fromStep: number; readonly step: string };
+  /** The SBOM's state and summary (as run/run-status.ts's SbomStatus has them). */
+  readonly sbom?: {
+    readonly state?: string;
+    readonly detail?: string;
+    readonly packages?: number;
+    readonly changes?: {
+      readonly added: number;
+      readonly removed: number;
+      readonly upgraded: number;
+      readonly downgraded: number;
+    };
+    readonly baseline?: {
+      readonly source: 'collected' | 'earlier run' | 'unavailable';
+      readonly detail?: string;
+    };
+  };
   readonly logStore?: {
     readonly state?: string;
     readonly detail?: string;

@@ -81,6 +81,8 @@ export class RunUploads {
   private readonly drainStop = new AbortController();
   /** The newest upload of each whole file; it settles after every older one of the same blob. */
   private readonly fileUploads = new Map<RecordBlob, Promise<string | undefined>>();
+  /** Cancels the newest upload of each whole file when a newer one is queued. */
+  private readonly fileUploadStops = new Map<RecordBlob, AbortController>();
   private summary: Promise<UploadSummary> | undefined;
 
   constructor(private readonly options: RunUploadsOptions) {
@@ -116,12 +118,16 @@ export class RunUploads {
 
   /**
    * Uploads a whole file (the bundle, a record) in the background; close() waits for it. A newer upload of
-   * the same blob starts after the older one has settled, so the newest file is what storage keeps.
+   * the same blob cancels the older one and starts once it has settled, so the newest file is what storage
+   * keeps and a large bundle is not sent twice.
    */
   uploadFile(kind: RecordBlob, path: string): void {
     const { store, runId } = this.options;
     const name = LOG_BLOBS[kind];
     const blob = store.container.getBlockBlobClient(`${runId}/${name}`);
+    this.fileUploadStops.get(kind)?.abort();
+    const stop = new AbortController();
+    this.fileUploadStops.set(kind, stop);
     const previous = this.fileUploads.get(kind) ?? Promise.resolve(undefined);
     const upload = previous.then(() =>
       readFile(path)
@@ -132,7 +138,7 @@ export class RunUploads {
                 blobHTTPHeaders: { blobContentType: CONTENT_TYPES[kind] },
                 abortSignal,
               }),
-            { signal: this.drainStop.signal, bytes: data.length },
+            { signal: AbortSignal.any([this.drainStop.signal, stop.signal]), bytes: data.length },
           ),
         )
         .then(

@@ -139,7 +139,12 @@ export interface ProvenanceFacts {
   readonly template?: { readonly path?: string; readonly sha256?: string };
   /** By step name: what was fetched and its sha256. */
   readonly artifacts: readonly { readonly step: string; readonly uri: string; readonly sha256: string }[];
-  readonly steps: readonly { readonly name: string; readonly digest?: string; readonly outcome?: string }[];
+  readonly steps: readonly {
+    readonly name: string;
+    readonly kind?: string;
+    readonly digest?: string;
+    readonly outcome?: string;
+  }[];
 }
 
 /** Reads back a record this module wrote; throws when the text is not one. */
@@ -154,7 +159,11 @@ export function readProvenance(text: string): ProvenanceFacts {
       };
       runDetails?: {
         builder?: { version?: { isobuild?: string; packer?: string } };
-        byproducts?: { name?: string; digest?: { sha256?: string }; annotations?: { outcome?: string } }[];
+        byproducts?: {
+          name?: string;
+          digest?: { sha256?: string };
+          annotations?: { outcome?: string; kind?: string };
+        }[];
       };
     };
   };
@@ -183,6 +192,7 @@ export function readProvenance(text: string): ProvenanceFacts {
         name: b.name ?? '',
         ...(b.digest?.sha256 ? { digest: b.digest.sha256 } : {}),
         ...(b.annotations?.outcome ? { outcome: b.annotations.outcome } : {}),
+        ...(b.annotations?.kind ? { kind: b.annotations.kind } : {}),
       })),
   };
 }

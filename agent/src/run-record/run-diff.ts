@@ -65,7 +65,15 @@ export async function diffRuns(a: RunRecord, b: RunRecord): Promise<RunDiff> {
   };
 }
 
+/** A record that exists but cannot be read stops the comparison: the store (or disk) is the problem. */
+function checkReadable(record: RunRecord, name: 'sbom' | 'provenance'): void {
+  const problem = record.unreadable[name];
+  if (problem)
+    throw new IsobuildError('storeUnavailable', `${problem}; the runs cannot be compared without it.`);
+}
+
 async function inventoryOf(record: RunRecord, notes: string[]) {
+  checkReadable(record, 'sbom');
   const file = record.files.sbom;
   if (!file) {
     notes.push(
@@ -78,13 +86,14 @@ async function inventoryOf(record: RunRecord, notes: string[]) {
     return readCycloneDxInventory(file.text);
   } catch (error) {
     throw new IsobuildError(
-      'runNotFound',
+      'recordInvalid',
       `${file.source} is not a valid CycloneDX SBOM (${(error as Error).message}); it cannot be compared.`,
     );
   }
 }
 
 function provenanceOf(record: RunRecord, notes: string[]): ProvenanceFacts | undefined {
+  checkReadable(record, 'provenance');
   const file = record.files.provenance;
   if (!file) {
     notes.push(`run ${record.status.runId} has no provenance record`);
@@ -94,7 +103,7 @@ function provenanceOf(record: RunRecord, notes: string[]): ProvenanceFacts | und
     return readProvenance(file.text);
   } catch (error) {
     throw new IsobuildError(
-      'runNotFound',
+      'recordInvalid',
       `${file.source} is not a provenance record isobuild wrote (${(error as Error).message}); it cannot be compared.`,
     );
   }
@@ -104,11 +113,13 @@ function compareProvenance(
   a: ProvenanceFacts,
   b: ProvenanceFacts,
 ): Omit<RunDiff, 'runs' | 'notes' | 'equal' | 'packages'> {
-  // Steps are matched by what they are (type and name), not by position: an inserted step moves the rest.
-  const stepKey = (name: string): string => name.replace(/^step \d+: /, '');
+  // Steps are matched by what they are (kind, type and name), not by position: an inserted step moves the
+  // rest, and a validator may share a customizer's type and name.
+  const stepKey = (step: ProvenanceFacts['steps'][number]): string =>
+    `${step.kind === 'customizer' || !step.kind ? '' : `${step.kind} `}${step.name.replace(/^step \d+: /, '')}`;
   const steps = compareNamed(
-    new Map(a.steps.map((s) => [stepKey(s.name), s.digest ?? ''])),
-    new Map(b.steps.map((s) => [stepKey(s.name), s.digest ?? ''])),
+    new Map(a.steps.map((s) => [stepKey(s), s.digest ?? ''])),
+    new Map(b.steps.map((s) => [stepKey(s), s.digest ?? ''])),
   );
   const artifact = (x: { uri: string; sha256: string }): string => `${x.uri} sha256:${x.sha256}`;
   const artifacts = compareNamed(

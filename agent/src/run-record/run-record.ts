@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IsobuildError } from '../errors.js';
 import { openConfiguredLogStore } from '../logstore/open-log-store.js';
+import { describeStorageError } from '../logstore/append-uploader.js';
 import { readStoredFile, readStoredStatus } from '../logstore/log-reader.js';
 import { LOG_BLOBS } from '../logstore/run-uploads.js';
 import type { RunStatus } from '../run/run-status.js';
@@ -24,7 +25,12 @@ export interface RunRecord {
   readonly source: string;
   /** The records asked for that the run has, each with where it was read. */
   readonly files: Partial<Record<RunFile, { readonly text: string; readonly source: string }>>;
+  /** Records that exist but could not be read, and why: they are optional, so reading them never fails. */
+  readonly unreadable: Partial<Record<RunFile, string>>;
 }
+
+type Files = { -readonly [F in RunFile]?: { text: string; source: string } };
+type Unreadable = { -readonly [F in RunFile]?: string };
 
 /**
  * @throws IsobuildError 'runNotFound' (exit 2) naming where it looked; 'usage' for a malformed run id;
@@ -44,7 +50,7 @@ export async function readRunRecord(
   const runDir = join(store.workDir, runId);
   const file = join(runDir, LOG_BLOBS.status);
   const local = await readLocalStatus(file);
-  if (local) return { status: local, source: file, files: await readLocalFiles(runDir, files) };
+  if (local) return { status: local, source: file, ...(await readLocalFiles(runDir, files)) };
   if (store.store) {
     const stored = await readFromStore(runId, store, files, signal);
     if (stored) return stored;
@@ -66,18 +72,22 @@ async function readLocalStatus(file: string): Promise<RunStatus | undefined> {
   return parseStatus(text, file);
 }
 
-async function readLocalFiles(runDir: string, wanted: readonly RunFile[]): Promise<RunRecord['files']> {
-  const files: { -readonly [F in RunFile]?: { text: string; source: string } } = {};
+async function readLocalFiles(
+  runDir: string,
+  wanted: readonly RunFile[],
+): Promise<Pick<RunRecord, 'files' | 'unreadable'>> {
+  const files: Files = {};
+  const unreadable: Unreadable = {};
   for (const name of wanted) {
     const source = join(runDir, LOG_BLOBS[name]);
     try {
       files[name] = { text: await readFile(source, 'utf8'), source };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
-        throw new IsobuildError('runNotFound', `cannot read ${source}: ${(error as Error).message}.`);
+        unreadable[name] = `cannot read ${source}: ${(error as Error).message}`;
     }
   }
-  return files;
+  return { files, unreadable };
 }
 
 async function readFromStore(
@@ -95,20 +105,29 @@ async function readFromStore(
       `the log store could not be opened to find run ${runId}: ${(error as Error).message}`,
     );
   }
+  const where = opened.store.displayUrl;
   try {
-    const status = await readStoredStatus(opened.store, runId, signal);
+    const status = await readStoredStatus(opened.store, runId, signal).catch((error: unknown) => {
+      throw new IsobuildError(
+        'storeUnavailable',
+        `cannot read run ${runId}'s status.json from ${where}: ${describeStorageError(error)}. Check the store settings and that it is reachable.`,
+      );
+    });
     if (!status) return undefined;
-    const source = `${opened.store.displayUrl}/${runId}/status.json`;
-    const files: { -readonly [F in RunFile]?: { text: string; source: string } } = {};
+    const source = `${where}/${runId}/status.json`;
+    const files: Files = {};
+    const unreadable: Unreadable = {};
     for (const name of wanted) {
-      const data = await readStoredFile(opened.store, runId, LOG_BLOBS[name], signal);
-      if (data)
-        files[name] = {
-          text: data.toString('utf8'),
-          source: `${opened.store.displayUrl}/${runId}/${LOG_BLOBS[name]}`,
-        };
+      const blob = `${where}/${runId}/${LOG_BLOBS[name]}`;
+      try {
+        const data = await readStoredFile(opened.store, runId, LOG_BLOBS[name], signal);
+        if (data) files[name] = { text: data.toString('utf8'), source: blob };
+      } catch (error) {
+        signal?.throwIfAborted();
+        unreadable[name] = `cannot read ${blob}: ${describeStorageError(error)}`;
+      }
     }
-    return { status: parseStatus(JSON.stringify(status), source), source, files };
+    return { status: parseStatus(JSON.stringify(status), source), source, files, unreadable };
   } finally {
     await opened.close();
   }

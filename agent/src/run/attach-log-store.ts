@@ -8,7 +8,8 @@
  * live one. At the end it first says `uploading` with each log's final size; only after the drain does
  * the final status say `stored` (every byte confirmed) or `incomplete` (what is missing).
  */
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { OpenedLogStore } from '../logstore/open-log-store.js';
 import { packBundle, writeEffectiveConfig } from '../logstore/bundle.js';
@@ -46,9 +47,15 @@ export interface AttachedLogStore {
   /**
    * Packs the build bundle (the Packer files, plus `extra` files of the run directory such as the SBOM) and
    * uploads it in the background. Resolves with the bundle's path, or undefined when it could not be packed
-   * (said as a warning). A later bundle replaces an earlier one, locally and in the store.
+   * (said as a warning). A later bundle replaces an earlier one, locally and in the store; one that takes over
+   * `budgetMs` to pack is given up, and the earlier one stays.
    */
-  bundle(runDir: string, config: BuildConfig, extra?: readonly string[]): Promise<string | undefined>;
+  bundle(
+    runDir: string,
+    config: BuildConfig,
+    extra?: readonly string[],
+    budgetMs?: number,
+  ): Promise<string | undefined>;
   /** The newest bundle's path once it is packed (undefined when none was). */
   currentBundle(): Promise<string | undefined>;
   /** Uploads one of the run's records (in the background, or once the store is open). */
@@ -67,6 +74,9 @@ class RunLogStore implements AttachedLogStore {
   /** Files to upload once the store is open (the newest of each kind). */
   private readonly pendingFiles = new Map<RecordBlob, string>();
   private bundleWork: Promise<string | undefined> = Promise.resolve(undefined);
+  private packings = 0;
+  /** The records' blob URLs, once the store is open. */
+  private recordUrls: Record<Exclude<RecordBlob, 'bundle'>, string> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   /** Until announce(), the store's opening lines wait for their place in the output. */
   private held: string[] | undefined = [];
@@ -98,21 +108,52 @@ class RunLogStore implements AttachedLogStore {
     for (const line of lines) this.options.report(line);
   }
 
-  bundle(runDir: string, config: BuildConfig, extra: readonly string[] = []): Promise<string | undefined> {
+  bundle(
+    runDir: string,
+    config: BuildConfig,
+    extra: readonly string[] = [],
+    budgetMs?: number,
+  ): Promise<string | undefined> {
     const file = join(runDir, LOG_BLOBS.bundle);
-    const pack = async (): Promise<string> => {
-      await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
-      // Packed aside and renamed: an upload still reading the older bundle keeps reading whole bytes.
-      await packBundle(`${file}.tmp`, runDir, ['packer', ...extra]);
-      await rename(`${file}.tmp`, file);
+    const temp = `${file}.${++this.packings}.tmp`;
+    const previous = this.bundleWork;
+    let outcome: 'packing' | 'kept' | 'abandoned' = 'packing';
+    const pack = async (): Promise<string | undefined> => {
+      const before = await previous; // one packing at a time, in order
+      try {
+        await writeEffectiveConfig(join(runDir, 'packer', 'effective-config.json'), config);
+        await packBundle(temp, runDir, ['packer', ...extra]);
+      } catch (error) {
+        this.note(`warning: the build bundle could not be packed: ${(error as Error).message}`);
+        await rm(temp, { force: true });
+        return before;
+      }
+      // Decided once: either this bundle replaces the older one, or the budget ran out and it never will.
+      if (outcome === 'abandoned') {
+        await rm(temp, { force: true });
+        return before;
+      }
+      outcome = 'kept';
+      // Renamed into place: an upload still reading the older bundle keeps reading whole bytes.
+      await rename(temp, file);
       this.upload('bundle', file);
       return file;
     };
-    // One packing at a time, in order: the newest bundle is the last one packed.
-    this.bundleWork = this.bundleWork.then(pack).catch((error: unknown) => {
-      this.note(`warning: the build bundle could not be packed: ${(error as Error).message}`);
-      return undefined;
-    });
+    const packed = pack();
+    this.bundleWork =
+      budgetMs === undefined
+        ? packed
+        : Promise.race([
+            packed,
+            sleep(budgetMs, undefined, { ref: false }).then(() => {
+              if (outcome !== 'packing') return packed;
+              outcome = 'abandoned';
+              this.note(
+                `warning: packing the build bundle once more took over ${budgetMs / 1000} s; the stored bundle is the one packed before the build, without the SBOM (the SBOM is stored on its own)`,
+              );
+              return previous;
+            }),
+          ]);
     return this.bundleWork;
   }
 
@@ -125,8 +166,14 @@ class RunLogStore implements AttachedLogStore {
   }
 
   private upload(kind: RecordBlob, file: string): void {
-    if (this.uploads) this.uploads.uploadFile(kind, file);
-    else this.pendingFiles.set(kind, file);
+    if (!this.uploads) {
+      this.pendingFiles.set(kind, file);
+      return;
+    }
+    this.uploads.uploadFile(kind, file);
+    // The stored status names a record's blob only once the run has written that record.
+    const { logStore } = this.options.status;
+    if (kind !== 'bundle' && logStore && this.recordUrls) logStore[kind] = this.recordUrls[kind];
   }
 
   async close(budgetMs: number): Promise<void> {
@@ -147,7 +194,9 @@ class RunLogStore implements AttachedLogStore {
     const timeoutMs = store.store.deadlines.timeoutMs;
     const heartbeatMs = HEARTBEATS_PER_REQUEST_TIMEOUT * timeoutMs;
     const refreshBy = (): string => new Date(Date.now() + 2 * heartbeatMs + timeoutMs).toISOString();
-    status.logStore = { ...urls, state: 'streaming', refreshBy: refreshBy() };
+    const { sbom, baseline, provenance, ...streamed } = urls;
+    this.recordUrls = { sbom, baseline, provenance };
+    status.logStore = { ...streamed, state: 'streaming', refreshBy: refreshBy() };
     const uploads = this.startUploads(store);
     customizationLog.setSpoolGate(this.spoolGate('customization'));
     validationLog.setSpoolGate(this.spoolGate('validation'));
@@ -163,7 +212,7 @@ class RunLogStore implements AttachedLogStore {
     }, heartbeatMs);
     this.heartbeat.unref();
     this.announceLine(`logs stream to ${urls.customization}`);
-    for (const [kind, file] of this.pendingFiles) uploads.uploadFile(kind, file);
+    for (const [kind, file] of this.pendingFiles) this.upload(kind, file);
     this.pendingFiles.clear();
   }
 

@@ -2,10 +2,11 @@
  * Opening and closing a run: claiming the run id, the run's logs and status.json, the log store joined to
  * them; and at the end the final status, written locally and stored, with the logs drained.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SecretMasker } from '../mask-secrets.js';
 import { openLogStore, type OpenedLogStore } from '../logstore/open-log-store.js';
+import { LOG_BLOBS } from '../logstore/run-uploads.js';
 import { configSecrets } from '../settings/build-config.js';
 import { attachLogStore } from './attach-log-store.js';
 import { structuredBuildEvents } from './build-events.js';
@@ -140,13 +141,28 @@ export async function closeRun(run: RunContext, verdict: Verdict): Promise<void>
     run.status.sbom.detail = 'the run ended before the inventory after customizing';
   }
   await run.update({ runState: verdict.runState, message: `${verdict.message}${reference}` });
-  await writeProvenance(run).catch((error: unknown) =>
-    run.options.report(`warning: no provenance record: ${run.mask((error as Error).message)}`),
-  );
+  await writeProvenance(run).catch((error: unknown) => {
+    const detail = run.mask((error as Error).message);
+    run.status.provenance = { state: 'failed', detail };
+    run.options.report(
+      `warning: no provenance record: ${detail}. The build's outcome stands; status.json (provenance) says so.`,
+    );
+  });
   await run.statusFile.write(run.status);
   await Promise.all([run.logs.customization.close(), run.logs.validation.close()]);
   await rm(run.tmpDir, { recursive: true, force: true });
   await run.store.close(run.config.logDrainMs);
+  await removeAbandonedBundles(run.runDir);
+}
+
+/** A bundle packing given up for its budget may still be writing its temporary file: it is not the run's. */
+async function removeAbandonedBundles(runDir: string): Promise<void> {
+  const names = await readdir(runDir).catch(() => []);
+  await Promise.all(
+    names
+      .filter((name) => name.startsWith(`${LOG_BLOBS.bundle}.`) && name.endsWith('.tmp'))
+      .map((name) => rm(join(runDir, name), { force: true })),
+  );
 }
 
 /**

@@ -65,7 +65,7 @@ export async function writeProvenance(run: RunContext): Promise<void> {
   const file = join(runDir, LOG_BLOBS.provenance);
   await writeFile(file, `${run.mask(JSON.stringify(statement, null, 2))}\n`);
   run.store.storeRecord('provenance', file);
-  status.provenance = file;
+  status.provenance = { state: 'written', file };
 }
 
 function provenanceStep(run: RunContext, step: PlannedStep): ProvenanceStep {

@@ -38,6 +38,8 @@ export interface BuildOptions {
   readonly previous?: RunStatus;
   /** The earlier run's inventory before customizing (inventory-before.json), where it was read from. */
   readonly previousBaseline?: { readonly text: string; readonly source: string };
+  /** Why the earlier run's inventory-before.json could not be read (it is optional: the run goes on). */
+  readonly previousBaselineProblem?: string;
   /** `--from-step N` (a position or a step name): where to start on a VM known to be in the right state. */
   readonly fromStep?: string;
 }

@@ -64,7 +64,14 @@ export interface RunStatus {
   /** The software inventory and SBOM of the customized VM (off with --no-sbom). */
   sbom: SbomStatus;
   /** The provenance record (provenance.json in the run directory), written when the run ends. */
-  provenance?: string;
+  provenance?: ProvenanceStatus;
+}
+
+/** written (file says where), or failed (detail says why; the build's outcome does not change). */
+export interface ProvenanceStatus {
+  readonly state: 'written' | 'failed';
+  readonly file?: string;
+  readonly detail?: string;
 }
 
 /** Package changes between the source image and the customized VM. */

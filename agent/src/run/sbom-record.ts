@@ -35,7 +35,10 @@ export async function writeSbom(run: RunContext, inventory: Inventory): Promise<
 }
 
 /** "SBOM: 412 packages, 37 added, 3 upgraded since the source image". */
-export function summaryLine(sbom: SbomStatus, baseline: SbomStatus['baseline']): string {
+export function summaryLine(
+  sbom: { readonly packages?: number; readonly changes?: PackageChanges },
+  baseline: SbomStatus['baseline'],
+): string {
   const head = `SBOM: ${sbom.packages ?? 0} packages`;
   if (!sbom.changes)
     return `${head} (${baseline?.detail ? `no baseline: ${baseline.detail}` : 'no baseline'})`;
@@ -59,9 +62,9 @@ export function readBaseline(run: RunContext): {
   readonly inventory?: Inventory;
   readonly baseline: NonNullable<SbomStatus['baseline']>;
 } {
-  const earlier = run.options.previousBaseline;
+  const { previousBaseline: earlier, previousBaselineProblem: problem } = run.options;
   const resumed = run.plan?.resumedFrom;
-  if (earlier && resumed) {
+  if (resumed && earlier) {
     const inventory = parseInventory(earlier.text);
     if (inventory)
       return { inventory, baseline: { source: 'earlier run', detail: `taken in run ${resumed.runId}` } };
@@ -69,9 +72,10 @@ export function readBaseline(run: RunContext): {
       baseline: { source: 'unavailable', detail: `${earlier.source} is not an inventory isobuild wrote` },
     };
   }
-  const detail = resumed
-    ? `run ${resumed.runId} recorded no inventory before customizing (built with --no-sbom, or its baseline was not collected)`
-    : `--from-step starts on a VM that is already customized part-way`;
+  const detail = !resumed
+    ? '--from-step starts on a VM that is already customized part-way'
+    : (problem ??
+      `run ${resumed.runId} recorded no inventory before customizing (built with --no-sbom, or its baseline was not collected)`);
   return { baseline: { source: 'unavailable', detail } };
 }
 

@@ -10,7 +10,7 @@ import { parseRewrite, type UriRewrite } from '../artifacts/rewrite-uri.js';
 import { IsobuildError, type Problem } from '../errors.js';
 import { MIN_SECRET_LENGTH, isMaskable } from '../mask-secrets.js';
 import { parseDuration, readDuration } from '../duration.js';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import type { StoreAccess } from '../logstore/blob-store.js';
 import { Secret } from '../secret.js';
 import { normalizeFingerprint, type TlsPolicy } from '../winrm/transport.js';
@@ -442,7 +442,7 @@ export function readStoreAccess(
     if (!url || url.search !== '')
       bad(
         accountUrl.source,
-        `"${hideQuery(accountUrl.value)}" is not an account URL such as https://ACCOUNT.blob.core.windows.net (no query; for a SAS use --storage-sas-url).`,
+        `"${hideUrlSecrets(accountUrl.value)}" is not an account URL such as https://ACCOUNT.blob.core.windows.net (no query; for a SAS use --storage-sas-url).`,
       );
     return { kind: 'account-url', url: accountUrl.value };
   }

@@ -4,7 +4,7 @@
  */
 import { formatPath, type Problem } from '../errors.js';
 import { parseDuration } from '../duration.js';
-import { hideQuery } from '../hide-query.js';
+import { hideUrlSecrets } from '../hide-query.js';
 import { atLeast, type ApiVersion } from './api-versions.js';
 import type { JsonObject, JsonValue } from './json-source.js';
 import { splitSubnetId } from './resource-ids.js';
@@ -176,7 +176,7 @@ function checkUri(uri: string, path: Path, report: Report): void {
     report(
       'error',
       path,
-      `${JSON.stringify(hideQuery(uri))} is not an absolute URL; use https://… (or file:// for local files).`,
+      `${JSON.stringify(hideUrlSecrets(uri))} is not an absolute URL; use https://… (or file:// for local files).`,
     );
     return;
   }

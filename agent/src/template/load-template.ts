@@ -3,6 +3,7 @@
  * a bare `properties` object, an ARM resource object, or an ARM deployment template with parameters.
  * Every problem is collected and reported at once, each with its JSON path and line.
  */
+import { createHash } from 'node:crypto';
 import { IsobuildError, formatPath, type Problem } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
 import { readInputFile } from '../read-input-file.js';
@@ -55,6 +56,16 @@ export interface LoadedTemplate {
   readonly warnings: readonly Problem[];
 }
 
+/** An input file as read, by sha256 of its bytes (the provenance record names the template by it). */
+export interface InputDigest {
+  readonly file: string;
+  readonly sha256: string;
+}
+
+export interface LoadedTemplateFile extends LoadedTemplate {
+  readonly digests: { readonly template: InputDigest; readonly parameters?: InputDigest };
+}
+
 const ENVELOPE_FIELDS = new Set([
   'type',
   'apiVersion',
@@ -74,15 +85,29 @@ const ENVELOPE_FIELDS = new Set([
 
 // Input files are read synchronously (read-input-file.ts); the promise keeps callers free of that detail.
 // eslint-disable-next-line @typescript-eslint/require-await
-export async function loadTemplate(file: string, options: LoadOptions = {}): Promise<LoadedTemplate> {
-  const text = readTemplateText(file);
-  const parameterFile = options.parameterFile
-    ? readParameterFile(options.parameterFile)
+export async function loadTemplate(file: string, options: LoadOptions = {}): Promise<LoadedTemplateFile> {
+  const template = readTemplateSource(file);
+  const parameters = options.parameterFile
+    ? readTemplateSource(options.parameterFile, 'parameters')
+    : undefined;
+  const values = parameters
+    ? parameterValues(parameters.text, parameters.file)
     : new Map<string, JsonValue>();
-  return loadTemplateText(text, file, options, parameterFile);
+  return {
+    ...loadTemplateText(template.text, file, options, values),
+    digests: { template: template.digest, ...(parameters ? { parameters: parameters.digest } : {}) },
+  };
 }
 
 export function readTemplateText(file: string, kind: 'template' | 'parameters' = 'template'): string {
+  return readTemplateSource(file, kind).text;
+}
+
+/** The file's text and the sha256 of the bytes it was decoded from. */
+function readTemplateSource(
+  file: string,
+  kind: 'template' | 'parameters' = 'template',
+): { readonly file: string; readonly text: string; readonly digest: InputDigest } {
   const bytes = readInputFile(file, {
     label: kind === 'template' ? file : `the parameters file ${file} (--param-file)`,
     maxBytes: MAX_TEMPLATE_BYTES,
@@ -93,11 +118,12 @@ export function readTemplateText(file: string, kind: 'template' | 'parameters' =
         ? "pass the template's JSON file (save a template from a pipe to a file first)."
         : 'pass an ARM parameters JSON file (save it from a pipe to a file first).',
   });
-  return decodeTemplateBytes(bytes, file);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { file, text: decodeTemplateBytes(bytes, file), digest: { file, sha256 } };
 }
 
-function readParameterFile(file: string): Map<string, JsonValue> {
-  const doc = parseJsonDocument(readTemplateText(file, 'parameters'), file);
+function parameterValues(text: string, file: string): Map<string, JsonValue> {
+  const doc = parseJsonDocument(text, file);
   const root = doc.value;
   const section = isObject(root) ? root.parameters : undefined;
   if (!isObject(section)) {

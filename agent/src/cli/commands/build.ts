@@ -90,6 +90,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     ...(logger ? { logger } : {}),
     ...(previous ? { previous } : {}),
     ...(record?.files.baseline ? { previousBaseline: record.files.baseline } : {}),
+    ...(record?.unreadable.baseline ? { previousBaselineProblem: record.unreadable.baseline } : {}),
     ...(fromStep !== undefined ? { fromStep } : {}),
   });
   const { status } = outcome;
@@ -112,7 +113,7 @@ export async function runBuildCommand(argv: string[], io: CommandIo): Promise<nu
     io.out(`Run ${status.runId}: status ${outcome.runDir}/status.json, log ${status.logs.customization}`);
     const records = [
       ...(status.sbom.file ? [`SBOM ${status.sbom.file}`] : []),
-      ...(status.provenance ? [`provenance ${status.provenance}`] : []),
+      ...(status.provenance?.file ? [`provenance ${status.provenance.file}`] : []),
     ];
     if (records.length > 0) io.out(`Records: ${records.join(', ')}`);
     if (status.logStore && status.logStore.state !== 'unavailable') {

@@ -27,6 +27,7 @@ import {
 } from '../../logstore/log-reader.js';
 import { openConfiguredLogStore, type OpenedLogStore } from '../../logstore/open-log-store.js';
 import { LOG_BLOBS } from '../../logstore/run-uploads.js';
+import { summaryLine } from '../../run/sbom-record.js';
 import type { CommandIo } from '../command.js';
 
 /** How long `--follow` waits for a run that has not written its status yet. */
@@ -100,6 +101,14 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
       'usage',
       `"${runId}" is not a run id: run ids are 1–64 letters, digits, -, _ or . starting with a letter or digit, as "isobuild build" prints them.`,
     );
+  const records = (['bundle', 'sbom', 'provenance'] as const).filter(
+    (flag) => values[flag] !== undefined && values[flag] !== false,
+  );
+  if (records.length > 1 || (records.length > 0 && values.follow))
+    throw new IsobuildError(
+      'usage',
+      `--${[...records, ...(values.follow ? ['follow'] : [])].join(' and --')} cannot be combined: logs prints one thing at a time (run it once for each).`,
+    );
   const interval = values.interval === undefined ? { ms: 500 } : readDuration(values.interval);
   if ('problem' in interval) throw new IsobuildError('usage', `--interval: ${interval.problem}`);
   if (interval.ms <= 0)
@@ -151,8 +160,8 @@ async function printLogs(argv: string[], io: CommandIo): Promise<number> {
     io.err(describeStatus(status));
 
     if (values.bundle !== undefined) return await fetchBundle(opened, runId, values.bundle, io);
-    if (values.sbom) return await printRecord(opened, runId, 'sbom', io);
-    if (values.provenance) return await printRecord(opened, runId, 'provenance', io);
+    if (values.sbom) return await printRecord(opened, status, 'sbom', io);
+    if (values.provenance) return await printRecord(opened, status, 'provenance', io);
 
     const decoder = new StringDecoder('utf8');
     const log: LogKind = values.validation ? 'validation' : 'customization';
@@ -237,7 +246,15 @@ function describeStatus(status: StoredStatus): string {
   const resumed = status.resumedFrom
     ? `\nRun ${status.runId} continues run ${status.resumedFrom.runId} from step ${status.resumedFrom.fromStep} ${status.resumedFrom.step}; the steps before it were done there.`
     : '';
-  return `Run ${status.runId}: ${status.runState}/${status.runSubState}: ${status.message}${times.length ? ` (${times.join(', ')})` : ''}${resumed}`;
+  return `Run ${status.runId}: ${status.runState}/${status.runSubState}: ${status.message}${times.length ? ` (${times.join(', ')})` : ''}${resumed}${describeSbom(status)}`;
+}
+
+/** One line on the run's SBOM, once it is collected or failed (`--sbom` prints the document). */
+function describeSbom({ runId, sbom }: StoredStatus): string {
+  if (sbom?.state === 'collected')
+    return `\n${summaryLine(sbom, sbom.baseline)}; print it with: isobuild logs ${runId} --sbom`;
+  if (sbom?.state === 'failed') return `\nNo SBOM: ${sbom.detail ?? 'the inventory could not be collected'}`;
+  return '';
 }
 
 async function fetchBundle(
@@ -286,27 +303,31 @@ async function fetchBundle(
 /** Prints one of the run's records (stdout), as stored. */
 async function printRecord(
   opened: OpenedLogStore,
-  runId: string,
+  status: StoredStatus,
   record: 'sbom' | 'provenance',
   io: CommandIo,
 ): Promise<number> {
-  const data = await readStoredFile(opened.store, runId, LOG_BLOBS[record], io.signal).catch(
-    (error: unknown) => {
-      throw unreachable(error, opened.store.displayUrl);
-    },
-  );
-  if (!data) {
-    const why =
-      record === 'sbom'
-        ? 'it was built with --no-sbom, its inventory could not be collected, or it ended before its last step (its status says which: sbom)'
-        : 'it ended before its Packer files were rendered, or by an isobuild older than provenance records';
-    throw new IsobuildError(
-      'runNotFound',
-      `run "${runId}" has no ${LOG_BLOBS[record]} in the store: ${why}.`,
-    );
+  const { runId } = status;
+  const name = LOG_BLOBS[record];
+  const data = await readStoredFile(opened.store, runId, name, io.signal).catch((error: unknown) => {
+    throw unreachable(error, opened.store.displayUrl);
+  });
+  if (data) {
+    io.out(data.toString('utf8').replace(/\n$/, ''));
+    return EXIT_CODES.ok;
   }
-  io.out(data.toString('utf8').replace(/\n$/, ''));
-  return EXIT_CODES.ok;
+  if (status.logStore?.state === 'incomplete')
+    throw new IsobuildError(
+      'logIncomplete',
+      `run "${runId}" has no ${name} in the store: not everything it wrote was stored (${status.logStore.detail ?? 'see its status'}). The run directory on the machine that built it has the file.`,
+    );
+  const why =
+    status.runState === 'Running'
+      ? `the run is still going; the ${record === 'sbom' ? 'SBOM is written after its last validator' : 'provenance record is written when it ends'}`
+      : record === 'sbom'
+        ? `its SBOM is ${status.sbom?.state ?? 'not recorded'}${status.sbom?.detail ? ` (${status.sbom.detail})` : ''}: built with --no-sbom, the inventory could not be collected, or the run ended before its last step`
+        : 'it ended before its Packer files were rendered, or was built by an isobuild without provenance records';
+  throw new IsobuildError('runNotFound', `run "${runId}" has no ${name} in the store: ${why}.`);
 }
 
 function unreachable(error: unknown, where: string): Error {

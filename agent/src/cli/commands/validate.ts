@@ -1,5 +1,5 @@
 /** `isobuild validate`: check a template like AIB does and summarise what it would build. */
-import { hideQuery } from '../../hide-query.js';
+import { hideUrlSecrets } from '../../hide-query.js';
 import { loadTemplate, type LoadedTemplate } from '../../template/load-template.js';
 import { describeTopology } from '../../template/topology.js';
 import { formatProblems, problemsToJson } from '../output.js';
@@ -128,7 +128,7 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
     case 'Shell':
     case 'PowerShell': {
       const where = step.scriptUri
-        ? ` ${hideQuery(step.scriptUri)}`
+        ? ` ${hideUrlSecrets(step.scriptUri)}`
         : ` ${step.inline?.length ?? 0} inline command(s)`;
       const elevated =
         step.type === 'PowerShell' && step.runElevated
@@ -139,7 +139,7 @@ function stepDetail(step: LoadedTemplate['template']['customize'][number]): stri
       return `${where}${elevated}`;
     }
     case 'File':
-      return ` ${hideQuery(step.sourceUri)} -> ${step.destination}`;
+      return ` ${hideUrlSecrets(step.sourceUri)} -> ${step.destination}`;
     case 'WindowsRestart':
       return ` timeout ${step.restartTimeout}`;
     case 'WindowsUpdate':
@@ -151,5 +151,5 @@ function distributeDetail(d: LoadedTemplate['template']['distribute'][number]): 
   if (d.type === 'ManagedImage') return ` -> ${d.imageId} (${d.location})`;
   if (d.type === 'SharedImage')
     return ` -> ${d.galleryImageId} in ${d.targetRegions.map((r) => r.name).join(', ')}`;
-  return d.uri ? ` -> ${hideQuery(d.uri)}` : ' (staging storage account)';
+  return d.uri ? ` -> ${hideUrlSecrets(d.uri)}` : ' (staging storage account)';
 }

@@ -21,26 +21,21 @@ export const inventoryBeforePhase: Phase<RunContext> = {
   skip: (run) => run.status.sbom.state === 'off' || !customizes(run),
   async run(run, signal) {
     const { sbom } = run.status;
-    const skipped = run.plan?.skipped.filter((step) => step.kind === 'customizer').length ?? 0;
-    if (skipped > 0) {
-      // The VM is customized part-way already: the source image's inventory is the earlier run's, if any.
-      const earlier = readBaseline(run);
-      sbom.baseline = earlier.baseline;
-      if (!earlier.inventory) {
-        run.logs.customization.write(
-          'ISOBUILD',
-          `no inventory before customizing: ${earlier.baseline.detail}`,
-        );
-        return;
-      }
-      run.baseline = earlier.inventory;
-      await keepBaseline(run, earlier.inventory);
-      return;
-    }
-    const started = Date.now();
     try {
+      // A resumed run's VM may be customized part-way (even a failed step 1 may have changed it): the
+      // source image's inventory is the earlier run's, if it has one.
+      const skipped = run.plan?.skipped.some((step) => step.kind === 'customizer') ?? false;
+      if (run.plan?.resumedFrom || skipped) {
+        const earlier = readBaseline(run);
+        if (earlier.inventory || skipped) {
+          sbom.baseline = earlier.baseline;
+          if (earlier.inventory) await keepBaseline(run, earlier.inventory);
+          else note(run, `no inventory before customizing: ${earlier.baseline.detail}`);
+          return;
+        }
+      }
+      const started = Date.now();
       const inventory = await collect(run, signal);
-      run.baseline = inventory;
       sbom.baseline = { source: 'collected' };
       await keepBaseline(run, inventory);
       run.logs.customization.write(
@@ -92,10 +87,11 @@ function collect(run: RunContext, signal: AbortSignal): Promise<Inventory> {
   });
 }
 
-/** The baseline goes with the run (run dir and store), so a later --resume of this run can use it. */
+/** The baseline is this run's (and goes with it: a later --resume of this run can use it). */
 async function keepBaseline(run: RunContext, inventory: Inventory): Promise<void> {
   const file = join(run.runDir, LOG_BLOBS.baseline);
   await writeFile(file, `${run.mask(JSON.stringify(inventory, null, 2))}\n`);
+  run.baseline = inventory;
   run.store.storeRecord('baseline', file);
 }
 

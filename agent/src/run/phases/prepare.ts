@@ -13,8 +13,6 @@ import { deprovisions } from '../open-run.js';
 import { orderedSteps, planResume } from '../resume-plan.js';
 import type { BuildOptions, PreparedRun } from '../run-context.js';
 import { prepareWorkDir } from '../work-dir.js';
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export async function prepareRun(options: BuildOptions): Promise<PreparedRun> {
@@ -28,14 +26,9 @@ export async function prepareRun(options: BuildOptions): Promise<PreparedRun> {
   const vmPath = resolveVmPath(config, loaded.template);
   const steps = orderedSteps(loaded.template, deprovisions({ config, template: loaded.template }));
   const plan = planResume(loaded.template, config, steps, options.previous, options.fromStep);
-  // The provenance record names the input files by sha256 (read again here: loading takes text).
-  const sources = {
-    template: await hashFile(options.templateFile),
-    ...(options.load.parameterFile ? { parameters: await hashFile(options.load.parameterFile) } : {}),
-  };
   if (options.signal.aborted) throw cancelledBeforeStart(config.runId);
   return {
-    sources,
+    sources: loaded.digests, // the provenance record names the input files by sha256
     ...(plan ? { plan } : {}),
     options,
     config,
@@ -44,14 +37,5 @@ export async function prepareRun(options: BuildOptions): Promise<PreparedRun> {
     vmPath,
     runDir: join(config.workDir, config.runId),
     packer,
-  };
-}
-
-async function hashFile(file: string): Promise<{ file: string; sha256: string }> {
-  return {
-    file,
-    sha256: createHash('sha256')
-      .update(await readFile(file))
-      .digest('hex'),
   };
 }
