@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BUILD_HELP } from '../../agent/src/cli/commands/build.js';
+import { DIFF_HELP } from '../../agent/src/cli/commands/diff.js';
 import { DOCTOR_HELP } from '../../agent/src/cli/commands/doctor.js';
 import { LOGS_HELP } from '../../agent/src/cli/commands/logs.js';
 import { RENDER_HELP } from '../../agent/src/cli/commands/render.js';
@@ -30,6 +31,7 @@ import {
 
 const HELP: Record<string, string> = {
   build: BUILD_HELP,
+  diff: DIFF_HELP,
   doctor: DOCTOR_HELP,
   logs: LOGS_HELP,
   render: RENDER_HELP,
