@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { seconds } from '../../format-seconds.js';
 import { LOG_BLOBS } from '../../logstore/run-uploads.js';
 import { collectInventory } from '../../sbom/collect-inventory.js';
+import { prepareCycloneDx } from '../../sbom/cyclonedx.js';
 import type { Inventory } from '../../sbom/inventory.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
@@ -47,6 +48,8 @@ export const inventoryBeforePhase: Phase<RunContext> = {
       const detail = (error as Error).message;
       sbom.baseline = { source: 'unavailable', detail };
       note(run, `warning: ${detail}; the SBOM will not say what the customization changed`);
+    } finally {
+      prepareSbom();
     }
   },
 };
@@ -71,6 +74,13 @@ export const inventoryAfterPhase: Phase<RunContext> = {
     await run.statusFile.write(run.status);
   },
 };
+
+/** The SBOM library's start-up runs while Packer customizes, not at the end of the build. */
+function prepareSbom(): void {
+  // Started after the inventory (not before), so the two do not compete for the CPU. A failure here shows
+  // up again, and is reported, when the SBOM is written.
+  setImmediate(() => void prepareCycloneDx().catch(() => undefined));
+}
 
 /** Whether the run runs customizers on this VM (source validation runs none). */
 function customizes(run: RunContext): boolean {
