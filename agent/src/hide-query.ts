@@ -5,6 +5,6 @@
 export function hideUrlSecrets(url: string): string {
   const q = url.indexOf('?');
   const withoutQuery = q < 0 ? url : `${url.slice(0, q)}?<query hidden>`;
-  // scheme://userinfo@host: userinfo ends at the first @ before the path.
-  return withoutQuery.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1<credentials hidden>@');
+  // scheme://userinfo@host: userinfo runs to the last @ before the path (a password may hold an @ itself).
+  return withoutQuery.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1<credentials hidden>@');
 }

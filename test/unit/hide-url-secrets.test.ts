@@ -66,4 +66,11 @@ describe('hideUrlSecrets', () => {
       'https://mirror.example?<query hidden>',
     );
   });
+
+  it('hides a password that holds an @ of its own up to the host (the last @ before the path)', () => {
+    expect(hideUrlSecrets('https://user:p@ss@host.example/x')).toBe(
+      'https://<credentials hidden>@host.example/x',
+    );
+    expect(hideUrlSecrets('https://host.example#a@b')).toBe('https://host.example#a@b');
+  });
 });

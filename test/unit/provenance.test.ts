@@ -235,24 +235,28 @@ describe('buildProvenance', () => {
 
   it('records the run state and each step with its outcome, duration, digest, doneIn and kind', () => {
     expect(details.byproducts).toEqual([
-      { name: 'run', annotations: { runState: 'Succeeded' } },
+      { name: 'run', uri: 'isobuild:run/20260101-120000-ab12', annotations: { runState: 'Succeeded' } },
       {
         name: 'step 1: Shell "install tools"',
+        uri: 'isobuild:run/20260101-120000-ab12/step/1',
         digest: { sha256: sha('e') },
         annotations: { kind: 'customizer', outcome: 'skipped', doneIn: '20251231-090000-cd34' },
       },
       {
         // A duration of 0 is a duration: kept.
         name: 'step 2: File "motd"',
+        uri: 'isobuild:run/20260101-120000-ab12/step/2',
         digest: { sha256: sha('f') },
         annotations: { kind: 'customizer', outcome: 'succeeded', durationMs: 0 },
       },
       {
         name: 'step 3: File "motd"',
+        uri: 'isobuild:run/20260101-120000-ab12/step/3',
         annotations: { kind: 'validator', outcome: 'succeeded', durationMs: 1200 },
       },
       {
         name: 'step 4: Shell "deprovision"',
+        uri: 'isobuild:run/20260101-120000-ab12/step/4',
         annotations: { kind: 'deprovision step', outcome: 'failed' },
       },
     ]);

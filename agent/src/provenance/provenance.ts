@@ -115,10 +115,12 @@ export function buildProvenance(input: ProvenanceInput): object {
           finishedOn: input.finishedOn,
         },
         // Each step as it ran: SLSA's byproducts are resource descriptors, so a step is one by name.
+        // A resource descriptor needs a uri, digest or content: the run and its steps are named by a uri.
         byproducts: [
-          { name: 'run', annotations: { runState: input.runState } },
+          { name: 'run', uri: `isobuild:run/${input.runId}`, annotations: { runState: input.runState } },
           ...input.steps.map((step) => ({
             name: `step ${step.position}: ${step.type} ${JSON.stringify(step.name)}`,
+            uri: `isobuild:run/${input.runId}/step/${step.position}`,
             ...(step.digest ? { digest: { sha256: step.digest } } : {}),
             annotations: {
               kind: step.kind,
