@@ -2,8 +2,8 @@
 // (winrm-notes §3): winrmcp's `echo <base64> >> "file"` uploads and its restore/cleanup scripts, the
 // connect and restart checks, `shutdown`, and the powershell / windows-shell provisioners' invocations.
 // Those are emulated against a sandbox directory that stands for C:\; uploaded .ps1 files run through a
-// toy PowerShell (Write-Host, Write-Error, exit N, Start-Sleep), .bat files through /bin/sh for echo
-// lines. Anything else runs under /bin/sh in the sandbox, which is what pywinrm's tests send.
+// toy PowerShell (Write-Host, Write-Error, exit N, Start-Sleep) unless they are isobuild's staged-File step
+// (staged-file-step.ts), .bat files through /bin/sh for echo lines. Anything else runs under /bin/sh in the sandbox, which is what pywinrm's tests send.
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
@@ -18,10 +18,11 @@ import {
 import { dirname, join } from 'node:path';
 import { decodeEncodedCommand } from '../../../agent/src/winrm/powershell.js';
 import { EXIT_REPORTED, finishedProcess } from './finished-process.js';
+import { startStagedFileStep, type StagedFileStepBehaviour } from './staged-file-step.js';
 import { startUploadScript, type UploadScriptBehaviour } from './upload-scripts.js';
 import { mentionsRegistry, type FakeMachineState } from './machine-state.mjs';
 
-export interface FakeVmBehaviour extends UploadScriptBehaviour {
+export interface FakeVmBehaviour extends UploadScriptBehaviour, StagedFileStepBehaviour {
   /** The directory standing for C:\ */
   readonly sandbox: string;
   readonly hostname: string;
@@ -123,11 +124,13 @@ function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
   return runPs1File(file, vm);
 }
 
-/** A .ps1 on the VM: the test's stated outcome if one matches, else the toy PowerShell. */
+/** A .ps1 on the VM: a test's stated outcome if one matches, a staged-File step, else the toy PowerShell. */
 function runPs1File(file: string, vm: FakeVmBehaviour): ChildProcess {
   const content = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const known = vm.scripts?.find((rule) => rule.match.test(content));
   if (known) return done(known.exitCode, known.stdout);
+  const staged = startStagedFileStep(content, (path) => mapPath(path, vm), vm);
+  if (staged) return staged;
   // The IPC channel carries the full 32-bit exit code (3010 does not fit a Unix exit status).
   const toyArgs = [file, vm.sandbox, String(vm.inventoryDelayMs ?? 300)];
   return spawn(process.execPath, [TOY_POWERSHELL, ...toyArgs], { stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
