@@ -3,7 +3,8 @@
 // connect and restart checks, `shutdown`, and the powershell / windows-shell provisioners' invocations.
 // Those are emulated against a sandbox directory that stands for C:\; uploaded .ps1 files run through a
 // toy PowerShell (Write-Host, Write-Error, exit N, Start-Sleep) unless they are isobuild's staged-File step
-// (staged-file-step.ts), .bat files through /bin/sh for echo lines. Anything else runs under /bin/sh in the sandbox, which is what pywinrm's tests send.
+// (staged-file-step.ts), .bat files through /bin/sh for echo lines. Anything else runs under /bin/sh in
+// the sandbox, which is what pywinrm's tests send.
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
