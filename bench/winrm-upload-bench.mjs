@@ -7,6 +7,9 @@
 //     here), with a 4 MB file because it is slow;
 //  3. Packer's file provisioner over SSH to a disposable Linux test VM, the same 100 MB, with SCP (its
 //     default) and with SFTP: the Linux path builds keep.
+//  4. the same as File steps of a whole `isobuild build` against the fake: the 100 MB file uploaded by isobuild
+//     (staged, then moved at the step) against a 4 MB file by Packer's file provisioner (--windows-upload
+//     packer), each build's time minus the same build with a 1-byte file.
 // A Packer upload's time is its run's wall time minus the median of the same run with a 1-byte file (Packer's
 // start-up and connect). Every upload is checked byte for byte. Rounds alternate the peers so load drifts hit
 // all of them; the report gives medians, MB/s (10^6 bytes) and ratios.
@@ -71,6 +74,58 @@ function packerUpload(name, communicator, source, destination) {
   return ms;
 }
 
+const cli = join(import.meta.dirname, '../dist/agent/src/cli/main.js');
+/** Wall time of `isobuild build` of one Windows File step to the fake VM, in ms; fails the benchmark on failure. */
+function buildFileStep(name, vm, source, destination, args = []) {
+  const template = join(work, `${name}.json`);
+  const identity =
+    '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib';
+  writeFileSync(
+    template,
+    JSON.stringify({
+      type: 'Microsoft.VirtualMachineImages/imageTemplates',
+      apiVersion: '2024-02-01',
+      location: 'westeurope',
+      identity: { type: 'UserAssigned', userAssignedIdentities: { [identity]: {} } },
+      properties: {
+        source: {
+          type: 'PlatformImage',
+          publisher: 'MicrosoftWindowsServer',
+          offer: 'WindowsServer',
+          sku: '2022-datacenter-azure-edition',
+          version: 'latest',
+        },
+        customize: [{ type: 'File', name: 'payload', sourceUri: `file://${source}`, destination }],
+        distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
+      },
+    }),
+  );
+  const started = performance.now();
+  const run = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'build',
+      template,
+      ...['--host', vm.host, '--port', String(vm.port), '--user', vm.user, '--winrm-auth', 'basic'],
+      ...[
+        '--work-dir',
+        join(work, 'runs'),
+        '--run-id',
+        name,
+        '--skip-deprovision',
+        '--local-logs-only',
+        '--no-sbom',
+      ],
+      ...args,
+    ],
+    { encoding: 'utf8', env: { ...process.env, ISOBUILD_WINRM_PASSWORD: vm.password } },
+  );
+  const ms = performance.now() - started;
+  if (run.status !== 0) throw new Error(`isobuild build (${name}) failed:\n${run.stdout}\n${run.stderr}`);
+  return ms;
+}
+
 const big = randomFile('big.bin', BIG);
 const medium = randomFile('medium.bin', PACKER_WINRM_SIZE);
 const tiny = randomFile('tiny.bin', 1);
@@ -129,6 +184,26 @@ try {
         throw new Error(`packer ${method}: the uploaded file differs`);
       onVm(`rm -f ${destination}`);
     }
+    record('build baseline', buildFileStep(`base-${round}`, windows, tiny.file, 'C:\\bench\\step-tiny.bin'));
+    record('build isobuild', buildFileStep(`iso-${round}`, windows, big.file, 'C:\\bench\\step-big.bin'));
+    if (sha256(join(windows.sandbox, 'bench', 'step-big.bin')) !== big.sha256)
+      throw new Error('isobuild build: the File step left a different file');
+    record(
+      'build packer baseline',
+      buildFileStep(`pbase-${round}`, windows, tiny.file, 'C:\\bench\\step-ptiny.bin', [
+        '--windows-upload',
+        'packer',
+      ]),
+    );
+    record(
+      'build packer',
+      buildFileStep(`packer-${round}`, windows, medium.file, 'C:\\bench\\step-medium.bin', [
+        '--windows-upload',
+        'packer',
+      ]),
+    );
+    if (sha256(join(windows.sandbox, 'bench', 'step-medium.bin')) !== medium.sha256)
+      throw new Error('packer build: the File step left a different file');
   }
 } finally {
   await windows.close();
@@ -136,6 +211,8 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
+const stepMs = (name, baseline) => median(results[name]) - median(results[baseline]);
+const stepRate = (name, baseline, size) => size / 1e6 / (stepMs(name, baseline) / 1000);
 const rows = [];
 const rate = {};
 for (const parallel of PARALLEL) {
@@ -178,5 +255,15 @@ console.log(
     `isobuild (1 writer) / Packer over WinRM = ${(rate[one] / rate['packer winrm']).toFixed(0)}× (target ≥ 20×); 100 MB in ${(median(results[one]) / 1000).toFixed(1)} s (target ≤ 15 s).`,
     `Fastest isobuild setting: ${best}, ${(rate[best] / rate[one]).toFixed(2)}× one writer.`,
     `isobuild (1 writer) / Packer over SCP = ${(rate[one] / rate['packer scp']).toFixed(2)}×, over SFTP = ${(rate[one] / rate['packer sftp']).toFixed(2)}×.`,
+    '',
+    'A File step in an `isobuild build` (the build minus the same build with a 1-byte file):',
+    '',
+    '| File step | file | median time of the step | MB/s |',
+    '|---|---|---|---|',
+    `| isobuild's upload (default) | 100 MB | ${(stepMs('build isobuild', 'build baseline') / 1000).toFixed(2)} s | ${stepRate('build isobuild', 'build baseline', BIG).toFixed(2)} |`,
+    `| Packer's file provisioner (--windows-upload packer) | 4 MB | ${(stepMs('build packer', 'build packer baseline') / 1000).toFixed(2)} s | ${stepRate('build packer', 'build packer baseline', PACKER_WINRM_SIZE).toFixed(2)} |`,
+    '',
+    `Builds with a 1-byte file: ${(median(results['build baseline']) / 1000).toFixed(1)} s (isobuild's upload), ${(median(results['build packer baseline']) / 1000).toFixed(1)} s (Packer's).`,
+    `isobuild / Packer, as File steps = ${(stepRate('build isobuild', 'build baseline', BIG) / stepRate('build packer', 'build packer baseline', PACKER_WINRM_SIZE)).toFixed(0)}× (target ≥ 20×); the 100 MB step in ${(stepMs('build isobuild', 'build baseline') / 1000).toFixed(1)} s (target ≤ 15 s).`,
   ].join('\n'),
 );

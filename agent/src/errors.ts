@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   packerRejected: { exit: EXIT_CODES.internal },
   outputUnwritable: { exit: EXIT_CODES.environment },
   vmUnreachable: { exit: EXIT_CODES.vmUnreachable },
+  /** A Windows File step's source could not be uploaded (isobuild's own upload, before Packer ran). */
+  uploadFailed: { exit: EXIT_CODES.buildFailed },
   /** The log store (Blob Storage, or the embedded Azurite) cannot be opened or read. */
   storeUnavailable: { exit: EXIT_CODES.environment },
   /** `isobuild logs`: no such run in the store. */

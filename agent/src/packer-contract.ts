@@ -90,3 +90,16 @@ export interface PackerInfo {
   /** Packer 1.7 added `required_plugins` and `packer init`; 1.6 cannot load external plugins. */
   readonly supportsPlugins: boolean;
 }
+
+/**
+ * Where `isobuild build` stages Windows File customizers' sources before Packer runs (one directory per run,
+ * removed at the end), and the staged name of the customizer at `index`. Render passes the HCL interpolation
+ * of the run id variable; the runner passes the run id itself.
+ */
+export function windowsStagingDir(runId: string): string {
+  return `C:\\Windows\\Temp\\isobuild-${runId}`;
+}
+
+export function stagedFileName(index: number): string {
+  return `customize-${String(index).padStart(2, '0')}`;
+}

@@ -123,6 +123,7 @@ describe('the settings table', () => {
         'ISOBUILD_RESUME',
         'ISOBUILD_FROM_STEP',
         'ISOBUILD_NO_SBOM',
+        'ISOBUILD_WINDOWS_UPLOAD',
         'ISOBUILD_WORK_DIR',
         'ISOBUILD_READY_TIMEOUT',
         'ISOBUILD_KILL_GRACE',
@@ -159,11 +160,10 @@ describe('the settings table', () => {
 
   it('keeps the flags of build (and doctor), logs and render', () => {
     const flags = (command: CommandName): string[] => Object.keys(commandOptions(command)).sort();
-    expect(flags('build')).toHaveLength(33);
-    // Only a build resumes, starts later or collects an SBOM; doctor checks what any build needs.
-    expect(flags('doctor')).toEqual(
-      flags('build').filter((f) => f !== 'resume' && f !== 'from-step' && f !== 'no-sbom'),
-    );
+    expect(flags('build')).toHaveLength(34);
+    // Only a build resumes, starts later, collects an SBOM or uploads files; doctor checks what any build needs.
+    const buildOnly = new Set(['resume', 'from-step', 'no-sbom', 'windows-upload']);
+    expect(flags('doctor')).toEqual(flags('build').filter((f) => !buildOnly.has(f)));
     expect(flags('logs')).toEqual(
       [
         'work-dir',

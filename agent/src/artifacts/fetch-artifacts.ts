@@ -37,6 +37,8 @@ export interface FetchArtifactsOptions {
   readonly blobToken?: TokenProvider;
   readonly signal?: AbortSignal;
   readonly onProgress?: (message: string) => void;
+  /** Warn about File steps over AIB's 20 MB advice (default true). */
+  readonly warnLargeFiles?: boolean;
 }
 
 export interface FetchedArtifacts {
@@ -78,7 +80,7 @@ export async function fetchArtifacts(
             message: `${label(job.step)} has no sha256Checksum, so its content is not pinned; the downloaded file has sha256 ${record.sha256}. Add "sha256Checksum": "${record.sha256}" to pin it.`,
           });
         }
-        if (job.step.type === 'File' && record.bytes > FILE_WARNING_BYTES) {
+        if (job.step.type === 'File' && record.bytes > FILE_WARNING_BYTES && options.warnLargeFiles !== false) {
           warnings.push({
             severity: 'warning',
             path: `${job.step.path}.sourceUri`,

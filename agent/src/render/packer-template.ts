@@ -11,10 +11,13 @@ import {
   PACKER_VARIABLES,
   SECRET_PACKER_VARIABLES,
   remoteScriptFile,
+  stagedFileName,
   stepMarkerCommand,
   stepTag,
+  windowsStagingDir,
   type PackerPhase,
 } from '../packer-contract.js';
+import { stagedFileScript } from './staged-file.js';
 import { VERSION } from '../version.js';
 
 /** AIB waits 20 minutes for SSH and 10 for WinRM (aib-reference §2.1). */
@@ -30,6 +33,8 @@ export interface RenderedStep {
   readonly step: Step;
   /** Artifact file for scriptUri / sourceUri steps, relative to the output directory. */
   readonly artifact?: string;
+  /** A Windows File step whose source `isobuild build` uploads itself: the sha256 the step checks. */
+  readonly staged?: { readonly sha256: string };
 }
 
 export interface PackerFileOptions {
@@ -252,6 +257,7 @@ function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReferenc
       return { type: 'provisioner', labels: ['powershell'], comment, attributes };
     }
     case 'File':
+      if (rendered.staged) return stagedFileProvisioner(step, rendered.staged.sha256, name, comment, secrets);
       return {
         type: 'provisioner',
         labels: ['file'],
@@ -283,6 +289,38 @@ function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReferenc
         ],
       };
   }
+}
+
+/** Stands for the run id in the staged path; hclString turns it into the run id variable's interpolation. */
+const RUN_ID_PLACEHOLDER = 'ISOBUILD_RUN_ID_PLACEHOLDER';
+
+/** A staged Windows File step (staged-file.ts): a PowerShell step that checks and moves the uploaded copy. */
+function stagedFileProvisioner(
+  step: Extract<Step, { type: 'File' }>,
+  sha256: string,
+  name: string,
+  comment: readonly string[],
+  secrets: readonly SecretReference[],
+): HclBlock {
+  const lines = stagedFileScript({
+    stagedPath: `${windowsStagingDir(RUN_ID_PLACEHOLDER)}\\${stagedFileName(step.index)}`,
+    destination: step.destination,
+    sha256,
+    label: `File ${JSON.stringify(name)}`,
+  });
+  const references = [...secrets, { value: RUN_ID_PLACEHOLDER, variable: PACKER_VARIABLES.runId }];
+  return {
+    type: 'provisioner',
+    labels: ['powershell'],
+    comment: [
+      ...comment,
+      'isobuild uploaded the source to the staging directory before Packer ran (decisions.md 37).',
+    ],
+    attributes: [
+      ['inline', lines.map((line) => expr(hclString(line, references)))],
+      ['valid_exit_codes', [0]],
+    ],
+  };
 }
 
 function deprovisionProvisioner(template: ImageTemplate, script: string): HclBlock {

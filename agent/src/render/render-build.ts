@@ -47,6 +47,11 @@ export interface RenderOptions {
    * did. Their artifacts are still fetched and their digests computed, so they can be compared.
    */
   readonly omitSteps?: ReadonlySet<string>;
+  /**
+   * Windows File steps move a copy that `isobuild build` uploaded itself (staged-file.ts) instead of running
+   * Packer's file provisioner; `isobuild render` leaves this off, so its output runs with plain Packer.
+   */
+  readonly stageWindowsFiles?: boolean;
 }
 
 export interface RenderResult {
@@ -84,6 +89,8 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       ...options.fetch,
       directory: join(scratch, ARTIFACTS_DIR),
       signal: options.signal,
+      // AIB's 20 MB advice is about Packer's WinRM file provisioner; isobuild's own upload has no such limit.
+      warnLargeFiles: !(options.stageWindowsFiles === true && template.os === 'windows'),
     });
     const secrets: SecretReference[] = template.secureValues.map((value, i) => ({
       value,
@@ -95,9 +102,15 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       await writeFile(join(scratch, ARTIFACTS_DIR, name), inlineScriptText(step), { mode: 0o644 });
       inlineScripts.set(step.path, name);
     }
+    const staging = options.stageWindowsFiles === true && template.os === 'windows';
     const renderedStep = (step: Step): RenderedStep => {
-      const file = fetched.byStep.get(step.path)?.file ?? inlineScripts.get(step.path);
-      return file ? { step, artifact: `${ARTIFACTS_DIR}/${file}` } : { step };
+      const fetchedFile = fetched.byStep.get(step.path);
+      const file = fetchedFile?.file ?? inlineScripts.get(step.path);
+      if (!file) return { step };
+      const artifact = `${ARTIFACTS_DIR}/${file}`;
+      return staging && step.type === 'File' && fetchedFile
+        ? { step, artifact, staged: { sha256: fetchedFile.sha256 } }
+        : { step, artifact };
     };
     const stepsOf = (steps: readonly Step[]): RenderedStep[] =>
       steps.filter((step) => !options.omitSteps?.has(step.path)).map(renderedStep);

@@ -2,7 +2,8 @@
  * One image build, in AIB's phases. Every input is checked first (prepare), then the run is opened
  * (run id, logs, status.json, log store) and its phases run in order: render (artifacts and HCL, before
  * any VM contact), resume-check (a resumed run skips only unchanged steps), connect (relay and readiness),
- * the inventory before customizing, customize, validate, the inventory after (the SBOM), deprovision,
+ * the inventory before customizing, staging (Windows File sources, uploaded by isobuild), customize, the
+ * staging's removal, validate, the inventory after (the SBOM), deprovision,
  * distribute; the provenance record is written as the run closes. The phase runner undoes what the phases started in reverse
  * order, and decides once whether the run succeeded, failed, timed out or was cancelled; the final status
  * says what happened, where, and what to do.
@@ -18,6 +19,7 @@ import { distributePhase } from './phases/distribute.js';
 import { prepareRun } from './phases/prepare.js';
 import { renderPhase } from './phases/render.js';
 import { resumeCheckPhase } from './phases/resume-check.js';
+import { stageFilesPhase, unstagePhase } from './phases/stage-files.js';
 import { validatePhase } from './phases/validate.js';
 import type { BuildOptions, BuildOutcome, RunContext } from './run-context.js';
 
@@ -29,7 +31,9 @@ export const BUILD_PHASES: readonly Phase<RunContext>[] = [
   resumeCheckPhase,
   connectPhase,
   inventoryBeforePhase,
+  stageFilesPhase,
   customizePhase,
+  unstagePhase,
   validatePhase,
   inventoryAfterPhase,
   deprovisionPhase,

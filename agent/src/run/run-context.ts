@@ -119,6 +119,8 @@ export interface RunContext extends PreparedRun {
   artifacts?: readonly ArtifactRecord[];
   /** Set by the connect phase. */
   connection?: Connection;
+  /** Set once the Windows staging directory is gone (after the customizers, or by the cleanup). */
+  stagingRemoved?: boolean;
   /** Set by the inventory phase before customizing: the source image's inventory (or the earlier run's). */
   baseline?: Inventory;
   /** Set by a Packer phase that ended without success; failure messages say where the run stopped. */

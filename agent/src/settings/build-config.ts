@@ -37,6 +37,11 @@ export interface BuildConfig {
   readonly winrmPassword?: Secret;
   /** WinRM authentication: NTLM (Packer's AIB setting) or Basic. */
   readonly winrmAuth: 'ntlm' | 'basic';
+  /**
+   * Who copies Windows File customizers' sources to the VM: isobuild (its WinRM upload, staged before Packer
+   * runs and moved at the step's position) or Packer's file provisioner.
+   */
+  readonly windowsUpload: 'isobuild' | 'packer';
   /** How the WinRM certificate is checked: insecure (AIB's self-signed VMs), a pinned CA, or a fingerprint. */
   readonly winrmTls: TlsPolicy;
   readonly runId: string;
@@ -267,12 +272,26 @@ function readLogSettings(read: Read, flags: BuildFlags, env: NodeJS.ProcessEnv, 
 }
 
 /** WinRM's authentication and how its certificate is checked. */
-function readWinRm(read: Read, bad: Bad, cwd: string): Pick<BuildConfig, 'winrmAuth' | 'winrmTls'> {
+function readWinRm(
+  read: Read,
+  bad: Bad,
+  cwd: string,
+): Pick<BuildConfig, 'winrmAuth' | 'winrmTls' | 'windowsUpload'> {
   const winrmAuth = read('winrmAuth');
   if (winrmAuth.value !== undefined && winrmAuth.value !== 'ntlm' && winrmAuth.value !== 'basic')
     bad(winrmAuth.source, `"${winrmAuth.value}" is not a WinRM authentication: use ntlm or basic.`);
   const winrmTls = readWinRmTls(read, bad, cwd);
-  return { winrmAuth: winrmAuth.value === 'basic' ? 'basic' : 'ntlm', winrmTls };
+  const upload = read('windowsUpload');
+  if (upload.value !== undefined && upload.value !== 'isobuild' && upload.value !== 'packer')
+    bad(
+      upload.source,
+      `"${upload.value}" is not a way to copy File steps: use isobuild (its own WinRM upload) or packer (Packer's file provisioner).`,
+    );
+  return {
+    winrmAuth: winrmAuth.value === 'basic' ? 'basic' : 'ntlm',
+    winrmTls,
+    windowsUpload: upload.value === 'packer' ? 'packer' : 'isobuild',
+  };
 }
 
 function readMaxBlocks(read: Read, bad: Bad): number {

@@ -185,6 +185,16 @@ export const SETTINGS = {
     commands: BUILD_AND_SHELL,
     group: 'windows',
   },
+  windowsUpload: {
+    flag: 'windows-upload',
+    env: 'ISOBUILD_WINDOWS_UPLOAD',
+    kind: 'string',
+    default: { value: 'isobuild', text: 'isobuild' },
+    help: { arg: 'WHO', text: ['isobuild (default) or packer copies File sources'] },
+    secret: false,
+    commands: { build: 'flag+env' },
+    group: 'windows',
+  },
   runId: {
     flag: 'run-id',
     env: 'ISOBUILD_RUN_ID',

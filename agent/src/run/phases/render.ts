@@ -37,6 +37,7 @@ export const renderPhase: Phase<RunContext> = {
         },
         signal,
         omitSteps: new Set(run.plan?.skipped.map((step) => step.path)),
+        stageWindowsFiles: run.config.windowsUpload === 'isobuild',
       });
       run.renderedFiles = rendered.files;
       run.stepDigests = rendered.stepDigests;

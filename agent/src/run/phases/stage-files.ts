@@ -1,0 +1,136 @@
+/**
+ * Windows File customizers at wire speed (decisions.md 37): before Packer runs, isobuild uploads each File
+ * step's source to the run's staging directory on the VM with its own WinRM upload (stdin streaming, the VM's
+ * sha256 checked), through the same relay and hop as Packer. The step itself, at its position, moves the
+ * staged copy into place (render/staged-file.ts). The staging directory is removed after the customizers,
+ * and by the cleanup on failure or cancel.
+ */
+import { join } from 'node:path';
+import { IsobuildError } from '../../errors.js';
+import { seconds } from '../../format-seconds.js';
+import { stagedFileName, windowsStagingDir } from '../../packer-contract.js';
+import { ARTIFACTS_DIR } from '../../render/render-build.js';
+import type { Step } from '../../template/model.js';
+import { WinRmClient } from '../../winrm/client.js';
+import type { WinRmTarget } from '../../winrm/transport.js';
+import { uploadFile, type UploadProgress } from '../../winrm/upload.js';
+import type { Phase } from '../phase-runner.js';
+import type { RunContext } from '../run-context.js';
+import { endStep } from '../run-status.js';
+
+/** Uploads that take longer than this get progress lines, this often. */
+const PROGRESS_AFTER_MS = 3_000;
+const PROGRESS_EVERY_MS = 5_000;
+/** What removing the staging directory may take (a cleanup: its own budget). */
+const REMOVE_BUDGET_MS = 15_000;
+
+type FileStep = Extract<Step, { type: 'File' }>;
+
+/** The run's File steps that isobuild uploads: Windows, isobuild's upload, and not skipped by a resume. */
+export function stagedSteps(run: RunContext): FileStep[] {
+  if (run.template.os !== 'windows' || run.config.windowsUpload !== 'isobuild') return [];
+  const skipped = new Set(run.plan?.skipped.map((step) => step.path));
+  if (run.template.validate.sourceValidationOnly) return [];
+  return run.template.customize.filter(
+    (step): step is FileStep => step.type === 'File' && !skipped.has(step.path),
+  );
+}
+
+export const stageFilesPhase: Phase<RunContext> = {
+  name: 'stage files',
+  skip: (run) => stagedSteps(run).length === 0,
+  async run(run, signal) {
+    for (const step of stagedSteps(run)) await stageOne(run, step, signal);
+  },
+  cleanup: (run) => removeStagingDir(run),
+};
+
+/** After the customizers, before validation and deprovisioning: nothing of the staging is left in the image. */
+export const unstagePhase: Phase<RunContext> = {
+  name: 'remove staged files',
+  skip: (run) => stagedSteps(run).length === 0,
+  async run(run) {
+    await removeStagingDir(run);
+  },
+};
+
+async function stageOne(run: RunContext, step: FileStep, signal: AbortSignal): Promise<void> {
+  const artifact = run.artifacts?.find((a) => a.stepPath === step.path);
+  if (!artifact) throw new Error(`${step.path} has no fetched source to upload`); // render fetched it
+  const label = `File ${JSON.stringify(run.mask(step.name))}`;
+  const remote = `${windowsStagingDir(run.config.runId)}\\${stagedFileName(step.index)}`;
+  const megabytes = (artifact.bytes / 1024 ** 2).toFixed(1);
+  const report = progressReporter(run, label, artifact.bytes);
+  try {
+    const result = await uploadFile(
+      winRmTarget(run),
+      join(run.packerDir, ARTIFACTS_DIR, artifact.file),
+      remote,
+      {
+        signal,
+        onProgress: report,
+      },
+    );
+    const rate = artifact.bytes / 1024 ** 2 / Math.max(result.elapsedMs / 1000, 0.001);
+    const line = `upload ${label} (${megabytes} MB in ${seconds(result.elapsedMs)}, ${rate.toFixed(1)} MB/s; sha256 checked on the VM)`;
+    run.logs.customization.write('ISOBUILD', `${line}: staged as ${remote}`);
+    run.progress.phase(
+      `upload ${label}`,
+      'ok',
+      `(${megabytes} MB in ${seconds(result.elapsedMs)}, ${rate.toFixed(1)} MB/s; sha256 checked on the VM)`,
+    );
+  } catch (error) {
+    if (signal.aborted) throw error;
+    const status = run.status.customizers[step.index];
+    if (status) {
+      status.outcome = 'running';
+      endStep(status, 'failed');
+    }
+    run.progress.phase(`upload ${label}`, 'failed');
+    const detail = run.mask(error instanceof Error ? error.message : String(error));
+    throw new IsobuildError(
+      'uploadFailed',
+      `${label} (${step.path}): its source could not be uploaded to ${run.vmPath.label}: ${detail}. Nothing was installed and no customizer ran; fix what the message names and build again (--windows-upload packer uses Packer's file provisioner instead).`,
+    );
+  }
+}
+
+/** Progress lines (bytes, rate, ETA) for an upload that takes more than a few seconds. */
+function progressReporter(run: RunContext, label: string, totalBytes: number): (p: UploadProgress) => void {
+  let nextAt = PROGRESS_AFTER_MS;
+  return (progress) => {
+    if (progress.elapsedMs < nextAt || progress.bytesDone >= totalBytes) return;
+    nextAt = progress.elapsedMs + PROGRESS_EVERY_MS;
+    const mb = (bytes: number): string => (bytes / 1024 ** 2).toFixed(1);
+    const rate = progress.bytesPerSecond;
+    const eta = rate > 0 ? (totalBytes - progress.bytesDone) / rate : Number.POSITIVE_INFINITY;
+    const line = `upload ${label}: ${mb(progress.bytesDone)} of ${mb(totalBytes)} MB, ${mb(rate)} MB/s, about ${Number.isFinite(eta) ? seconds(eta * 1000) : 'unknown time'} left`;
+    run.options.report(line);
+    run.logs.customization.write('ISOBUILD', line);
+  };
+}
+
+function winRmTarget(run: RunContext): WinRmTarget {
+  const { vmPath, connection } = run;
+  if (vmPath.protocol !== 'WinRM' || !connection) throw new Error('staging needs a connected Windows VM');
+  return { host: connection.relay.host, port: connection.relay.port, label: vmPath.label, ...vmPath.winrm };
+}
+
+/** Removes the run's staging directory (once; a second call finds nothing to do). */
+async function removeStagingDir(run: RunContext): Promise<void> {
+  if (!run.connection || run.stagingRemoved) return;
+  const client = new WinRmClient(winRmTarget(run));
+  const dir = windowsStagingDir(run.config.runId);
+  try {
+    const result = await client.runPowerShell(
+      `Remove-Item -Path '${dir}' -Recurse -Force -ErrorAction SilentlyContinue`,
+      { signal: AbortSignal.timeout(REMOVE_BUDGET_MS) },
+    );
+    if (result.exitCode !== 0)
+      throw new Error(`removing ${dir} exited with ${result.exitCode}: ${result.stderr.trim()}`);
+    run.stagingRemoved = true;
+    run.logs.customization.write('ISOBUILD', `removed the staging directory ${dir}`);
+  } finally {
+    client.close();
+  }
+}
