@@ -43,7 +43,7 @@ describe('summaryLine', () => {
     );
   });
 
-  it('says why there is no baseline, or only that there is none', () => {
+  it('says why there is no baseline, or that nothing was customized', () => {
     expect(
       summaryLine(
         { packages: 412 },
@@ -58,8 +58,11 @@ describe('summaryLine', () => {
     expect(summaryLine({ packages: 412 }, { source: 'unavailable' })).toBe(
       'SBOM: 412 packages (no baseline)',
     );
-    expect(summaryLine({ packages: 412 }, undefined)).toBe('SBOM: 412 packages (no baseline)');
-    expect(summaryLine({}, undefined)).toBe('SBOM: 0 packages (no baseline)');
+    // No baseline because nothing was customized (source validation only): the SBOM is the source image's.
+    expect(summaryLine({ packages: 412 }, undefined)).toBe(
+      'SBOM: 412 packages (the source image: no customizer ran)',
+    );
+    expect(summaryLine({}, undefined)).toBe('SBOM: 0 packages (the source image: no customizer ran)');
   });
 });
 

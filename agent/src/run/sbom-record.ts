@@ -41,7 +41,7 @@ export function summaryLine(
 ): string {
   const head = `SBOM: ${sbom.packages ?? 0} packages`;
   if (!sbom.changes)
-    return `${head} (${baseline?.detail ? `no baseline: ${baseline.detail}` : 'no baseline'})`;
+    return `${head} (${!baseline ? 'the source image: no customizer ran' : baseline.detail ? `no baseline: ${baseline.detail}` : 'no baseline'})`;
   const changes = describeChanges(sbom.changes);
   const since =
     baseline?.source === 'earlier run'
