@@ -41,6 +41,24 @@ export function hclString(value: string, secrets: readonly SecretReference[] = [
   return `${out}"`;
 }
 
+/**
+ * The inside of an HCL string literal (no quotes) that evaluates to a PowerShell single-quoted literal of
+ * `value`: quotes doubled, and a secret as `${regex_replace(var.<name>, …)}` doubling its quotes, so that a secret holding a
+ * quote is quoted right by Packer and still never lands in a file.
+ */
+export function hclPowerShellLiteral(value: string, secrets: readonly SecretReference[] = []): string {
+  const double = (text: string): string => text.replace(/['\u2018\u2019\u201A\u201B]/g, '$&$&');
+  let out = "'";
+  for (const [index, part] of splitOnSecrets(value, secrets).entries()) {
+    // Packer 1.6's replace() takes no regular expression; regex_replace does ($0: the quote found).
+    out +=
+      index % 2 === 1
+        ? `\${regex_replace(var.${part}, "['\\u2018\\u2019\\u201A\\u201B]", "$0$0")}`
+        : escapeTemplateText(double(part));
+  }
+  return `${out}'`;
+}
+
 function escapeTemplateText(text: string): string {
   let out = '';
   for (let i = 0; i < text.length; i++) {

@@ -4,7 +4,15 @@
  * one provisioner per customizer, and AIB's hidden deprovision step at the end.
  */
 import type { ImageTemplate, Step } from '../template/model.js';
-import { expr, hclString, writeHcl, type HclBlock, type HclValue, type SecretReference } from './hcl.js';
+import {
+  expr,
+  hclPowerShellLiteral,
+  hclString,
+  writeHcl,
+  type HclBlock,
+  type HclValue,
+  type SecretReference,
+} from './hcl.js';
 import { maskSecrets } from '../mask-secrets.js';
 import {
   DEPROVISION_TAG,
@@ -291,10 +299,11 @@ function provisionerFor(rendered: RenderedStep, secrets: readonly SecretReferenc
   }
 }
 
-/** Stands for the run id in the staged path; hclString turns it into the run id variable's interpolation. */
+/** Stand for the run id in the staged path and for the destination's literal, until the HCL is written. */
 const RUN_ID_PLACEHOLDER = 'ISOBUILD_RUN_ID_PLACEHOLDER';
+const DESTINATION_PLACEHOLDER = 'ISOBUILD_DESTINATION_PLACEHOLDER';
 
-/** A staged Windows File step (staged-file.ts): a PowerShell step that checks and moves the uploaded copy. */
+/** A staged Windows File step (staged-file.ts): a PowerShell step that checks and copies the uploaded copy. */
 function stagedFileProvisioner(
   step: Extract<Step, { type: 'File' }>,
   sha256: string,
@@ -302,13 +311,19 @@ function stagedFileProvisioner(
   comment: readonly string[],
   secrets: readonly SecretReference[],
 ): HclBlock {
-  const lines = stagedFileScript({
-    stagedPath: `${windowsStagingDir(RUN_ID_PLACEHOLDER)}\\${stagedFileName(step.index)}`,
-    destination: step.destination,
-    sha256,
-    label: `File ${JSON.stringify(name)}`,
-  });
-  const references = [...secrets, { value: RUN_ID_PLACEHOLDER, variable: PACKER_VARIABLES.runId }];
+  const lines = stagedFileScript(
+    {
+      stagedPath: `${windowsStagingDir(RUN_ID_PLACEHOLDER)}\\${stagedFileName(step.index)}`,
+      destination: step.destination,
+      sha256,
+      label: `File ${JSON.stringify(name)}`,
+    },
+    { destinationLiteral: DESTINATION_PLACEHOLDER },
+  );
+  // The run id is an interpolation of its variable (the step must render the same in every run); a secret in
+  // the destination stays a variable, quoted for PowerShell by Packer.
+  const runId = [{ value: RUN_ID_PLACEHOLDER, variable: PACKER_VARIABLES.runId }];
+  const destination = hclPowerShellLiteral(step.destination, secrets);
   return {
     type: 'provisioner',
     labels: ['powershell'],
@@ -317,7 +332,10 @@ function stagedFileProvisioner(
       'isobuild uploaded the source to the staging directory before Packer ran (decisions.md 37).',
     ],
     attributes: [
-      ['inline', lines.map((line) => expr(hclString(line, references)))],
+      [
+        'inline',
+        lines.map((line) => expr(hclString(line, runId).replace(DESTINATION_PLACEHOLDER, () => destination))),
+      ],
       ['valid_exit_codes', [0]],
     ],
   };

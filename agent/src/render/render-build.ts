@@ -122,7 +122,13 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       for (const step of steps) {
         const rendered = renderedStep(step);
         const artifact = rendered.artifact ? await sha256File(join(scratch, rendered.artifact)) : '';
-        const provisioner = renderedProvisioner(rendered, kind, secrets);
+        // Who copied a File step (isobuild or Packer) does not change what it put on the VM: the digest is
+        // of Packer's form, so a resume may switch --windows-upload.
+        const provisioner = renderedProvisioner(
+          { step, ...(rendered.artifact ? { artifact: rendered.artifact } : {}) },
+          kind,
+          secrets,
+        );
         stepDigests.set(step.path, sha256(`${provisioner}\n${artifact}`));
       }
 

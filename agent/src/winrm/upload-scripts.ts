@@ -52,7 +52,7 @@ export function writerScript(range: WriterRange): string {
     `$parent = [IO.Path]::GetDirectoryName($path)`,
     `if ($parent) { [void][IO.Directory]::CreateDirectory($parent) }`,
     `$file = New-Object IO.FileStream($path, [IO.FileMode]::OpenOrCreate, [IO.FileAccess]::Write, ([IO.FileShare]'ReadWrite, Delete'))`,
-    `$sha = [Security.Cryptography.SHA256]::Create()`,
+    `$sha = [Security.Cryptography.SHA256Cng]::new()`,
     `$written = [long]0`,
     `try {`,
     `  if ($file.Length -ne $fileLength) { $file.SetLength($fileLength) }`,

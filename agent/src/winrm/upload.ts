@@ -97,7 +97,13 @@ export async function uploadFile(
   const opened: WinRmClient[] = [];
   const first = connection instanceof WinRmClient ? connection : new WinRmClient(connection, options.client);
   if (first !== connection) opened.push(first);
-  const file = await open(localPath, 'r');
+  let file: FileHandle;
+  try {
+    file = await open(localPath, 'r');
+  } catch (error) {
+    for (const client of opened) client.close();
+    throw error;
+  }
   const writers: CommandWithInput[] = [];
   const stop = new AbortController();
   const halt = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -176,6 +182,8 @@ async function writeRange(
     try {
       await sendPiece(writer, piece, last, envelope, signal);
     } catch (error) {
+      next.catch(() => undefined); // the read ahead is not needed any more; its failure is no news
+
       if (error instanceof UploadError || signal.aborted) throw error;
       throw await writerVerdict(writer, job.remotePath, error);
     }

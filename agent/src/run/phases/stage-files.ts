@@ -13,7 +13,7 @@ import { ARTIFACTS_DIR } from '../../render/render-build.js';
 import type { Step } from '../../template/model.js';
 import { WinRmClient } from '../../winrm/client.js';
 import type { WinRmTarget } from '../../winrm/transport.js';
-import { uploadFile, type UploadProgress } from '../../winrm/upload.js';
+import { UploadError, uploadFile, type UploadProgress } from '../../winrm/upload.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
 import { endStep } from '../run-status.js';
@@ -28,9 +28,8 @@ type FileStep = Extract<Step, { type: 'File' }>;
 
 /** The run's File steps that isobuild uploads: Windows, isobuild's upload, and not skipped by a resume. */
 export function stagedSteps(run: RunContext): FileStep[] {
-  if (run.template.os !== 'windows' || run.config.windowsUpload !== 'isobuild') return [];
+  if (!stagesFiles(run)) return [];
   const skipped = new Set(run.plan?.skipped.map((step) => step.path));
-  if (run.template.validate.sourceValidationOnly) return [];
   return run.template.customize.filter(
     (step): step is FileStep => step.type === 'File' && !skipped.has(step.path),
   );
@@ -42,17 +41,37 @@ export const stageFilesPhase: Phase<RunContext> = {
   async run(run, signal) {
     for (const step of stagedSteps(run)) await stageOne(run, step, signal);
   },
-  cleanup: (run) => removeStagingDir(run),
+  cleanup: (run, signal) => removeStagingDirs(run, signal),
 };
 
-/** After the customizers, before validation and deprovisioning: nothing of the staging is left in the image. */
+/**
+ * After the customizers, before validation and deprovisioning: nothing of the staging is left in the image.
+ * Every staged file was copied into place by its step, so a directory that cannot be removed is a warning.
+ */
 export const unstagePhase: Phase<RunContext> = {
   name: 'remove staged files',
-  skip: (run) => stagedSteps(run).length === 0,
-  async run(run) {
-    await removeStagingDir(run);
+  skip: (run) => !stagesFiles(run),
+  async run(run, signal) {
+    try {
+      await removeStagingDirs(run, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const line = `warning: the staging directory ${windowsStagingDir(run.config.runId)} could not be removed from ${run.vmPath.label}: ${run.mask((error as Error).message)}. Every staged file was copied into place; remove the directory before capturing the image.`;
+      run.options.report(line);
+      run.logs.customization.write('ISOBUILD', line);
+    }
   },
 };
+
+/** Whether this template's Windows File steps go through isobuild's upload (also when a resume skips them). */
+function stagesFiles(run: RunContext): boolean {
+  return (
+    run.template.os === 'windows' &&
+    run.config.windowsUpload === 'isobuild' &&
+    !run.template.validate.sourceValidationOnly &&
+    run.template.customize.some((step) => step.type === 'File')
+  );
+}
 
 async function stageOne(run: RunContext, step: FileStep, signal: AbortSignal): Promise<void> {
   const artifact = run.artifacts?.find((a) => a.stepPath === step.path);
@@ -60,7 +79,14 @@ async function stageOne(run: RunContext, step: FileStep, signal: AbortSignal): P
   const label = `File ${JSON.stringify(run.mask(step.name))}`;
   const remote = `${windowsStagingDir(run.config.runId)}\\${stagedFileName(step.index)}`;
   const megabytes = (artifact.bytes / 1024 ** 2).toFixed(1);
-  const report = progressReporter(run, label, artifact.bytes);
+  const report = progressReporter(
+    (line) => {
+      run.options.report(line);
+      run.logs.customization.write('ISOBUILD', line);
+    },
+    label,
+    artifact.bytes,
+  );
   try {
     const result = await uploadFile(
       winRmTarget(run),
@@ -87,16 +113,38 @@ async function stageOne(run: RunContext, step: FileStep, signal: AbortSignal): P
       endStep(status, 'failed');
     }
     run.progress.phase(`upload ${label}`, 'failed');
-    const detail = run.mask(error instanceof Error ? error.message : String(error));
-    throw new IsobuildError(
-      'uploadFailed',
-      `${label} (${step.path}): its source could not be uploaded to ${run.vmPath.label}: ${detail}. Nothing was installed and no customizer ran; fix what the message names and build again (--windows-upload packer uses Packer's file provisioner instead).`,
-    );
+    throw uploadFailure(run, step, label, error);
   }
 }
 
+/**
+ * Why a File step's upload failed. A hop that broke (the relay saw it) is the VM being unreachable (exit 5,
+ * naming the hop); anything else fails the step (exit 1).
+ */
+function uploadFailure(run: RunContext, step: FileStep, label: string, error: unknown): IsobuildError {
+  const detail = run.mask(error instanceof Error ? error.message : String(error));
+  const hop = run.connection?.relay.lastFailure();
+  const broken = hop !== undefined && hop !== run.connection?.failureBeforePacker;
+  const where = `${label} (${step.path}): its source could not be uploaded to ${run.vmPath.label}`;
+  if (broken && error instanceof UploadError && error.kind === 'winrm')
+    return new IsobuildError(
+      'vmUnreachable',
+      `${where}: ${run.mask(hop)} (${detail}). Nothing was installed and no customizer ran; check the network path and build again.`,
+      { cause: error },
+    );
+  return new IsobuildError(
+    'uploadFailed',
+    `${where}: ${detail}. Nothing was installed and no customizer ran; fix what the message names and build again (--windows-upload packer uses Packer's file provisioner instead).`,
+    { cause: error },
+  );
+}
+
 /** Progress lines (bytes, rate, ETA) for an upload that takes more than a few seconds. */
-function progressReporter(run: RunContext, label: string, totalBytes: number): (p: UploadProgress) => void {
+export function progressReporter(
+  report: (line: string) => void,
+  label: string,
+  totalBytes: number,
+): (p: UploadProgress) => void {
   let nextAt = PROGRESS_AFTER_MS;
   return (progress) => {
     if (progress.elapsedMs < nextAt || progress.bytesDone >= totalBytes) return;
@@ -105,8 +153,7 @@ function progressReporter(run: RunContext, label: string, totalBytes: number): (
     const rate = progress.bytesPerSecond;
     const eta = rate > 0 ? (totalBytes - progress.bytesDone) / rate : Number.POSITIVE_INFINITY;
     const line = `upload ${label}: ${mb(progress.bytesDone)} of ${mb(totalBytes)} MB, ${mb(rate)} MB/s, about ${Number.isFinite(eta) ? seconds(eta * 1000) : 'unknown time'} left`;
-    run.options.report(line);
-    run.logs.customization.write('ISOBUILD', line);
+    report(line);
   };
 }
 
@@ -116,21 +163,36 @@ function winRmTarget(run: RunContext): WinRmTarget {
   return { host: connection.relay.host, port: connection.relay.port, label: vmPath.label, ...vmPath.winrm };
 }
 
-/** Removes the run's staging directory (once; a second call finds nothing to do). */
-async function removeStagingDir(run: RunContext): Promise<void> {
+/**
+ * Removes every isobuild staging directory on the VM (this run's, and any an earlier run left behind when it
+ * was killed: a resumed run has a new id), and says so if one is still there. `signal` is the cleanup's budget.
+ */
+async function removeStagingDirs(run: RunContext, signal?: AbortSignal): Promise<void> {
   if (!run.connection || run.stagingRemoved) return;
   const client = new WinRmClient(winRmTarget(run));
-  const dir = windowsStagingDir(run.config.runId);
+  const pattern = windowsStagingDir('*');
+  const budget = AbortSignal.timeout(REMOVE_BUDGET_MS);
   try {
-    const result = await client.runPowerShell(
-      `Remove-Item -Path '${dir}' -Recurse -Force -ErrorAction SilentlyContinue`,
-      { signal: AbortSignal.timeout(REMOVE_BUDGET_MS) },
-    );
+    const result = await client.runPowerShell(removalScript(pattern), {
+      signal: signal ? AbortSignal.any([signal, budget]) : budget,
+    });
     if (result.exitCode !== 0)
-      throw new Error(`removing ${dir} exited with ${result.exitCode}: ${result.stderr.trim()}`);
+      throw new Error(
+        result.stderr.trim().split(/\r?\n/).pop() || `the removal exited with ${result.exitCode}`,
+      );
     run.stagingRemoved = true;
-    run.logs.customization.write('ISOBUILD', `removed the staging directory ${dir}`);
+    run.logs.customization.write('ISOBUILD', `removed the staging directories ${pattern}`);
   } finally {
     client.close();
   }
+}
+
+/** PowerShell that removes the directories matching `pattern` and fails, naming one, if any is left. */
+export function removalScript(pattern: string): string {
+  return [
+    `$ErrorActionPreference = 'Stop'`,
+    `Get-ChildItem -Path '${pattern}' -Directory -ErrorAction SilentlyContinue | ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force }`,
+    `$left = @(Get-ChildItem -Path '${pattern}' -Directory -ErrorAction SilentlyContinue)`,
+    `if ($left.Count -gt 0) { [Console]::Error.WriteLine("$($left[0].FullName) is still there"); exit 1 }`,
+  ].join('\n');
 }
