@@ -2,22 +2,29 @@
  * A Windows File customizer's staged path end to end on the fake Windows VM: isobuild's uploadFile puts the
  * source into the run's staging directory, then a real Packer 1.6.6 powershell provisioner delivers the
  * staged-File step script (stagedFileScript's lines as its inline, copied to the VM by winrmcp and run as
- * Packer runs it) and the fake does what Windows would: the copy checked, moved into place under new
- * directories, or the step failed by name when the copy is gone or changed on the VM after the upload.
+ * Packer runs it) and the fake does what Windows would: the copy checked, copied into place under new
+ * directories and the staged copy deleted, or the step failed by name when the copy is gone, changed on the
+ * VM after the upload, or the destination is a directory. Then the removal of the staging directories
+ * (removalScript) as isobuild's client runs it, and the fake's Send throttle.
  * The expected messages are written out here by hand, so the check does not lean on the script's wording.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { stagedFileScript } from '../../agent/src/render/staged-file.js';
+import { removalScript } from '../../agent/src/run/phases/stage-files.js';
 import { Secret } from '../../agent/src/secret.js';
 import { WinRmClient } from '../../agent/src/winrm/client.js';
 import type { WinRmTarget } from '../../agent/src/winrm/transport.js';
 import { uploadFile } from '../../agent/src/winrm/upload.js';
-import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
+import {
+  startFakeWindowsVm,
+  type FakeWindowsVm,
+  type FakeWindowsVmOptions,
+} from '../helpers/fake-windows-vm/server.js';
 import type { FakeVmBehaviour } from '../helpers/fake-windows-vm/commands.js';
 import { runProcess, type ProcessResult } from '../helpers/run-process.js';
 
@@ -50,8 +57,11 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function startVm(behaviour: Partial<FakeVmBehaviour> = {}): Promise<FakeWindowsVm> {
-  const vm = await startFakeWindowsVm({ receiveCapMs: 500, behaviour });
+async function startVm(
+  behaviour: Partial<FakeVmBehaviour> = {},
+  options: FakeWindowsVmOptions = {},
+): Promise<FakeWindowsVm> {
+  const vm = await startFakeWindowsVm({ receiveCapMs: 500, behaviour, ...options });
   vms.push(vm);
   return vm;
 }
@@ -112,9 +122,21 @@ async function packerBuild(vm: FakeWindowsVm, name: string): Promise<ProcessResu
 
 const inSandbox = (vm: FakeWindowsVm, parts: readonly string[]): string => join(vm.sandbox, ...parts);
 
+const GONE = `isobuild: File "install agent": the uploaded copy ${STAGED} is gone from the VM: an earlier step removed it (one that empties C:\\Windows\\Temp?). Run that step after this one, or build with --windows-upload packer.`;
+
+/** Runs `script` through isobuild's own client, as the build's phases do. */
+async function runOn(vm: FakeWindowsVm, script: string) {
+  const client = new WinRmClient(target(vm));
+  try {
+    return await client.runPowerShell(script, { signal: AbortSignal.timeout(30_000) });
+  } finally {
+    client.close();
+  }
+}
+
 // Each case has its own VM; Packer spends most of its ~9 s waiting, so the cases run side by side.
 describe.concurrent('the staged-File step on the fake Windows VM', () => {
-  it('moves the uploaded copy into place under new directories, next to a Packer file provisioner', async ({
+  it('copies the uploaded copy into place under new directories, next to a Packer file provisioner', async ({
     expect,
   }) => {
     const vm = await startVm();
@@ -127,10 +149,12 @@ describe.concurrent('the staged-File step on the fake Windows VM', () => {
     );
     expect(await sha256Of(inSandbox(vm, DESTINATION_IN_SANDBOX))).toBe(sourceSha256);
     expect(existsSync(inSandbox(vm, STAGED_IN_SANDBOX))).toBe(false);
-    // Packer's own upload path works against the same server.
+    // Packer's own upload path works against the same server, and its cleanup removed its temp files.
     expect(await readFile(inSandbox(vm, ['Windows', 'Temp', 'packer-file.txt']), 'utf8')).toBe(
       await readFile(packer.copied, 'utf8'),
     );
+    const temp = await readdir(inSandbox(vm, ['Windows', 'Temp']));
+    expect(temp.filter((name) => /^winrmcp-.*\.tmp$/i.test(name))).toEqual([]);
     expect(vm.openShells()).toBe(0);
   });
 
@@ -156,9 +180,7 @@ describe.concurrent('the staged-File step on the fake Windows VM', () => {
     const packer = await packerBuild(vm, 'gone');
 
     expect(packer.code).not.toBe(0);
-    expect(packer.stdout + packer.stderr).toContain(
-      'isobuild: File "install agent": the uploaded copy C:\\Windows\\Temp\\isobuild-20240611-0930-ab12\\customize-03 is gone from the VM (removed by an earlier step?); build again.',
-    );
+    expect(packer.stdout + packer.stderr).toContain(GONE);
     expect(packer.stdout + packer.stderr).toContain('Script exited with non-zero exit status: 1');
     expect(existsSync(inSandbox(vm, ['Program Files']))).toBe(false);
   });
@@ -173,10 +195,11 @@ describe.concurrent('the staged-File step on the fake Windows VM', () => {
       const signal = AbortSignal.timeout(30_000);
       const gone = await client.runPowerShell(script, { signal });
       expect(gone).toMatchObject({ exitCode: 1, stdout: '' });
-      expect(gone.stderr).toBe(
-        `isobuild: File "install agent": the uploaded copy ${STAGED} is gone from the VM (removed by an earlier step?); build again.\r\n`,
-      );
+      expect(gone.stderr).toBe(`${GONE}\r\n`);
 
+      // A file already at the destination is replaced ([IO.File]::Copy with overwrite).
+      await mkdir(inSandbox(vm, DESTINATION_IN_SANDBOX.slice(0, -1)), { recursive: true });
+      await writeFile(inSandbox(vm, DESTINATION_IN_SANDBOX), 'an older agent');
       await uploadFile(client, source, STAGED, { signal });
       const placed = await client.runPowerShell(script, { signal });
       expect(placed).toMatchObject({ exitCode: 0, stderr: '' });
@@ -184,8 +207,159 @@ describe.concurrent('the staged-File step on the fake Windows VM', () => {
         `isobuild: File "install agent": ${DESTINATION} in place (sha256 ${sourceSha256})\r\n`,
       );
       expect(await sha256Of(inSandbox(vm, DESTINATION_IN_SANDBOX))).toBe(sourceSha256);
+      expect(existsSync(inSandbox(vm, STAGED_IN_SANDBOX))).toBe(false); // deleted after the copy
     } finally {
       client.close();
     }
+  });
+
+  it('fails the step by name, exit 1, when the destination is a directory, and leaves both alone', async ({
+    expect,
+  }) => {
+    const vm = await startVm();
+    const small = join(work, 'small.bin');
+    await writeFile(small, 'a small source');
+    const sha256 = await sha256Of(small);
+    await uploadFile(target(vm), small, STAGED, { signal: AbortSignal.timeout(30_000) });
+    // The destination exists as a directory (named differently in case: Windows paths are case-insensitive).
+    await mkdir(inSandbox(vm, ['program files', 'contoso', "IT'S NEW", 'agent.bin']), { recursive: true });
+    const lines = stagedFileScript({ stagedPath: STAGED, destination: DESTINATION, sha256, label: STEP });
+    const result = await runOn(vm, lines.join('\r\n'));
+
+    expect(result).toMatchObject({ exitCode: 1, stdout: '' });
+    expect(result.stderr).toBe(
+      `isobuild: File "install agent": the destination ${DESTINATION} is a directory; a File step's destination is the file's full path, such as ${DESTINATION}\\name.ext.\r\n`,
+    );
+    expect(await sha256Of(inSandbox(vm, STAGED_IN_SANDBOX))).toBe(sha256);
+    expect(await readdir(inSandbox(vm, ['program files', 'contoso', "IT'S NEW", 'agent.bin']))).toEqual([]);
+  });
+
+  it('refuses a step whose message PowerShell cannot parse ("$step:" names no variable)', async ({
+    expect,
+  }) => {
+    const vm = await startVm();
+    const lines = stepLines().map((line) =>
+      line.replace('"isobuild: $($step): the uploaded copy', '"isobuild: $step: the uploaded copy'),
+    );
+    const result = await runOn(vm, lines.join('\n'));
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(
+      "Variable reference is not valid. ':' was not followed by a valid variable name character.",
+    );
+    expect(result.stderr).toContain('InvalidVariableReferenceWithDrive');
+  });
+});
+
+describe.concurrent('the removal of the staging directories on the fake Windows VM', () => {
+  const PATTERN = 'C:\\Windows\\Temp\\isobuild-*';
+
+  /** Directories and files under the sandbox, created from Windows-style relative paths. */
+  async function layout(vm: FakeWindowsVm, dirs: readonly string[], files: readonly string[]): Promise<void> {
+    for (const dir of dirs) await mkdir(join(vm.sandbox, ...dir.split('\\')), { recursive: true });
+    for (const file of files) await writeFile(join(vm.sandbox, ...file.split('\\')), `${file}\n`);
+  }
+  const there = (vm: FakeWindowsVm, path: string): boolean =>
+    existsSync(join(vm.sandbox, ...path.split('\\')));
+
+  it('removes every directory matching the pattern, contents and all, and nothing else', async ({
+    expect,
+  }) => {
+    const vm = await startVm();
+    await layout(
+      vm,
+      [
+        'Windows\\Temp\\isobuild-20240611-0930-ab12\\deep\\deeper',
+        'Windows\\Temp\\ISOBUILD-20230101-0000-old',
+        'Windows\\Temp\\isobuild-[brackets]',
+        'Windows\\Temp\\isobuildless',
+        'Windows\\Temp\\other',
+        'Program Files\\isobuild-keep',
+      ],
+      [
+        'Windows\\Temp\\isobuild-20240611-0930-ab12\\customize-01',
+        'Windows\\Temp\\isobuild-20240611-0930-ab12\\deep\\deeper\\customize-02',
+        'Windows\\Temp\\isobuild-[brackets]\\customize-03',
+        'Windows\\Temp\\isobuild-a-file',
+        'Windows\\Temp\\other\\isobuild-inside',
+      ],
+    );
+    const result = await runOn(vm, removalScript(PATTERN));
+
+    expect(result).toEqual({ exitCode: 0, stdout: '', stderr: '' });
+    expect(await readdir(join(vm.sandbox, 'Windows', 'Temp'))).toEqual(
+      expect.arrayContaining(['isobuildless', 'other', 'isobuild-a-file']),
+    );
+    expect(there(vm, 'Windows\\Temp\\isobuild-20240611-0930-ab12')).toBe(false);
+    expect(there(vm, 'Windows\\Temp\\ISOBUILD-20230101-0000-old')).toBe(false); // case-insensitive
+    expect(there(vm, 'Windows\\Temp\\isobuild-[brackets]')).toBe(false); // removed by its literal path
+    expect(statSync(join(vm.sandbox, 'Windows', 'Temp', 'isobuild-a-file')).isFile()).toBe(true); // -Directory
+    expect(there(vm, 'Windows\\Temp\\other\\isobuild-inside')).toBe(true);
+    expect(there(vm, 'Program Files\\isobuild-keep')).toBe(true);
+    // Nothing to remove is fine.
+    expect(await runOn(vm, removalScript(PATTERN))).toEqual({ exitCode: 0, stdout: '', stderr: '' });
+  });
+
+  it('fails, naming the file, when a directory cannot be removed; under Stop the rest is not tried', async ({
+    expect,
+  }) => {
+    const locked = 'C:\\Windows\\Temp\\isobuild-b\\customize-01';
+    const vm = await startVm({ lockedFiles: [locked] });
+    const dirs = ['Windows\\Temp\\isobuild-a', 'Windows\\Temp\\isobuild-b', 'Windows\\Temp\\isobuild-c'];
+    await layout(vm, dirs, [
+      'Windows\\Temp\\isobuild-a\\customize-01',
+      'Windows\\Temp\\isobuild-b\\customize-01',
+    ]);
+    const result = await runOn(vm, removalScript(PATTERN));
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.split('\n')[0]).toBe(
+      `Remove-Item : Cannot remove item ${locked}: The process cannot access the file '${locked}' because it is being used by another process.`,
+    );
+    expect(result.stderr).toContain(
+      'RemoveFileSystemItemIOError,Microsoft.PowerShell.Commands.RemoveItemCommand',
+    );
+    expect(dirs.map((dir) => there(vm, dir))).toEqual([false, true, true]);
+  });
+
+  it('reports a directory still there after a removal that went on past its errors', async ({ expect }) => {
+    const locked = 'C:\\Windows\\Temp\\isobuild-b\\customize-01';
+    const vm = await startVm({ lockedFiles: [locked] });
+    const dirs = ['Windows\\Temp\\isobuild-a', 'Windows\\Temp\\isobuild-b', 'Windows\\Temp\\isobuild-c'];
+    await layout(vm, dirs, [
+      'Windows\\Temp\\isobuild-b\\customize-01',
+      'Windows\\Temp\\isobuild-b\\customize-02',
+    ]);
+    // Each directory tried whatever the others do: the leftover check is what names the one left.
+    const script = removalScript(PATTERN).replace(
+      '-Recurse -Force }',
+      '-Recurse -Force -ErrorAction Continue }',
+    );
+    expect(script).toContain('-ErrorAction Continue }');
+    const result = await runOn(vm, script);
+
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.split('\n')[0]).toBe('C:\\Windows\\Temp\\isobuild-b is still there\r');
+    expect(result.stderr).toContain(
+      'Remove-Item : Cannot remove item C:\\Windows\\Temp\\isobuild-b: The directory is not empty.',
+    );
+    expect(dirs.map((dir) => there(vm, dir))).toEqual([false, true, false]);
+    expect(await readdir(join(vm.sandbox, 'Windows', 'Temp', 'isobuild-b'))).toEqual(['customize-01']);
+  });
+});
+
+describe('the fake Windows VM with a Send throttle', () => {
+  it('answers each stdin Send only after sendDelayMs, so a few MB take seconds', async ({ expect }) => {
+    const file = join(work, 'throttled.bin');
+    await writeFile(file, randomBytes(2 * 1024 * 1024));
+    const fast = await startVm();
+    const slow = await startVm({}, { sendDelayMs: 400 });
+    const signal = AbortSignal.timeout(30_000);
+    const quick = await uploadFile(target(fast), file, STAGED, { signal });
+    const throttled = await uploadFile(target(slow), file, STAGED, { signal });
+
+    // 2 MiB is 2.7 MB of base64: at least 5 envelopes of under 500 KB, each answered 400 ms late.
+    expect(throttled.elapsedMs).toBeGreaterThan(quick.elapsedMs + 5 * 400);
+    expect(await sha256Of(inSandbox(slow, STAGED_IN_SANDBOX))).toBe(await sha256Of(file));
   });
 });

@@ -3,8 +3,10 @@
 // connect and restart checks, `shutdown`, and the powershell / windows-shell provisioners' invocations.
 // Those are emulated against a sandbox directory that stands for C:\; uploaded .ps1 files run through a
 // toy PowerShell (Write-Host, Write-Error, exit N, Start-Sleep) unless they are isobuild's staged-File step
-// (staged-file-step.ts), .bat files through /bin/sh for echo lines. Anything else runs under /bin/sh in
-// the sandbox, which is what pywinrm's tests send.
+// (staged-file-step.ts), .bat files through /bin/sh for echo lines. isobuild's own -EncodedCommand scripts
+// are emulated by their shape: its upload (upload-scripts.ts), the staged-File step, and the removal of its
+// staging directories (staging-removal.ts). Anything else runs under /bin/sh in the sandbox, which is what
+// pywinrm's tests send.
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
@@ -20,10 +22,12 @@ import { dirname, join } from 'node:path';
 import { decodeEncodedCommand } from '../../../agent/src/winrm/powershell.js';
 import { EXIT_REPORTED, finishedProcess } from './finished-process.js';
 import { startStagedFileStep, type StagedFileStepBehaviour } from './staged-file-step.js';
+import { startStagingRemoval, type StagingRemovalBehaviour } from './staging-removal.js';
 import { startUploadScript, type UploadScriptBehaviour } from './upload-scripts.js';
 import { mentionsRegistry, type FakeMachineState } from './machine-state.mjs';
 
-export interface FakeVmBehaviour extends UploadScriptBehaviour, StagedFileStepBehaviour {
+export interface FakeVmBehaviour
+  extends UploadScriptBehaviour, StagedFileStepBehaviour, StagingRemovalBehaviour {
   /** The directory standing for C:\ */
   readonly sandbox: string;
   readonly hostname: string;
@@ -96,10 +100,17 @@ export function startCommand(commandLine: string, vm: FakeVmBehaviour): ChildPro
   return spawn('/bin/sh', ['-c', commandLine], { cwd: vm.sandbox, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-/** A decoded -EncodedCommand script: Packer's fixed checks and winrmcp's scripts, else the toy PowerShell. */
+/**
+ * A decoded -EncodedCommand script: isobuild's upload and staging removal, Packer's fixed checks and
+ * winrmcp's scripts, else the toy PowerShell.
+ */
 function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
   const upload = startUploadScript(script, (path) => mapPath(path, vm), vm);
   if (upload) return upload;
+  const removal = startStagingRemoval(script, (path) => mapPath(path, vm), vm.sandbox, vm);
+  if (removal) return removal;
+  const staged = startStagedFileStep(script, (path) => mapPath(path, vm), vm);
+  if (staged) return staged;
   if (/WinRM connected\./.test(script)) return done(0, 'WinRM connected.\r\n');
   if (/restarted\./.test(script) && /GetHostName/i.test(script))
     return done(0, `${vm.hostname} restarted.\r\n`);
@@ -115,7 +126,14 @@ function runScript(script: string, vm: FakeVmBehaviour): ChildProcess {
     writeFileSync(destination, Buffer.concat(bytes));
     return done(0);
   }
-  const removed = /Remove-Item\s+(?:-Path\s+)?["']?([^"'\s;]+)["']?/i.exec(script);
+  if (paths.length === 1 && /Remove-Item \$tmp_file_path\b/.test(script)) {
+    // winrmcp's cleanup: its temp file, resolved with GetFullPath, removed if there.
+    rmSync(mapPath(paths[0]!, vm), { force: true });
+    return done(0);
+  }
+  // Any other Remove-Item of a literal path (by -Path, -LiteralPath or position). A variable or a parameter
+  // name is no path: such a script is the toy PowerShell's.
+  const removed = /Remove-Item\s+(?:-(?:Literal)?Path\s+)?(?![$-])["']?([^"'\s;]+)["']?/i.exec(script);
   if (removed && !/Write-Host/.test(script) && !mentionsRegistry(script)) {
     rmSync(mapPath(removed[1]!, vm), { force: true, recursive: true });
     return done(0);

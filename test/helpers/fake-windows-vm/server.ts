@@ -40,6 +40,11 @@ export interface FakeWindowsVmOptions {
   readonly configReadable?: boolean;
   /** What Windows spends per operation; WINDOWS_COSTS by default, NO_COSTS to measure the fake alone. */
   readonly costs?: Partial<WindowsCosts>;
+  /**
+   * Test only: each stdin Send is answered this long after it arrives (default 0), so an upload of a few MB
+   * takes seconds for sure, as on a slow link (tests of progress lines need one).
+   */
+  readonly sendDelayMs?: number;
 }
 
 /**
@@ -347,6 +352,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         );
       }
       case `${SHELL_ACTION}/Send`: {
+        await delay(options.sendDelayMs ?? 0);
         const shell = shells.get(shellId);
         if (!shell) return [500, invalidShell(shellId, messageId)];
         const sent = ((body.Send as Record<string, unknown> | undefined)?.Stream ?? []) as Record<
