@@ -300,28 +300,6 @@ describe.concurrent('the removal of the staging directories on the fake Windows 
     expect(await runOn(vm, removalScript(PATTERN))).toEqual({ exitCode: 0, stdout: '', stderr: '' });
   });
 
-  it('fails, naming the file, when a directory cannot be removed; under Stop the rest is not tried', async ({
-    expect,
-  }) => {
-    const locked = 'C:\\Windows\\Temp\\isobuild-b\\customize-01';
-    const vm = await startVm({ lockedFiles: [locked] });
-    const dirs = ['Windows\\Temp\\isobuild-a', 'Windows\\Temp\\isobuild-b', 'Windows\\Temp\\isobuild-c'];
-    await layout(vm, dirs, [
-      'Windows\\Temp\\isobuild-a\\customize-01',
-      'Windows\\Temp\\isobuild-b\\customize-01',
-    ]);
-    const result = await runOn(vm, removalScript(PATTERN));
-
-    expect(result.exitCode).toBe(1);
-    expect(result.stderr.split('\n')[0]).toBe(
-      `Remove-Item : Cannot remove item ${locked}: The process cannot access the file '${locked}' because it is being used by another process.`,
-    );
-    expect(result.stderr).toContain(
-      'RemoveFileSystemItemIOError,Microsoft.PowerShell.Commands.RemoveItemCommand',
-    );
-    expect(dirs.map((dir) => there(vm, dir))).toEqual([false, true, true]);
-  });
-
   it('reports a directory still there after a removal that went on past its errors', async ({ expect }) => {
     const locked = 'C:\\Windows\\Temp\\isobuild-b\\customize-01';
     const vm = await startVm({ lockedFiles: [locked] });
@@ -330,13 +308,9 @@ describe.concurrent('the removal of the staging directories on the fake Windows 
       'Windows\\Temp\\isobuild-b\\customize-01',
       'Windows\\Temp\\isobuild-b\\customize-02',
     ]);
-    // Each directory tried whatever the others do: the leftover check is what names the one left.
-    const script = removalScript(PATTERN).replace(
-      '-Recurse -Force }',
-      '-Recurse -Force -ErrorAction Continue }',
-    );
-    expect(script).toContain('-ErrorAction Continue }');
-    const result = await runOn(vm, script);
+    // Each directory is tried whatever the others do (a killed run's open file must not keep this run's
+    // directory in the image): the leftover check is what names the one left.
+    const result = await runOn(vm, removalScript(PATTERN));
 
     expect(result.exitCode).toBe(1);
     expect(result.stderr.split('\n')[0]).toBe('C:\\Windows\\Temp\\isobuild-b is still there\r');

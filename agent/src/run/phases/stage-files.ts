@@ -177,8 +177,10 @@ async function removeStagingDirs(run: RunContext, signal?: AbortSignal): Promise
       signal: signal ? AbortSignal.any([signal, budget]) : budget,
     });
     if (result.exitCode !== 0)
+      // PowerShell's error record starts with its message; the lines after it say where in the script.
       throw new Error(
-        result.stderr.trim().split(/\r?\n/).pop() || `the removal exited with ${result.exitCode}`,
+        result.stderr.split(/\r?\n/).find((line) => line.trim()) ??
+          `the removal exited with ${result.exitCode}`,
       );
     run.stagingRemoved = true;
     run.logs.customization.write('ISOBUILD', `removed the staging directories ${pattern}`);
@@ -187,11 +189,14 @@ async function removeStagingDirs(run: RunContext, signal?: AbortSignal): Promise
   }
 }
 
-/** PowerShell that removes the directories matching `pattern` and fails, naming one, if any is left. */
+/**
+ * PowerShell that removes the directories matching `pattern` and fails, naming one, if any is left. A file
+ * that cannot be deleted (a killed run's, still open) must not stop the removal of the others.
+ */
 export function removalScript(pattern: string): string {
   return [
     `$ErrorActionPreference = 'Stop'`,
-    `Get-ChildItem -Path '${pattern}' -Directory -ErrorAction SilentlyContinue | ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force }`,
+    `Get-ChildItem -Path '${pattern}' -Directory -ErrorAction SilentlyContinue | ForEach-Object { Remove-Item -LiteralPath $_.FullName -Recurse -Force -ErrorAction Continue }`,
     `$left = @(Get-ChildItem -Path '${pattern}' -Directory -ErrorAction SilentlyContinue)`,
     `if ($left.Count -gt 0) { [Console]::Error.WriteLine("$($left[0].FullName) is still there"); exit 1 }`,
   ].join('\n');
