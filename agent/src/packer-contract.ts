@@ -103,3 +103,10 @@ export function windowsStagingDir(runId: string): string {
 export function stagedFileName(index: number): string {
   return `customize-${String(index).padStart(2, '0')}`;
 }
+
+/**
+ * Windows File sources at least this large are staged by isobuild; smaller ones keep Packer's file
+ * provisioner, which is cheaper for them: staging costs a few seconds of PowerShell start-ups per step, and
+ * Packer's copy moves about 0.25 MB/s, so the two break even near 1 MB (docs/benchmarks.md).
+ */
+export const STAGED_FILE_MIN_BYTES = 1024 * 1024;

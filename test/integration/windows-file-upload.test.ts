@@ -238,7 +238,7 @@ describe('Windows File steps uploaded by isobuild', () => {
     expect(await settled(() => vm.openCommands())).toBe(0);
   }, 60_000);
 
-  it("still runs Packer's own file provisioner against the same server with --windows-upload packer", async () => {
+  it("still runs Packer's own file provisioner against the same server: --windows-upload packer, and files under 1 MiB", async () => {
     const tiny = join(work, 'tiny.bin');
     await writeFile(tiny, randomBytes(48 * 1024));
     const run = await build(
@@ -249,5 +249,10 @@ describe('Windows File steps uploaded by isobuild', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).not.toMatch(/^upload File/m);
     expect(await sha(onVm(vm, 'C:\\packer\\tiny.bin'))).toBe(await sha(tiny));
+    // A file under 1 MiB keeps Packer's copy by default too: staging it would cost more than it saves.
+    const small = await build('upload-tiny', [fileStep('tiny', tiny, 'C:\\packer\\tiny2.bin')]);
+    expect(small.code, small.stderr).toBe(0);
+    expect(small.stderr).not.toMatch(/^upload File/m);
+    expect(await sha(onVm(vm, 'C:\\packer\\tiny2.bin'))).toBe(await sha(tiny));
   }, 60_000);
 });

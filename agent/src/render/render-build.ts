@@ -16,6 +16,7 @@ import { IsobuildError, type Problem } from '../errors.js';
 import { maskSecrets } from '../mask-secrets.js';
 import {
   CUSTOMIZATION_FILE,
+  STAGED_FILE_MIN_BYTES,
   DEPROVISION_FILE,
   VALIDATION_FILE,
   secureParameterVariable,
@@ -61,6 +62,8 @@ export interface RenderResult {
   readonly warnings: readonly Problem[];
   /** Per step (by JSON path): sha256 of its rendered provisioner and of the artifact it runs or uploads. */
   readonly stepDigests: ReadonlyMap<string, string>;
+  /** Windows File steps (by JSON path) whose source `isobuild build` must stage before Packer runs. */
+  readonly staged: readonly string[];
 }
 
 export async function renderBuild(template: ImageTemplate, options: RenderOptions): Promise<RenderResult> {
@@ -108,7 +111,7 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
       const file = fetchedFile?.file ?? inlineScripts.get(step.path);
       if (!file) return { step };
       const artifact = `${ARTIFACTS_DIR}/${file}`;
-      return staging && step.type === 'File' && fetchedFile
+      return staging && step.type === 'File' && fetchedFile && fetchedFile.bytes >= STAGED_FILE_MIN_BYTES
         ? { step, artifact, staged: { sha256: fetchedFile.sha256 } }
         : { step, artifact };
     };
@@ -188,7 +191,8 @@ export async function renderBuild(template: ImageTemplate, options: RenderOption
     );
     options.signal?.throwIfAborted();
     await swapIn(scratch, outDir, replacing);
-    return { outDir, files, artifacts, warnings: fetched.warnings, stepDigests };
+    const staged = template.customize.filter((step) => renderedStep(step).staged).map((step) => step.path);
+    return { outDir, files, artifacts, warnings: fetched.warnings, stepDigests, staged };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

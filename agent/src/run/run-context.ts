@@ -115,6 +115,8 @@ export interface RunContext extends PreparedRun {
   /** Set by the render phase: the files, and each step's digest (by JSON path). */
   renderedFiles?: readonly string[];
   stepDigests?: ReadonlyMap<string, string>;
+  /** Set by the render phase: the Windows File steps (by JSON path) whose sources isobuild stages. */
+  stagedPaths?: readonly string[];
   /** Set by the render phase: every downloaded artifact with its sha256 (the provenance record lists them). */
   artifacts?: readonly ArtifactRecord[];
   /** Set by the connect phase. */

@@ -42,6 +42,9 @@ export const renderPhase: Phase<RunContext> = {
       run.renderedFiles = rendered.files;
       run.stepDigests = rendered.stepDigests;
       run.artifacts = rendered.artifacts;
+      run.stagedPaths = rendered.staged.filter(
+        (path) => !run.plan?.skipped.some((step) => step.path === path),
+      );
       recordDigests(run, rendered.stepDigests);
       run.problems.push(...run.warnings, ...rendered.warnings);
       void run.store.bundle(run.runDir, run.config);

@@ -26,12 +26,12 @@ const REMOVE_BUDGET_MS = 15_000;
 
 type FileStep = Extract<Step, { type: 'File' }>;
 
-/** The run's File steps that isobuild uploads: Windows, isobuild's upload, and not skipped by a resume. */
+/** The run's File steps that isobuild uploads: Windows, isobuild's upload, 1 MiB or more, not skipped by a resume. */
 export function stagedSteps(run: RunContext): FileStep[] {
-  if (!stagesFiles(run)) return [];
-  const skipped = new Set(run.plan?.skipped.map((step) => step.path));
+  // Render decided which steps move a staged copy (large enough, not skipped by a resume): exactly those.
+  const staged = new Set(run.stagedPaths);
   return run.template.customize.filter(
-    (step): step is FileStep => step.type === 'File' && !skipped.has(step.path),
+    (step): step is FileStep => step.type === 'File' && staged.has(step.path),
   );
 }
 
@@ -50,7 +50,8 @@ export const stageFilesPhase: Phase<RunContext> = {
  */
 export const unstagePhase: Phase<RunContext> = {
   name: 'remove staged files',
-  skip: (run) => !stagesFiles(run),
+  // This run's staging, or (for a resumed run) what the run it continues may have left when it was killed.
+  skip: (run) => !stagesFiles(run) || (stagedSteps(run).length === 0 && !run.plan?.resumedFrom),
   async run(run, signal) {
     try {
       await removeStagingDirs(run, signal);
