@@ -1,9 +1,9 @@
 /**
- * Windows File customizers at wire speed (decisions.md 37): before Packer runs, isobuild uploads each File
- * step's source to the run's staging directory on the VM with its own WinRM upload (stdin streaming, the VM's
- * sha256 checked), through the same relay and hop as Packer. The step itself, at its position, moves the
- * staged copy into place (render/staged-file.ts). The staging directory is removed after the customizers,
- * and by the cleanup on failure or cancel.
+ * Windows File customizers at wire speed (decisions.md 37): before Packer runs, isobuild uploads the sources
+ * render chose (1 MiB or more) to the run's staging directory on the VM with its own WinRM upload (stdin
+ * streaming, the VM's sha256 checked), through the same relay and hop as Packer. The step itself, at its
+ * position, copies the staged file into place (render/staged-file.ts). The staging directory is removed after
+ * the customizers, and by the cleanup on failure or cancel.
  */
 import { join } from 'node:path';
 import { IsobuildError } from '../../errors.js';
@@ -26,9 +26,8 @@ const REMOVE_BUDGET_MS = 15_000;
 
 type FileStep = Extract<Step, { type: 'File' }>;
 
-/** The run's File steps that isobuild uploads: Windows, isobuild's upload, 1 MiB or more, not skipped by a resume. */
+/** The run's File steps whose sources isobuild uploads: the ones render staged (large enough, not skipped). */
 export function stagedSteps(run: RunContext): FileStep[] {
-  // Render decided which steps move a staged copy (large enough, not skipped by a resume): exactly those.
   const staged = new Set(run.stagedPaths);
   return run.template.customize.filter(
     (step): step is FileStep => step.type === 'File' && staged.has(step.path),
