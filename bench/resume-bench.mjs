@@ -6,18 +6,18 @@
 // Rounds alternate the two so load drifts hit both; the report gives medians and their ratio.
 // Usage: node bench/resume-bench.mjs [rounds]   (after `npm run build`; needs root and packer)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
+import { writeTemplate } from './bench-templates.mjs';
 
 const rounds = Number(process.argv[2] ?? 3);
 const STEPS = 10;
 const STEP_SECONDS = 3;
 const cli = resolve(import.meta.dirname, '../dist/agent/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'isobuild-resume-bench-'));
-const SUB = '11111111-2222-3333-4444-555555555555';
 
 /** Ten 3-second steps; the last exits `lastExit`. */
 function templateFile(name, lastExit) {
@@ -26,32 +26,7 @@ function templateFile(name, lastExit) {
     name: `step ${i + 1}`,
     inline: [`sleep ${STEP_SECONDS}`, ...(i === STEPS - 1 ? [`exit ${lastExit}`] : [])],
   }));
-  const template = {
-    type: 'Microsoft.VirtualMachineImages/imageTemplates',
-    apiVersion: '2024-02-01',
-    location: 'westeurope',
-    identity: {
-      type: 'UserAssigned',
-      userAssignedIdentities: {
-        [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
-          {},
-      },
-    },
-    properties: {
-      source: {
-        type: 'PlatformImage',
-        publisher: 'Canonical',
-        offer: 'ubuntu-24_04-lts',
-        sku: 'server',
-        version: 'latest',
-      },
-      customize,
-      distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-    },
-  };
-  const file = join(work, `${name}.json`);
-  writeFileSync(file, JSON.stringify(template));
-  return file;
+  return writeTemplate(join(work, `${name}.json`), { customize });
 }
 
 const vm = await startTestVm();

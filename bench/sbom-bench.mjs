@@ -7,7 +7,7 @@
 // Rounds alternate the peers so load drifts hit both; the report gives medians and their ratios.
 // Usage: node bench/sbom-bench.mjs [rounds]   (after `npm run build`; needs root and packer)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
@@ -15,12 +15,12 @@ import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
 import { sshExec } from '../dist/agent/src/vm-path/ssh-exec.js';
 import { LINUX_INVENTORY_SCRIPT, parseLinuxInventory } from '../dist/agent/src/sbom/linux-inventory.js';
 import { buildCycloneDx } from '../dist/agent/src/sbom/cyclonedx.js';
+import { writeTemplate } from './bench-templates.mjs';
 
 const rounds = Number(process.argv[2] ?? 15);
 const buildRounds = Math.max(3, Math.ceil(rounds / 3));
 const cli = resolve(import.meta.dirname, '../dist/agent/src/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'isobuild-sbom-bench-'));
-const SUB = '11111111-2222-3333-4444-555555555555';
 
 const vm = await startTestVm();
 const target = { host: vm.address, port: 22, user: vm.user, privateKey: readFileSync(vm.keyFile) };
@@ -36,33 +36,9 @@ const bareMs = [];
 const collectMs = [];
 const documentMs = [];
 let packages = 0;
-const templateFile = join(work, 'one-step.json');
-writeFileSync(
-  templateFile,
-  JSON.stringify({
-    type: 'Microsoft.VirtualMachineImages/imageTemplates',
-    apiVersion: '2024-02-01',
-    location: 'westeurope',
-    identity: {
-      type: 'UserAssigned',
-      userAssignedIdentities: {
-        [`/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib`]:
-          {},
-      },
-    },
-    properties: {
-      source: {
-        type: 'PlatformImage',
-        publisher: 'Canonical',
-        offer: 'ubuntu-24_04-lts',
-        sku: 'server',
-        version: 'latest',
-      },
-      customize: [{ type: 'Shell', name: 'one step', inline: ['echo hello'] }],
-      distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-    },
-  }),
-);
+const templateFile = writeTemplate(join(work, 'one-step.json'), {
+  customize: [{ type: 'Shell', name: 'one step', inline: ['echo hello'] }],
+});
 /** One build's wall time in ms; fails the benchmark unless it succeeds. */
 function build(runId, args) {
   const started = performance.now();

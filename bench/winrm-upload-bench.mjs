@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { Secret } from '../dist/agent/src/secret.js';
 import { startTestVm, stopTestVm } from '../dist/agent/src/testvm/test-vm.js';
 import { uploadFile } from '../dist/agent/src/winrm/upload.js';
+import { writeTemplate } from './bench-templates.mjs';
 
 const rounds = Number(process.argv[2] ?? 3);
 const BIG = 100_000_000;
@@ -77,28 +78,10 @@ function packerUpload(name, communicator, source, destination) {
 const cli = join(import.meta.dirname, '../dist/agent/src/cli/main.js');
 /** Wall time of `isobuild build` of one Windows File step to the fake VM, in ms; fails the benchmark on failure. */
 function buildFileStep(name, vm, source, destination, args = []) {
-  const template = join(work, `${name}.json`);
-  const identity =
-    '/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/aib';
-  writeFileSync(
-    template,
-    JSON.stringify({
-      type: 'Microsoft.VirtualMachineImages/imageTemplates',
-      apiVersion: '2024-02-01',
-      location: 'westeurope',
-      identity: { type: 'UserAssigned', userAssignedIdentities: { [identity]: {} } },
-      properties: {
-        source: {
-          type: 'PlatformImage',
-          publisher: 'MicrosoftWindowsServer',
-          offer: 'WindowsServer',
-          sku: '2022-datacenter-azure-edition',
-          version: 'latest',
-        },
-        customize: [{ type: 'File', name: 'payload', sourceUri: `file://${source}`, destination }],
-        distribute: [{ type: 'VHD', runOutputName: 'vhd' }],
-      },
-    }),
+  const template = writeTemplate(
+    join(work, `${name}.json`),
+    { customize: [{ type: 'File', name: 'payload', sourceUri: `file://${source}`, destination }] },
+    'windows',
   );
   const started = performance.now();
   const run = spawnSync(
