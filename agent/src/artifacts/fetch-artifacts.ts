@@ -80,7 +80,11 @@ export async function fetchArtifacts(
             message: `${label(job.step)} has no sha256Checksum, so its content is not pinned; the downloaded file has sha256 ${record.sha256}. Add "sha256Checksum": "${record.sha256}" to pin it.`,
           });
         }
-        if (job.step.type === 'File' && record.bytes > FILE_WARNING_BYTES && options.warnLargeFiles !== false) {
+        if (
+          job.step.type === 'File' &&
+          record.bytes > FILE_WARNING_BYTES &&
+          options.warnLargeFiles !== false
+        ) {
           warnings.push({
             severity: 'warning',
             path: `${job.step.path}.sourceUri`,
