@@ -1,4 +1,4 @@
-// Runs the fake Windows VM as a process of its own for bench/winrm-bench.vitest.ts (see there).
+// Runs the fake Windows VM as a process of its own for bench/winrm-bench.vitest.ts and bench/winrm-upload-bench.mjs (see there).
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({

@@ -39,13 +39,18 @@ function randomFile(name, size) {
   return { file, size, sha256: sha256(file) };
 }
 
-/** The fake Windows VM in a process of its own (bench/winrm-upload-vm.hold.ts), as a real VM would be. */
+/** The fake Windows VM in a process of its own (bench/fake-windows-vm.hold.ts), as a real VM would be. */
 async function startFakeVmProcess() {
   const info = join(work, 'vm.json');
   const stop = join(work, 'stop');
-  const child = spawn('npx', ['vitest', 'run', '--config', 'bench/winrm-upload-vm.config.ts'], {
+  const child = spawn('npx', ['vitest', 'run', '--config', 'bench/fake-vm.config.ts'], {
     stdio: 'ignore',
-    env: { ...process.env, BENCH_FAKE_VM_INFO: info, BENCH_FAKE_VM_STOP: stop },
+    env: {
+      ...process.env,
+      BENCH_FAKE_VM_INFO: info,
+      BENCH_FAKE_VM_STOP: stop,
+      BENCH_FAKE_VM_RECEIVE_CAP_MS: '1000',
+    },
   });
   for (let i = 0; i < 300 && !existsSync(info); i++) await new Promise((resolve) => setTimeout(resolve, 100));
   if (!existsSync(info)) throw new Error('the fake Windows VM did not start');

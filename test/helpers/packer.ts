@@ -15,3 +15,23 @@ export async function packerBuild(
   });
   return { exitCode: result.exitCode ?? -1, output: result.all ?? '' };
 }
+
+/** A Packer JSON null builder that reaches `vm` over WinRM-HTTPS (the fake Windows VM's self-signed cert). */
+export function winrmNullBuilder(vm: {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+}): Record<string, unknown> {
+  return {
+    type: 'null',
+    communicator: 'winrm',
+    winrm_host: vm.host,
+    winrm_port: vm.port,
+    winrm_username: vm.user,
+    winrm_password: vm.password,
+    winrm_use_ssl: true,
+    winrm_insecure: true,
+    winrm_timeout: '1m',
+  };
+}

@@ -19,6 +19,7 @@ import {
 import { WinRmClient } from '../../agent/src/winrm/client.js';
 import type { FakeMachineState } from '../helpers/fake-windows-vm/machine-state.mjs';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
+import { winrmNullBuilder } from '../helpers/packer.js';
 import { runProcess } from '../helpers/run-process.js';
 
 const UNINSTALL = 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall';
@@ -191,19 +192,7 @@ describe('the fake Windows VM answers the software inventory', () => {
     try {
       const contoso = `${UNINSTALL}\\{9A1B2C3D-0000-4E5F-8A9B-C0FFEE000001}`;
       const template = {
-        builders: [
-          {
-            type: 'null',
-            communicator: 'winrm',
-            winrm_host: vm.host,
-            winrm_port: vm.port,
-            winrm_username: vm.user,
-            winrm_password: vm.password,
-            winrm_use_ssl: true,
-            winrm_insecure: true,
-            winrm_timeout: '1m',
-          },
-        ],
+        builders: [winrmNullBuilder(vm)],
         provisioners: [
           {
             type: 'powershell',

@@ -26,6 +26,7 @@ import {
   type FakeWindowsVmOptions,
 } from '../helpers/fake-windows-vm/server.js';
 import type { FakeVmBehaviour } from '../helpers/fake-windows-vm/commands.js';
+import { winrmNullBuilder } from '../helpers/packer.js';
 import { runProcess, type ProcessResult } from '../helpers/run-process.js';
 
 const STAGED = 'C:\\Windows\\Temp\\isobuild-20240611-0930-ab12\\customize-03';
@@ -88,19 +89,7 @@ async function packerBuild(vm: FakeWindowsVm, name: string): Promise<ProcessResu
   const copied = join(dir, 'packer-file.txt');
   await writeFile(copied, `copied by winrmcp for ${name}\n`);
   const template = {
-    builders: [
-      {
-        type: 'null',
-        communicator: 'winrm',
-        winrm_host: vm.host,
-        winrm_port: vm.port,
-        winrm_username: vm.user,
-        winrm_password: vm.password,
-        winrm_use_ssl: true,
-        winrm_insecure: true,
-        winrm_timeout: '1m',
-      },
-    ],
+    builders: [winrmNullBuilder(vm)],
     provisioners: [
       { type: 'file', source: copied, destination: 'C:\\Windows\\Temp\\packer-file.txt' },
       { type: 'powershell', inline: stepLines() },

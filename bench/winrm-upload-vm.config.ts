@@ -1,6 +1,0 @@
-// Runs the fake Windows VM as a process of its own for bench/winrm-upload-bench.mjs (see there).
-import { defineConfig } from 'vitest/config';
-
-export default defineConfig({
-  test: { include: ['bench/winrm-upload-vm.hold.ts'], testTimeout: 3_600_000 },
-});
