@@ -6,7 +6,7 @@
 import type { Relay } from '../relay/relay.js';
 import { SshCommandTimeout, sshExec } from '../vm-path/ssh-exec.js';
 import type { VmPath, WinRmVmPath } from '../vm-path/vm-path.js';
-import { sshTarget } from '../vm-path/vm-probe.js';
+import { sshTarget, winRmTarget } from '../vm-path/vm-probe.js';
 import { WinRmClient } from '../winrm/client.js';
 import type { Inventory } from './inventory.js';
 import { LINUX_INVENTORY_SCRIPT, parseLinuxInventory } from './linux-inventory.js';
@@ -60,7 +60,7 @@ async function collectWindowsInventory(
   relay: Relay,
   { budgetMs, signal }: CollectOptions,
 ): Promise<Inventory> {
-  const client = new WinRmClient({ host: relay.host, port: relay.port, label: path.label, ...path.winrm });
+  const client = new WinRmClient(winRmTarget(path, relay));
   const budget = AbortSignal.timeout(budgetMs);
   try {
     const result = await client.runPowerShell(WINDOWS_INVENTORY_SCRIPT, {

@@ -7,7 +7,7 @@ import { seconds } from '../format-seconds.js';
 import type { Relay } from '../relay/relay.js';
 import { WinRmClient } from '../winrm/client.js';
 import type { VmPath, WinRmVmPath } from '../vm-path/vm-path.js';
-import { sshTarget, waitUntilReachable } from '../vm-path/vm-probe.js';
+import { sshTarget, waitUntilReachable, winRmTarget } from '../vm-path/vm-probe.js';
 import { openVmRelay } from '../vm-path/vm-relay.js';
 import { posixCommandLine, powerShellCommandLine } from './remote-command.js';
 import { runPowerShellCommand, runPowerShellPrompt } from './powershell-session.js';
@@ -65,7 +65,7 @@ function sshMode({ command, terminal }: ShellRequest): SshMode {
 
 async function runWinRm(path: WinRmVmPath, relay: Relay, request: ShellRequest): Promise<number> {
   const { io, signal, command } = request;
-  const client = new WinRmClient({ host: relay.host, port: relay.port, label: path.label, ...path.winrm });
+  const client = new WinRmClient(winRmTarget(path, relay));
   const options = { signal, whyBroken: () => relay.lastFailure(), label: path.label };
   try {
     if (command.length > 0)

@@ -7,8 +7,8 @@ import { seconds } from '../format-seconds.js';
 import type { Relay } from '../relay/relay.js';
 import { ProbeFailure, waitForSsh, type SshProbeTarget } from '../readiness/ssh-probe.js';
 import { waitForWinRm } from '../readiness/winrm-probe.js';
-import { WinRmError } from '../winrm/transport.js';
-import type { SshVmPath, VmPath } from './vm-path.js';
+import { WinRmError, type WinRmTarget } from '../winrm/transport.js';
+import type { SshVmPath, VmPath, WinRmVmPath } from './vm-path.js';
 
 /** The build VM did not accept a login through the relay; `message` is what a build reports (exit 5). */
 export class VmUnreachable extends IsobuildError {
@@ -66,11 +66,7 @@ export async function waitUntilReachable(
   };
   try {
     if (path.protocol === 'SSH') await waitForSsh(sshTarget(path, relay), probeOptions);
-    else
-      await waitForWinRm(
-        { host: relay.host, port: relay.port, label: path.label, ...path.winrm },
-        probeOptions,
-      );
+    else await waitForWinRm(winRmTarget(path, relay), probeOptions);
   } catch (error) {
     options.signal?.throwIfAborted();
     if (!(error instanceof ProbeFailure || error instanceof WinRmError)) throw error;
@@ -80,6 +76,11 @@ export async function waitUntilReachable(
     const reason = ownFinding ? error.message : (relay.lastFailure() ?? error.message);
     throw new VmUnreachable(path.protocol, reason, !ownFinding, failedAttempts + 1, Date.now() - started);
   }
+}
+
+/** Where WinRM requests reach the VM: the relay, with the path's credentials, TLS policy and hop label. */
+export function winRmTarget(path: WinRmVmPath, relay: Relay): WinRmTarget {
+  return { host: relay.host, port: relay.port, label: path.label, ...path.winrm };
 }
 
 /** Where SSH commands reach the VM: the relay, with the path's user, credentials and hop label. */

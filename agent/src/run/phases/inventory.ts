@@ -47,7 +47,10 @@ export const inventoryBeforePhase: Phase<RunContext> = {
       if (signal.aborted) throw error;
       const detail = (error as Error).message;
       sbom.baseline = { source: 'unavailable', detail };
-      note(run, `warning: ${detail}; the SBOM will not say what the customization changed`);
+      note(
+        run,
+        `warning: ${detail}; the SBOM will not say what the customization changed (--no-sbom skips the inventories).`,
+      );
     } finally {
       prepareSbom();
     }
@@ -69,7 +72,10 @@ export const inventoryAfterPhase: Phase<RunContext> = {
       if (signal.aborted) throw error;
       sbom.state = 'failed';
       sbom.detail = (error as Error).message;
-      note(run, `warning: no SBOM: ${sbom.detail}. The build goes on; status.json (sbom) says so.`);
+      note(
+        run,
+        `warning: no SBOM: ${sbom.detail}. The build goes on; status.json (sbom) says so. Fix what the reason names, or build with --no-sbom to skip the inventory.`,
+      );
     }
     await run.statusFile.write(run.status);
   },

@@ -13,6 +13,7 @@ import { ARTIFACTS_DIR } from '../../render/render-build.js';
 import type { Step } from '../../template/model.js';
 import { WinRmClient } from '../../winrm/client.js';
 import type { WinRmTarget } from '../../winrm/transport.js';
+import { winRmTarget } from '../../vm-path/vm-probe.js';
 import { UploadError, uploadFile, type UploadProgress } from '../../winrm/upload.js';
 import type { Phase } from '../phase-runner.js';
 import type { RunContext } from '../run-context.js';
@@ -89,7 +90,7 @@ async function stageOne(run: RunContext, step: FileStep, signal: AbortSignal): P
   );
   try {
     const result = await uploadFile(
-      winRmTarget(run),
+      vmTarget(run),
       join(run.packerDir, ARTIFACTS_DIR, artifact.file),
       remote,
       {
@@ -157,10 +158,10 @@ export function progressReporter(
   };
 }
 
-function winRmTarget(run: RunContext): WinRmTarget {
+function vmTarget(run: RunContext): WinRmTarget {
   const { vmPath, connection } = run;
   if (vmPath.protocol !== 'WinRM' || !connection) throw new Error('staging needs a connected Windows VM');
-  return { host: connection.relay.host, port: connection.relay.port, label: vmPath.label, ...vmPath.winrm };
+  return winRmTarget(vmPath, connection.relay);
 }
 
 /**
@@ -169,7 +170,7 @@ function winRmTarget(run: RunContext): WinRmTarget {
  */
 async function removeStagingDirs(run: RunContext, signal?: AbortSignal): Promise<void> {
   if (!run.connection || run.stagingRemoved) return;
-  const client = new WinRmClient(winRmTarget(run));
+  const client = new WinRmClient(vmTarget(run));
   const pattern = windowsStagingDir('*');
   const budget = AbortSignal.timeout(REMOVE_BUDGET_MS);
   try {
