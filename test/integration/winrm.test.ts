@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../agent/src/secret.js';
-import { WinRmClient } from '../../agent/src/winrm/client.js';
+import { WinRmClient, type WinRmClientOptions } from '../../agent/src/winrm/client.js';
 import { WinRmError, type TlsPolicy, type WinRmAuth } from '../../agent/src/winrm/transport.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
 
@@ -19,6 +19,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await vm.close();
 });
+
+function clientFor(fake: FakeWindowsVm, options: WinRmClientOptions = {}): WinRmClient {
+  return new WinRmClient(
+    {
+      host: fake.host,
+      port: fake.port,
+      servername: 'fake-windows-vm',
+      tls: { kind: 'ca', ca: fake.certPem },
+      auth: { kind: 'basic', user: fake.user, password: new Secret(fake.password) },
+      label: `build VM ${fake.host}:${fake.port}`,
+    },
+    { operationTimeoutMs: 1_000, ...options },
+  );
+}
 
 function client(
   options: { tls?: TlsPolicy; auth?: 'basic' | 'ntlm'; password?: string; port?: number } = {},
@@ -95,6 +109,38 @@ describe('WinRmClient', () => {
     c.close();
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(vm.openShells()).toBe(0);
+  });
+
+  it('an abort while the server is still creating the shell deletes that shell once it exists', async () => {
+    // The server makes the shell whether or not the client still waits; hanging up would leak it.
+    const slow = await startFakeWindowsVm({ costs: { createShellMs: 700 } });
+    try {
+      const c = clientFor(slow);
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('cancelled by test')), 100);
+      await expect(c.run('echo never', { signal: controller.signal })).rejects.toThrow('cancelled by test');
+      c.close();
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // past the server's 700 ms
+      expect(slow.openShells()).toBe(0);
+      expect(slow.commands).toEqual([]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('an abort gives a Create that never answers only the cleanup budget', async () => {
+    const frozen = await startFakeWindowsVm({ costs: { createShellMs: 60_000 } });
+    try {
+      const c = clientFor(frozen, { cleanupTimeoutMs: 500 });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('cancelled by test')), 100);
+      const started = Date.now();
+      await expect(c.run('echo never', { signal: controller.signal })).rejects.toThrow('cancelled by test');
+      c.close();
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await frozen.close();
+    }
   });
 
   it('authenticates with NTLM on one connection', async () => {

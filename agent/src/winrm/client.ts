@@ -40,6 +40,8 @@ export interface WinRmClientOptions {
   readonly operationTimeoutMs?: number;
   /** Per HTTP request, on top of the operation timeout (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** What ending a command and deleting its shell may take after a failure or an abort (default 10 s). */
+  readonly cleanupTimeoutMs?: number;
 }
 
 /** The server refused a request for being over its MaxEnvelopeSizekb (Windows answers HTTP 413). */
@@ -162,14 +164,50 @@ export class WinRmClient {
     this.transport.close();
   }
 
+  /**
+   * Creates a shell. The caller's abort does not cut the Create short: the server may create the shell
+   * anyway, and one whose id never arrived would stay open until Windows' idle timeout (hours). So an abort
+   * waits for the reply within the cleanup budget, deletes the shell it names, then rejects.
+   */
   private async createShell(signal?: AbortSignal): Promise<string> {
-    const created = await this.call(ACTIONS.create, bodies.createShell(), signal, undefined, {
+    signal?.throwIfAborted();
+    const hangUp = new AbortController();
+    const created = this.call(ACTIONS.create, bodies.createShell(), hangUp.signal, undefined, {
       WINRS_NOPROFILE: 'FALSE',
       WINRS_CODEPAGE: '65001',
+    }).then((reply) => {
+      const shellId = shellIdOf(reply.body);
+      if (!shellId) throw new WinRmError('protocol', 'the Create response carries no ShellId');
+      return shellId;
     });
-    const shellId = shellIdOf(created.body);
-    if (!shellId) throw new WinRmError('protocol', 'the Create response carries no ShellId');
-    return shellId;
+    if (!signal) return created;
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason as Error);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([created, aborted]);
+    } catch (error) {
+      if (!signal.aborted) throw error;
+      const budget = this.cleanupBudget();
+      const giveUp = (): void => hangUp.abort(budget.reason);
+      budget.addEventListener('abort', giveUp, { once: true });
+      try {
+        await this.cleanUp(await created, undefined, budget);
+      } catch {
+        // No shell was made, or its reply did not come within the budget.
+      } finally {
+        budget.removeEventListener('abort', giveUp);
+      }
+      throw signal.reason;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private cleanupBudget(): AbortSignal {
+    return AbortSignal.timeout(this.options.cleanupTimeoutMs ?? 10_000);
   }
 
   /** Receive until Done: both streams as bytes, decoded once at the end so split characters stay whole. */
@@ -208,7 +246,7 @@ export class WinRmClient {
   private async cleanUp(
     shellId: string,
     commandId: string | undefined,
-    budget: AbortSignal = AbortSignal.timeout(10_000),
+    budget: AbortSignal = this.cleanupBudget(),
   ): Promise<void> {
     // Cleanup has its own budget and runs even when the caller's signal has fired.
     try {
