@@ -14,6 +14,7 @@ import type { RunStatus } from '../../agent/src/run/run-status.js';
 import { startTestVm, stopTestVm, type TestVm } from '../../agent/src/testvm/test-vm.js';
 import { CLI, finished, runBuildCli, startBuild, writeTemplate } from '../helpers/build-cli.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
+import { shellSnapshot, shellsOpenedSince } from '../helpers/fake-windows-vm/shells-left.js';
 import { PROXY_ADDRESS, startTopology, type Topology } from '../helpers/netns-topology.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { processResult } from '../helpers/run-process.js';
@@ -79,16 +80,6 @@ function runCli(args: readonly string[], options: ShellOptions = {}): Promise<Sh
 /** A command line for sh, each word quoted. */
 const shellWords = (words: readonly string[]): string =>
   words.map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
-
-/**
- * What the fake Windows VM still has open, once it is 0 or 5 s have passed: on a loaded machine the fake may
- * answer a request after the client has moved on, so its count can lag; a real leak stays above 0.
- */
-async function settled(count: () => number): Promise<number> {
-  const deadline = Date.now() + 5_000;
-  while (count() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  return count();
-}
 
 describe('isobuild shell on a Linux test VM', () => {
   let vm: TestVm;
@@ -385,6 +376,7 @@ describe('isobuild shell on the fake Windows VM', () => {
   });
 
   it('runs one PowerShell command over WinRM: output, readable errors, exit code', async () => {
+    const before = shellSnapshot(vm);
     const hi = await runCli(shellArgs('--', 'Write-Output', 'hi'), { env: password() });
     const failing = await runCli(shellArgs('--', 'Write-Error boom; exit 9'), { env: password() });
 
@@ -392,10 +384,11 @@ describe('isobuild shell on the fake Windows VM', () => {
     expect(hi.code, hi.stderr).toBe(0);
     expect(failing.stderr).toBe('boom\n');
     expect(failing.code).toBe(9);
-    expect(await settled(() => vm.openShells())).toBe(0);
+    expect(await shellsOpenedSince(vm, before), vm.describeOpenShells()).toEqual([]);
   });
 
   it('runs each line of stdin at its prompt until exit', async () => {
+    const before = shellSnapshot(vm);
     const input = 'Write-Output one\n\nWrite-Output two\nexit 4\nWrite-Output never\n';
 
     const run = await runCli(shellArgs(), { env: password(), input });
@@ -407,15 +400,16 @@ describe('isobuild shell on the fake Windows VM', () => {
     // At the end of input, the session ends with the last command's exit code.
     expect(eof.stdout.toString()).toBe('last\r\n');
     expect(eof.code).toBe(6);
-    expect(await settled(() => vm.openShells())).toBe(0);
+    expect(await shellsOpenedSince(vm, before), vm.describeOpenShells()).toEqual([]);
   });
 
   it('stops the running command and deletes its WinRM shell on SIGTERM', async () => {
+    const before = shellSnapshot(vm);
     const run = await runCli(shellArgs('--', 'Start-Sleep 20'), { env: password(), signalAfterMs: 3_000 });
 
     expect(run.code).toBe(143);
     expect(run.endMs).toBeLessThan(15_000);
-    expect(await settled(() => vm.openShells())).toBe(0);
+    expect(await shellsOpenedSince(vm, before), vm.describeOpenShells()).toEqual([]);
   });
 
   it('needs the password, as build does (exit 2)', async () => {

@@ -79,6 +79,12 @@ export interface FakeWindowsVm {
   openShells(): number;
   /** Commands in open shells not yet ended by a Signal (a leaked writer shows here). */
   openCommands(): number;
+  /** The ids of the shells open now: a test takes them before it acts, to tell its own shells apart. */
+  openShellIds(): string[];
+  /** The command lines an open shell ran, in order. */
+  shellCommands(shellId: string): string[];
+  /** The same as text, for a test's failure message. */
+  describeOpenShells(): string;
   /** Requests refused for being over MaxEnvelopeSizekb. */
   envelopeFaults(): number;
   /** Drops every connection and refuses new ones for `ms` (a reboot). */
@@ -138,6 +144,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
   seedMachineState(behaviour.sandbox, behaviour.machineState);
 
   const shells = new Map<string, Map<string, Command>>();
+  const shellHistory = new Map<string, string[]>();
   const commands: string[] = [];
   const ntlmChallenges = new WeakMap<Socket, NtlmChallenge>();
   const ntlmAuthenticated = new WeakSet<Socket>();
@@ -260,6 +267,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         await delay(costs.createShellMs);
         const id = randomUUID().toUpperCase();
         shells.set(id, new Map());
+        shellHistory.set(id, []);
         return ok(
           `${NS.x}/CreateResponse`,
           `<x:ResourceCreated><a:Address>https://${host}/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">${id}</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated><rsp:Shell><rsp:ShellId>${id}</rsp:ShellId></rsp:Shell>`,
@@ -267,6 +275,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
       }
       case `${NS.x}/Delete`: {
         for (const command of shells.get(shellId)?.values() ?? []) command.child.kill('SIGKILL');
+        shellHistory.delete(shellId);
         if (!shells.delete(shellId)) return [500, invalidShell(shellId, messageId)];
         return ok(`${NS.x}/DeleteResponse`, '');
       }
@@ -277,6 +286,7 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
         const args = ((line.Arguments as unknown[] | undefined) ?? []).map(text);
         const commandLine = [text(line.Command), ...args].filter(Boolean).join(' ');
         commands.push(commandLine);
+        shellHistory.get(shellId)?.push(commandLine);
         const id = randomUUID().toUpperCase();
         const child = startCommand(commandLine, behaviour);
         // A writer that died: its next Send gets a fault, as on Windows, rather than crashing the fake.
@@ -421,12 +431,19 @@ export async function startFakeWindowsVm(options: FakeWindowsVmOptions = {}): Pr
     machineState: () => readMachineState(behaviour.sandbox),
     openShells: () => shells.size,
     openCommands: () => [...shells.values()].reduce((sum, shell) => sum + shell.size, 0),
+    openShellIds: () => [...shells.keys()],
+    shellCommands: (id) => [...(shellHistory.get(id) ?? [])],
+    describeOpenShells: () =>
+      [...shells.keys()]
+        .map((id) => `shell ${id}: ${shellHistory.get(id)?.map(shorten).join(' | ') || 'no command'}`)
+        .join('\n'),
     envelopeFaults: () => envelopeFaults,
     reboot: (ms) => {
       refuseUntil = Date.now() + ms;
       for (const socket of sockets) socket.destroy();
       for (const shell of shells.values()) for (const c of shell.values()) c.child.kill('SIGKILL');
       shells.clear();
+      shellHistory.clear();
     },
     close: async () => {
       for (const shell of shells.values()) for (const c of shell.values()) c.child.kill('SIGKILL');
@@ -485,6 +502,10 @@ function takeStreams(xml: string): { xml: string; streams: string[] } {
   );
   return { xml: slim, streams };
 }
+
+/** A command line short enough for a message: its start and its end. */
+const shorten = (line: string): string =>
+  line.length > 160 ? `${line.slice(0, 60)}…${line.slice(-100)}` : line;
 
 function text(value: unknown): string {
   if (typeof value === 'string') return value;
