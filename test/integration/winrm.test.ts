@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '../../agent/src/secret.js';
-import { WinRmClient, type WinRmClientOptions } from '../../agent/src/winrm/client.js';
+import { WinRmClient } from '../../agent/src/winrm/client.js';
 import { WinRmError, type TlsPolicy, type WinRmAuth } from '../../agent/src/winrm/transport.js';
 import { startFakeWindowsVm, type FakeWindowsVm } from '../helpers/fake-windows-vm/server.js';
 
@@ -20,38 +20,37 @@ afterAll(async () => {
   await vm.close();
 });
 
-function clientFor(fake: FakeWindowsVm, options: WinRmClientOptions = {}): WinRmClient {
+function client(
+  options: {
+    tls?: TlsPolicy;
+    auth?: 'basic' | 'ntlm';
+    password?: string;
+    port?: number;
+    /** Another fake VM than the file's shared one. */
+    fake?: FakeWindowsVm;
+    cleanupTimeoutMs?: number;
+  } = {},
+): WinRmClient {
+  const fake = options.fake ?? vm;
+  const auth: WinRmAuth = {
+    kind: options.auth ?? 'basic',
+    user: fake.user,
+    password: new Secret(options.password ?? fake.password),
+  };
+  const port = options.port ?? fake.port;
   return new WinRmClient(
     {
       host: fake.host,
-      port: fake.port,
+      port,
       servername: 'fake-windows-vm',
-      tls: { kind: 'ca', ca: fake.certPem },
-      auth: { kind: 'basic', user: fake.user, password: new Secret(fake.password) },
-      label: `build VM ${fake.host}:${fake.port}`,
-    },
-    { operationTimeoutMs: 1_000, ...options },
-  );
-}
-
-function client(
-  options: { tls?: TlsPolicy; auth?: 'basic' | 'ntlm'; password?: string; port?: number } = {},
-): WinRmClient {
-  const auth: WinRmAuth = {
-    kind: options.auth ?? 'basic',
-    user: vm.user,
-    password: new Secret(options.password ?? vm.password),
-  };
-  return new WinRmClient(
-    {
-      host: vm.host,
-      port: options.port ?? vm.port,
-      servername: 'fake-windows-vm',
-      tls: options.tls ?? { kind: 'ca', ca: vm.certPem },
+      tls: options.tls ?? { kind: 'ca', ca: fake.certPem },
       auth,
-      label: `build VM ${vm.host}:${options.port ?? vm.port}`,
+      label: `build VM ${fake.host}:${port}`,
     },
-    { operationTimeoutMs: 1_000 },
+    {
+      operationTimeoutMs: 1_000,
+      ...(options.cleanupTimeoutMs ? { cleanupTimeoutMs: options.cleanupTimeoutMs } : {}),
+    },
   );
 }
 
@@ -115,7 +114,7 @@ describe('WinRmClient', () => {
     // The server makes the shell whether or not the client still waits; hanging up would leak it.
     const slow = await startFakeWindowsVm({ costs: { createShellMs: 700 } });
     try {
-      const c = clientFor(slow);
+      const c = client({ fake: slow });
       const controller = new AbortController();
       setTimeout(() => controller.abort(new Error('cancelled by test')), 100);
       await expect(c.run('echo never', { signal: controller.signal })).rejects.toThrow('cancelled by test');
@@ -131,7 +130,7 @@ describe('WinRmClient', () => {
   it('an abort gives a Create that never answers only the cleanup budget', async () => {
     const frozen = await startFakeWindowsVm({ costs: { createShellMs: 60_000 } });
     try {
-      const c = clientFor(frozen, { cleanupTimeoutMs: 500 });
+      const c = client({ fake: frozen, cleanupTimeoutMs: 500 });
       const controller = new AbortController();
       setTimeout(() => controller.abort(new Error('cancelled by test')), 100);
       const started = Date.now();
